@@ -1,0 +1,78 @@
+"""Draft jobs completed per second by one `imagegate serve` process.
+
+    .venv/bin/python bench/throughput.py [--jobs 500] [--variations 1]
+
+Submits the jobs as fast as 16 connections allow, waits until all are finished, and
+reports completions per second from the server's own timestamps (first created_at to
+last completed_at).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import datetime
+
+import httpx
+
+from _server import running_server
+
+
+async def all_jobs(client: httpx.AsyncClient) -> list[dict[str, object]]:
+    jobs: list[dict[str, object]] = []
+    cursor = None
+    while True:
+        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        page = (await client.get("/api/image/jobs", params=params)).json()
+        jobs += page["data"]
+        if not (cursor := page["next_cursor"]):
+            return jobs
+
+
+async def run(url: str, key: str, jobs: int, variations: int, concurrency: int) -> None:
+    body = {"prompt": "bench: a red fox in snow", "variations": variations, "mode": "draft"}
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def create() -> str:
+            async with gate:
+                response = await client.post("/api/image/jobs", json=body)
+                response.raise_for_status()
+                return str(response.json()["job_id"])
+
+        wall = time.perf_counter()
+        await asyncio.gather(*(create() for _ in range(jobs)))
+        submitted = time.perf_counter() - wall
+        # One cheap request every 200 ms, so polling does not weigh on the server.
+        while (
+            await client.get("/api/image/jobs", params={"status": "queued,running", "limit": 1})
+        ).json()["data"]:
+            await asyncio.sleep(0.2)
+        wall = time.perf_counter() - wall
+        finished = await all_jobs(client)
+    first = min(datetime.fromisoformat(str(j["created_at"])) for j in finished)
+    last = max(datetime.fromisoformat(str(j["completed_at"])) for j in finished)
+    span = (last - first).total_seconds()
+    ok = sum(j["status"] == "completed" for j in finished)
+    print(f"{jobs} draft jobs x {variations} image(s): {ok} completed")
+    print(f"  submitted in {submitted:.1f} s ({jobs / submitted:.0f} creates/s)")
+    print(f"  completed in {span:.1f} s -> {ok / span:.1f} jobs/s  (target >= 50 jobs/s)")
+    print(f"  client wall time {wall:.1f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--variations", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workspace-concurrency", type=int, default=32)
+    args = parser.parse_args()
+    env = {"IMAGEGATE_WORKSPACE_CONCURRENCY": str(args.workspace_concurrency)}
+    with running_server(**env) as (url, key):
+        asyncio.run(run(url, key, args.jobs, args.variations, args.concurrency))
+
+
+if __name__ == "__main__":
+    main()

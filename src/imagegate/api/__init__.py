@@ -1,0 +1,1 @@
+"""HTTP: the app factory, schemas, routes and the one error → HTTP mapping."""

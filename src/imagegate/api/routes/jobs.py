@@ -1,0 +1,114 @@
+"""/api/image/jobs: create, get, list, cancel, requeue."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
+
+from imagegate.api.deps import PrincipalDep, RuntimeDep
+from imagegate.api.schemas import JobCreate, JobPublic, JobsPublic, Problem
+from imagegate.domain.jobs import JobStatus
+from imagegate.errors import IdempotencyKeyInvalid, InvalidRequest
+from imagegate.services import jobs as jobs_service
+from imagegate.services.submission import JobSpec
+
+router = APIRouter(prefix="/api/image/jobs", tags=["jobs"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 404, 409, 422)
+}
+
+
+def _idempotency(key: str | None, body: JobCreate) -> tuple[str, str] | None:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        raise IdempotencyKeyInvalid()
+    canonical = json.dumps(body.model_dump(exclude_unset=True), sort_keys=True)
+    return key, hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@router.post(
+    "", status_code=202, response_model=JobPublic, operation_id="create_job", responses=ERRORS
+)
+async def create_job(
+    body: JobCreate,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> JSONResponse:
+    """Queue an image job. Answers 202 with the job; poll its ``Location``."""
+    spec = JobSpec(**body.model_dump(exclude_unset=True))
+    result = await jobs_service.submit(
+        rt,
+        principal,
+        spec,
+        present=lambda job: JobPublic.from_record(job, rt.storage).model_dump(mode="json"),
+        idempotency=_idempotency(idempotency_key, body),
+    )
+    headers = {"Location": f"/api/image/jobs/{result.job_id}"}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+
+
+@router.get("", response_model=JobsPublic, operation_id="list_jobs", responses=ERRORS)
+async def list_jobs(
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    status: Annotated[
+        list[str] | None, Query(description="Filter; repeat or comma-separate")
+    ] = None,
+    dead_letter: bool | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JobsPublic:
+    """Your workspace's jobs, newest first."""
+    wanted = [s for value in status or [] for s in value.split(",") if s]
+    try:
+        statuses = [JobStatus(s) for s in wanted]
+    except ValueError as error:
+        choices = ", ".join(s.value for s in JobStatus)
+        raise InvalidRequest(f"status must be one of {choices}", field="status") from error
+    page = await jobs_service.list_jobs(
+        rt, principal, statuses=statuses, dead_letter=dead_letter, cursor=cursor, limit=limit
+    )
+    return JobsPublic(
+        data=[JobPublic.from_record(j, rt.storage) for j in page.jobs],
+        next_cursor=page.next_cursor,
+        has_more=page.next_cursor is not None,
+    )
+
+
+@router.get("/{job_id}", response_model=JobPublic, operation_id="get_job", responses=ERRORS)
+async def get_job(job_id: str, rt: RuntimeDep, principal: PrincipalDep) -> JobPublic:
+    """One job: status, progress, images."""
+    return JobPublic.from_record(await jobs_service.get(rt, principal, job_id), rt.storage)
+
+
+@router.post(
+    "/{job_id}/cancel", response_model=JobPublic, operation_id="cancel_job", responses=ERRORS
+)
+async def cancel_job(job_id: str, rt: RuntimeDep, principal: PrincipalDep) -> JobPublic:
+    """Cancel a queued or running job."""
+    return JobPublic.from_record(await jobs_service.cancel(rt, principal, job_id), rt.storage)
+
+
+@router.post(
+    "/{job_id}/retry",
+    response_model=JobPublic,
+    status_code=202,
+    operation_id="retry_job",
+    responses={**ERRORS, 403: ERRORS[401]},
+)
+async def retry_job(
+    job_id: str, rt: RuntimeDep, principal: PrincipalDep, response: Response
+) -> JobPublic:
+    """Requeue a dead-lettered job (admin keys only)."""
+    response.headers["Location"] = f"/api/image/jobs/{job_id}"
+    return JobPublic.from_record(await jobs_service.requeue(rt, principal, job_id), rt.storage)

@@ -1,0 +1,53 @@
+"""Health, readiness and stored files."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy import text
+
+from imagegate.api.deps import RuntimeDep
+from imagegate.errors import FileLinkInvalid, NotFound
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/healthz", operation_id="healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", operation_id="readyz")
+async def readyz(rt: RuntimeDep) -> JSONResponse:
+    """The process can reach its database and is ready for traffic."""
+    try:
+        async with rt.sessions() as session:
+            await session.execute(text("SELECT 1"))
+    except Exception as error:
+        return JSONResponse({"status": "unavailable", "database": repr(error)}, status_code=503)
+    return JSONResponse({"status": "ready", "database": "ok"})
+
+
+@router.get("/files/{key:path}", operation_id="get_file", include_in_schema=True)
+async def get_file(
+    key: str,
+    rt: RuntimeDep,
+    exp: Annotated[int, Query()] = 0,
+    sig: Annotated[str, Query(max_length=64)] = "",
+) -> FileResponse:
+    """A stored image, through a signed link that expires."""
+    storage = rt.local_storage
+    signer = storage.signer if storage else None
+    if storage is None or signer is None or not signer.verify(key, exp, sig):
+        raise FileLinkInvalid()
+    path = storage.path_for(key)
+    if path is None or not path.is_file():
+        raise NotFound("The file no longer exists.")
+    return FileResponse(
+        path,
+        media_type="image/png" if key.endswith(".png") else None,
+        headers={"Cache-Control": "private, max-age=3600"},
+    )

@@ -1,0 +1,1 @@
+"""The only package that knows SQL: models, repositories and Alembic migrations."""

@@ -1,0 +1,1 @@
+"""Pure domain rules: job states, parameters, prompt flags. Imports nothing of ours."""

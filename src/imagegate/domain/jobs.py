@@ -1,0 +1,58 @@
+"""Job status, the one place that decides which status may follow which."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+class JobAction(StrEnum):
+    IMAGINE = "imagine"
+
+
+_TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
+
+# A running job goes back to queued when an attempt fails and is retried later, and a
+# failed (dead-lettered) job goes back to queued when an admin requeues it.
+ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELED, JobStatus.FAILED}),
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.QUEUED}
+    ),
+    JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
+    JobStatus.COMPLETED: frozenset(),
+    JobStatus.CANCELED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, current: JobStatus, target: JobStatus) -> None:
+        super().__init__(f"a {current} job cannot become {target}")
+        self.current = current
+        self.target = target
+
+
+def can_transition(current: JobStatus, target: JobStatus) -> bool:
+    return target in ALLOWED[current]
+
+
+def transition(current: JobStatus, target: JobStatus) -> JobStatus:
+    """Return ``target`` if a job in ``current`` may move there, else raise."""
+    if not can_transition(current, target):
+        raise IllegalTransition(current, target)
+    return target
+
+
+def sources_of(target: JobStatus) -> frozenset[JobStatus]:
+    """Every status from which ``target`` may be reached (for guarded SQL updates)."""
+    return frozenset(s for s, allowed in ALLOWED.items() if target in allowed)

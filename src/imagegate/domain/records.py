@@ -1,0 +1,63 @@
+"""Plain records the database layer hands to services (no ORM objects escape ``db``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from imagegate.domain.jobs import JobStatus
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the API key's id, its workspace and its role."""
+
+    key_id: str
+    workspace_id: str
+    workspace_name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    kind: str  # "image" or "grid"
+    index: int
+    storage_key: str
+    width: int
+    height: int
+    seed: int | None
+    content_type: str
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    workspace_id: str
+    api_key_id: str | None
+    user: str | None
+    status: JobStatus
+    action: str
+    parent_job_id: str | None
+    prompt: str
+    negative_prompt: str | None
+    params: dict[str, Any]
+    progress: int
+    provider: str | None
+    model: str | None
+    attempts: int
+    runs: int
+    error_code: str | None
+    error_message: str | None
+    dead_letter: bool
+    estimated_credits: int
+    charged_credits: int
+    metadata: dict[str, str]
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    images: tuple[StoredImage, ...] = field(default=())

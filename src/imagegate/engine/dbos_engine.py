@@ -1,0 +1,143 @@
+"""DBOS, behind a few functions: launch, enqueue a job, cancel it, shut down.
+
+One workflow per job run. Its id is derived from the job (``job_…`` for the first run,
+``job_…:2`` after a requeue), so enqueueing twice attaches to the same workflow."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID
+
+from imagegate.domain.retry import decide
+from imagegate.engine import runner
+from imagegate.observability.logging import get_logger
+from imagegate.runtime import Runtime
+
+QUEUE_NAME = "imagegate-jobs"
+log = get_logger("imagegate.engine")
+
+_runtime: Runtime | None = None
+
+
+def _rt() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("the engine is not launched")
+    return _runtime
+
+
+def workflow_id(job_id: str, run: int) -> str:
+    return job_id if run <= 1 else f"{job_id}:{run}"
+
+
+@DBOS.step(name="imagegate.begin_attempt")
+async def _begin_attempt(job_id: str) -> int | None:
+    return await runner.begin_attempt(_rt(), job_id)
+
+
+# Preemptible: cancelling the job's workflow interrupts a provider call in flight.
+@DBOS.step(name="imagegate.generate", preemptible=True)
+async def _generate(job_id: str, attempt: int) -> dict[str, Any]:
+    return (await runner.generate(_rt(), job_id, attempt)).to_dict()
+
+
+@DBOS.step(name="imagegate.complete")
+async def _complete(job_id: str, outcome: dict[str, Any]) -> None:
+    await runner.complete(_rt(), job_id, runner.Outcome.from_dict(outcome))
+
+
+@DBOS.step(name="imagegate.fail")
+async def _fail(job_id: str, outcome: dict[str, Any]) -> None:
+    await runner.fail(_rt(), job_id, runner.Outcome.from_dict(outcome))
+
+
+@DBOS.step(name="imagegate.note_retry")
+async def _note_retry(job_id: str, outcome: dict[str, Any], delay_s: float) -> None:
+    await runner.note_retry(_rt(), job_id, runner.Outcome.from_dict(outcome), delay_s)
+
+
+@DBOS.workflow(name="imagegate.run_job")
+async def run_job(job_id: str) -> str:
+    """Attempt the job until it completes, fails for good or is canceled."""
+    settings = _rt().settings
+    attempt_in_run = 0
+    while True:
+        attempt = await _begin_attempt(job_id)
+        if attempt is None:
+            return "skipped"
+        attempt_in_run += 1
+        outcome = runner.Outcome.from_dict(await _generate(job_id, attempt))
+        if outcome.skipped:
+            return "skipped"
+        if outcome.ok:
+            await _complete(job_id, outcome.to_dict())
+            return "completed"
+        decision = decide(
+            attempt=attempt_in_run,
+            max_attempts=settings.max_attempts,
+            retryable=outcome.retryable,
+            retry_after_s=outcome.retry_after_s,
+            base_delay_s=settings.retry_base_delay_s,
+            max_delay_s=settings.retry_max_delay_s,
+            jitter_key=f"{job_id}:{attempt}",
+        )
+        if not decision.retry:
+            await _fail(job_id, outcome.to_dict())
+            return "failed"
+        await _note_retry(job_id, outcome.to_dict(), decision.delay_s)
+        await DBOS.sleep_async(decision.delay_s)
+
+
+async def launch(rt: Runtime) -> None:
+    """Start DBOS in this process, from the event loop that should run the jobs."""
+    global _runtime
+    _runtime = rt
+    settings = rt.settings
+    _prepare_sqlite(settings.resolved_system_database_url)
+    config: DBOSConfig = {
+        "name": "imagegate",
+        "system_database_url": settings.resolved_system_database_url,
+        "executor_id": settings.executor_id,
+        "application_version": "imagegate-1",
+        "log_level": "WARNING",
+    }
+    DBOS(config=config)
+    DBOS.launch()
+    await DBOS.register_queue_async(
+        QUEUE_NAME,
+        partition_concurrency=settings.workspace_concurrency,
+        polling_interval_sec=settings.queue_poll_interval_s,
+        on_conflict="always_update",
+    )
+
+
+def _prepare_sqlite(url: str) -> None:
+    # DBOS leaves SQLite in rollback-journal mode; WAL (a property of the file) halves
+    # the cost of each enqueue and lets the API read while the worker writes.
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+
+
+def shutdown(timeout_s: int = 0) -> None:
+    global _runtime
+    DBOS.destroy(workflow_completion_timeout_sec=timeout_s)
+    _runtime = None
+
+
+async def enqueue(job_id: str, workspace_id: str, run: int = 1) -> None:
+    """Put the job's run on the queue (attaching to it if it is already there)."""
+    with (
+        SetWorkflowID(workflow_id(job_id, run)),
+        SetEnqueueOptions(queue_partition_key=workspace_id),
+    ):
+        await DBOS.enqueue_workflow_async(QUEUE_NAME, run_job, job_id)
+
+
+async def cancel(job_id: str, run: int) -> None:
+    await DBOS.cancel_workflow_async(workflow_id(job_id, run))

@@ -1,0 +1,109 @@
+"""One error tree. Each class carries a stable machine ``code``; ``api/errors.py`` maps
+them to HTTP. Services raise these, never HTTP exceptions."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ImagegateError(Exception):
+    """Something went wrong."""
+
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        self.detail = detail or (self.__doc__ or self.title).strip()
+        self.extra = extra
+        super().__init__(self.detail)
+
+
+class InvalidRequest(ImagegateError):
+    """The request is not valid."""
+
+    code = "validation_error"
+    title = "Invalid request"
+
+
+class InvalidCursor(InvalidRequest):
+    """The pagination cursor is not one this server issued."""
+
+    code = "invalid_cursor"
+    title = "Invalid cursor"
+
+
+class Unauthenticated(ImagegateError):
+    """A valid API key is required: send `Authorization: Bearer <key>`."""
+
+    code = "unauthenticated"
+    title = "Unauthenticated"
+
+
+class Forbidden(ImagegateError):
+    """This API key may not do that."""
+
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(ImagegateError):
+    """No such resource."""
+
+    code = "not_found"
+    title = "Not found"
+
+
+class JobNotFound(NotFound):
+    """No job with this id in your workspace."""
+
+    code = "job_not_found"
+    title = "Job not found"
+
+
+class InvalidState(ImagegateError):
+    """The resource is not in a state that allows this."""
+
+    code = "invalid_state"
+    title = "Invalid state"
+
+
+class IdempotencyKeyInvalid(ImagegateError):
+    """The Idempotency-Key header must be 1 to 255 printable ASCII characters."""
+
+    code = "invalid_idempotency_key"
+    title = "Invalid Idempotency-Key"
+
+
+class IdempotencyKeyReused(ImagegateError):
+    """This Idempotency-Key was already used with a different request body."""
+
+    code = "idempotency_key_reused"
+    title = "Idempotency-Key reused"
+
+
+class IdempotencyKeyInUse(ImagegateError):
+    """A request with this Idempotency-Key is still being processed; retry shortly."""
+
+    code = "idempotency_key_in_use"
+    title = "Idempotency-Key in use"
+
+
+class PayloadTooLarge(ImagegateError):
+    """The request body is too large."""
+
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class UnsupportedModel(InvalidRequest):
+    """No provider serves this model."""
+
+    code = "unsupported_model"
+    title = "Unsupported model"
+
+
+class FileLinkInvalid(ImagegateError):
+    """This file link is invalid or has expired; fetch the job again for a fresh one."""
+
+    code = "file_link_invalid"
+    title = "File link invalid or expired"

@@ -1,0 +1,101 @@
+"""The built-in provider: renders offline with :mod:`imagegate.providers.render`, so the
+service works, and its tests run, without any external API. Two knobs make it a test
+double too: ``latency_ms`` (a slow provider) and ``fault_marker`` (a flaky one)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from imagegate.domain.params import STYLES, Mode
+from imagegate.providers.base import (
+    Capabilities,
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    ProgressCallback,
+)
+from imagegate.providers.errors import RetryableProviderError
+from imagegate.providers.render import encode_png, render_image
+
+_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
+_LATENCY_SLICES = 20  # progress moves in 5 % steps while a simulated latency elapses
+
+
+class BuiltinProvider:
+    """Deterministic procedural images; same request, same bytes."""
+
+    name = "builtin"
+
+    def __init__(
+        self,
+        latency_ms: int = 0,
+        fault_marker: str | None = None,
+        fault_attempts: int = 1_000_000,
+    ) -> None:
+        """``latency_ms`` is added to every request, spread over the images.
+        A prompt containing ``fault_marker`` (any case) fails with a retryable error on
+        attempts up to ``fault_attempts``, then succeeds: chaos testing for retries."""
+        self.latency_ms = latency_ms
+        self.fault_marker = fault_marker
+        self.fault_attempts = fault_attempts
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            models=("builtin",),
+            max_images=4,
+            modes=(Mode.DRAFT, Mode.STANDARD),
+            styles=STYLES,
+        )
+
+    def estimate_credits(self, request: GenerationRequest) -> int:
+        return _CREDITS_PER_IMAGE[request.mode] * len(request.seeds)
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback
+    ) -> GenerationResult:
+        if self._should_fail(request):
+            raise RetryableProviderError(
+                f"builtin fault injected (marker {self.fault_marker!r}, "
+                f"attempt {request.attempt} of {self.fault_attempts} failing)"
+            )
+        total = len(request.seeds)
+        images: list[GeneratedImage] = []
+        for index, seed in enumerate(request.seeds):
+            await self._wait(index, total, progress)
+            # Rendering is CPU-bound: a worker thread keeps the event loop serving.
+            data = await asyncio.to_thread(self._render, request, seed)
+            images.append(GeneratedImage(data, "image/png", request.width, request.height, seed))
+            await progress((index + 1) / total)
+        if not total:
+            await progress(1.0)
+        return GenerationResult(images=tuple(images), provider_job_id=None, cost_usd=0.0)
+
+    def _should_fail(self, request: GenerationRequest) -> bool:
+        if not self.fault_marker:
+            return False
+        marked = self.fault_marker.casefold() in request.prompt.casefold()
+        return marked and request.attempt <= self.fault_attempts
+
+    async def _wait(self, index: int, total: int, progress: ProgressCallback) -> None:
+        """This image's share of the simulated latency, reporting progress as it passes,
+        so a slow job's progress bar moves smoothly rather than in one jump per image."""
+        if self.latency_ms <= 0:
+            return
+        slices = max(1, _LATENCY_SLICES // total)
+        pause = self.latency_ms / 1000 / total / slices
+        for step in range(slices):
+            await asyncio.sleep(pause)
+            # Stop short of the image's own completion, which is reported after it renders.
+            await progress((index + (step + 1) / (slices + 1)) / total)
+
+    @staticmethod
+    def _render(request: GenerationRequest, seed: int) -> bytes:
+        image = render_image(
+            request.prompt,
+            request.negative_prompt,
+            request.style,
+            seed,
+            request.width,
+            request.height,
+        )
+        return encode_png(image)

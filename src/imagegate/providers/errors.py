@@ -1,0 +1,48 @@
+"""The only exceptions an adapter may raise. The worker's retry policy decides what
+each one means for the job; adapters only classify."""
+
+from __future__ import annotations
+
+
+class ProviderError(Exception):
+    """The provider failed in a way we could not classify; retried a bounded number of times."""
+
+    code = "provider_error"
+    retryable = True
+
+    def __init__(self, message: str, *, provider_job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider_job_id = provider_job_id
+
+
+class RetryableProviderError(ProviderError):
+    """A transient failure (5xx, timeout, connection reset): try again."""
+
+    code = "provider_unavailable"
+
+
+class RateLimitedError(RetryableProviderError):
+    """The provider asked us to slow down; ``retry_after`` is its hint in seconds."""
+
+    code = "provider_rate_limited"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, provider_job_id: str | None = None
+    ) -> None:
+        super().__init__(message, provider_job_id=provider_job_id)
+        self.retry_after = retry_after
+
+
+class ModeratedError(ProviderError):
+    """The provider refused the prompt or the output on content grounds. Never retried."""
+
+    code = "content_policy_violation"
+    retryable = False
+
+
+class PermanentProviderError(ProviderError):
+    """The request can never succeed as sent (bad parameters, auth, unknown model)."""
+
+    code = "provider_rejected"
+    retryable = False

@@ -1,0 +1,47 @@
+"""The long-lived parts a process wires together once: settings, database, storage,
+providers, clock. Built by the CLI, handed to the API and the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from imagegate.clock import Clock, SystemClock
+from imagegate.db.session import create_engine, create_session_factory
+from imagegate.providers.registry import ProviderRegistry
+from imagegate.settings import Settings
+from imagegate.storage.base import Storage
+from imagegate.storage.local import LocalStorage
+from imagegate.storage.signing import UrlSigner
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: AsyncEngine
+    sessions: async_sessionmaker[Any]
+    storage: Storage
+    local_storage: LocalStorage | None
+    providers: ProviderRegistry
+    clock: Clock
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
+        settings.ensure_data_dir()
+        db = create_engine(settings.resolved_database_url)
+        signer = UrlSigner(settings.resolved_secret_key, settings.signed_url_ttl_s)
+        local = LocalStorage(settings.files_dir, settings.resolved_public_url, signer)
+        return cls(
+            settings=settings,
+            db=db,
+            sessions=create_session_factory(db),
+            storage=local,
+            local_storage=local,
+            providers=ProviderRegistry.from_settings(settings),
+            clock=clock or SystemClock(),
+        )
+
+    async def close(self) -> None:
+        await self.db.dispose()

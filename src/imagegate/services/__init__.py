@@ -1,0 +1,1 @@
+"""Use cases: submit, cancel, requeue, keys. No HTTP, no SQL."""

@@ -1,0 +1,303 @@
+"""Job use cases: submit (with idempotency), read, list, cancel, requeue."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from imagegate.db import idempotency_repo, jobs_repo
+from imagegate.domain.ids import new_id
+from imagegate.domain.jobs import JobAction, JobStatus
+from imagegate.domain.params import Mode
+from imagegate.domain.records import JobRecord, Principal
+from imagegate.engine import dbos_engine
+from imagegate.engine.lifecycle import record
+from imagegate.errors import (
+    Forbidden,
+    IdempotencyKeyInUse,
+    IdempotencyKeyReused,
+    InvalidCursor,
+    InvalidState,
+    JobNotFound,
+    UnsupportedModel,
+)
+from imagegate.providers.base import GenerationRequest
+from imagegate.runtime import Runtime
+from imagegate.services.submission import JobSpec, resolve
+
+# An in-flight claim older than this belongs to a request that died mid-way.
+ABANDONED_CLAIM = timedelta(seconds=60)
+
+Presenter = Callable[[JobRecord], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Submitted:
+    status_code: int
+    body: dict[str, Any]
+    job_id: str
+    replayed: bool
+
+
+async def submit(
+    rt: Runtime,
+    principal: Principal,
+    spec: JobSpec,
+    present: Presenter,
+    idempotency: tuple[str, str] | None = None,
+) -> Submitted:
+    """Record a job and queue it. ``idempotency`` is (key, hash of the request body)."""
+    resolved = resolve(spec)
+    choice = rt.providers.resolve(spec.model or "auto")
+    if choice is None:
+        raise UnsupportedModel(
+            f"no provider serves model {spec.model!r}; available: auto, "
+            + ", ".join(rt.providers.models()),
+            field="model",
+        )
+    provider = rt.providers.get(choice.provider)
+    p = resolved.params
+    estimate = provider.estimate_credits(
+        GenerationRequest(
+            prompt=resolved.prompt,
+            negative_prompt=resolved.negative_prompt,
+            width=p["width"],
+            height=p["height"],
+            seeds=tuple(range(p["variations"])),
+            style=p["style"],
+            mode=Mode(p["mode"]),
+            model=choice.model,
+        )
+    )
+    now = rt.clock.now()
+    if idempotency is not None:
+        replay = await _claim(rt, principal, idempotency, now)
+        if replay is not None:
+            return replay
+    job_id = new_id("job")
+    try:
+        async with rt.sessions.begin() as session:
+            await jobs_repo.insert_job(
+                session,
+                id=job_id,
+                workspace_id=principal.workspace_id,
+                api_key_id=principal.key_id,
+                user=spec.user,
+                status=JobStatus.QUEUED.value,
+                action=JobAction.IMAGINE.value,
+                parent_job_id=None,
+                prompt=resolved.prompt,
+                negative_prompt=resolved.negative_prompt,
+                params={
+                    **p,
+                    "model": f"{choice.provider}:{choice.model}"
+                    if choice.provider != choice.model
+                    else choice.model,
+                },
+                progress=0,
+                provider=choice.provider,
+                model=choice.model,
+                attempts=0,
+                runs=1,
+                dead_letter=False,
+                estimated_credits=estimate,
+                charged_credits=0,
+                metadata=spec.metadata,
+                created_at=now,
+                updated_at=now,
+            )
+            await record(
+                session,
+                job_id=job_id,
+                workspace_id=principal.workspace_id,
+                event="job.queued",
+                now=now,
+                user=spec.user,
+                provider=choice.provider,
+                model=choice.model,
+                estimated_credits=estimate,
+            )
+            await session.flush()
+            job = await jobs_repo.get_job(session, job_id)
+            assert job is not None
+            body = present(job)
+            if idempotency is not None:
+                await idempotency_repo.complete(
+                    session, principal.workspace_id, idempotency[0], 202, body, job_id
+                )
+    except BaseException:
+        if idempotency is not None:
+            async with rt.sessions.begin() as session:
+                await idempotency_repo.release(session, principal.workspace_id, idempotency[0])
+        raise
+    await dbos_engine.enqueue(job_id, principal.workspace_id)
+    return Submitted(202, body, job_id, replayed=False)
+
+
+async def _claim(
+    rt: Runtime, principal: Principal, idempotency: tuple[str, str], now: Any
+) -> Submitted | None:
+    key, request_hash = idempotency
+    expires = now + timedelta(seconds=rt.settings.idempotency_ttl_s)
+    async with rt.sessions.begin() as session:
+        held = await idempotency_repo.claim(
+            session, principal.workspace_id, key, request_hash, now, expires
+        )
+        if held is None:
+            return None
+        stale = held.expires_at < now or (
+            held.state == idempotency_repo.IN_FLIGHT and now - held.created_at > ABANDONED_CLAIM
+        )
+        if stale:
+            if await idempotency_repo.take_over(
+                session, principal.workspace_id, key, request_hash, now, expires
+            ):
+                return None
+            raise IdempotencyKeyInUse()
+    if held.request_hash != request_hash:
+        raise IdempotencyKeyReused()
+    if held.state == idempotency_repo.IN_FLIGHT or held.response is None:
+        raise IdempotencyKeyInUse()
+    return Submitted(
+        held.status_code or 202, held.response, str(held.response.get("job_id")), replayed=True
+    )
+
+
+async def get(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
+    async with rt.sessions() as session:
+        job = await jobs_repo.get_job(session, job_id, principal.workspace_id)
+    if job is None:
+        raise JobNotFound()
+    return job
+
+
+def encode_cursor(job_id: str) -> str:
+    return base64.urlsafe_b64encode(job_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as error:
+        raise InvalidCursor() from error
+    if not value.startswith("job_") or len(value) > 40:
+        raise InvalidCursor()
+    return value
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[JobRecord]
+    next_cursor: str | None
+
+
+async def list_jobs(
+    rt: Runtime,
+    principal: Principal,
+    *,
+    statuses: list[JobStatus],
+    dead_letter: bool | None,
+    cursor: str | None,
+    limit: int,
+) -> Page:
+    before = decode_cursor(cursor) if cursor else None
+    async with rt.sessions() as session:
+        jobs = await jobs_repo.list_jobs(
+            session,
+            principal.workspace_id,
+            statuses=statuses,
+            dead_letter=dead_letter,
+            before_id=before,
+            limit=limit + 1,
+        )
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return Page(jobs, encode_cursor(jobs[-1].id) if more and jobs else None)
+
+
+async def cancel(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
+    now = rt.clock.now()
+    async with rt.sessions.begin() as session:
+        job = await jobs_repo.get_job(session, job_id, principal.workspace_id)
+        if job is None:
+            raise JobNotFound()
+        moved = await jobs_repo.move(
+            session,
+            job_id,
+            [JobStatus.QUEUED, JobStatus.RUNNING],
+            JobStatus.CANCELED,
+            completed_at=now,
+            updated_at=now,
+        )
+        if not moved:
+            raise InvalidState(
+                f"the job is {job.status}; only queued or running jobs can be canceled"
+            )
+        await record(
+            session,
+            job_id=job_id,
+            workspace_id=job.workspace_id,
+            event="job.canceled",
+            now=now,
+            user=job.user,
+            provider=job.provider,
+            attempt=job.attempts,
+        )
+    await dbos_engine.cancel(job_id, job.runs)
+    return await get(rt, principal, job_id)
+
+
+async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
+    """Give a dead-lettered job another run (admin keys only)."""
+    if not principal.is_admin:
+        raise Forbidden("Only an admin key can requeue a dead-lettered job.")
+    now = rt.clock.now()
+    async with rt.sessions.begin() as session:
+        job = await jobs_repo.get_job(session, job_id, principal.workspace_id)
+        if job is None:
+            raise JobNotFound()
+        if not job.dead_letter:
+            raise InvalidState(f"the job is {job.status}, not in the dead-letter queue")
+        run = job.runs + 1
+        moved = await jobs_repo.move(
+            session,
+            job_id,
+            [JobStatus.FAILED],
+            JobStatus.QUEUED,
+            dead_letter=False,
+            runs=run,
+            error_code=None,
+            error_message=None,
+            progress=0,
+            completed_at=None,
+            updated_at=now,
+        )
+        if not moved:
+            raise InvalidState("the job changed while being requeued; fetch it and try again")
+        await record(
+            session,
+            job_id=job_id,
+            workspace_id=job.workspace_id,
+            event="job.requeued",
+            now=now,
+            user=job.user,
+            provider=job.provider,
+            run=run,
+            by_key=principal.key_id,
+        )
+    await dbos_engine.enqueue(job_id, job.workspace_id, run)
+    return await get(rt, principal, job_id)
+
+
+async def reconcile(rt: Runtime) -> int:
+    """Queue every unfinished job's run again; runs already queued are attached to,
+    not duplicated. Covers a crash between recording a job and queueing it."""
+    async with rt.sessions() as session:
+        pending = await jobs_repo.unfinished(session)
+    for job_id, workspace_id, run in pending:
+        await dbos_engine.enqueue(job_id, workspace_id, run)
+    return len(pending)

@@ -1,0 +1,99 @@
+"""All configuration, read from the environment (``IMAGEGATE_*``) and nowhere else."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob imagegate has. Defaults give the embedded, one-process setup."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGEGATE_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    data_dir: Path = Path(".imagegate")
+    public_url: str | None = None
+    database_url: str | None = None
+    system_database_url: str | None = None
+    secret_key: str | None = None
+    log_level: str = "INFO"
+
+    signed_url_ttl_s: int = Field(default=3600, ge=1)
+    workspace_concurrency: int = Field(default=8, ge=1)
+    queue_poll_interval_s: float = Field(default=0.05, gt=0)
+    executor_id: str = "local"
+
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    retry_base_delay_s: float = Field(default=2.0, ge=0)
+    retry_max_delay_s: float = Field(default=60.0, ge=0)
+
+    idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+
+    builtin_latency_ms: int = Field(default=0, ge=0)
+    # Fault injection for chaos tests: prompts containing the marker fail with a
+    # retryable error on their first `builtin_fault_attempts` attempts.
+    builtin_fault_marker: str | None = None
+    builtin_fault_attempts: int = Field(default=1_000_000, ge=0)
+
+    # For the CLI's client commands: which server to talk to, with which key.
+    url: str | None = None
+    api_key: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @cached_property
+    def resolved_public_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @cached_property
+    def server_url(self) -> str:
+        """Where the CLI finds the server: ``IMAGEGATE_URL``, else the public URL."""
+        return (self.url or self.resolved_public_url).rstrip("/")
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return (
+            self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'imagegate.db'}"
+        )
+
+    @cached_property
+    def resolved_system_database_url(self) -> str:
+        if self.system_database_url:
+            return self.system_database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'engine.sqlite'}"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def admin_key_path(self) -> Path:
+        return self.data_dir / "admin.key"
+
+    def ensure_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @cached_property
+    def resolved_secret_key(self) -> bytes:
+        """The HMAC key for signed file URLs: the setting, else one kept in the data dir."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        self.ensure_data_dir()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(32))
+        return path.read_text().strip().encode()
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,50 @@
+"""Local-disk storage under the data dir, served by imagegate at ``/files/…``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+from imagegate.storage.signing import UrlSigner
+
+
+class LocalStorage:
+    def __init__(self, root: Path, public_url: str, signer: UrlSigner) -> None:
+        self.root = root.resolve()
+        self._public_url = public_url
+        self.signer = signer
+
+    def path_for(self, key: str) -> Path | None:
+        """The file for ``key``, or ``None`` if the key would leave the root."""
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            return None
+        return path
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await asyncio.to_thread(self._write, key, data)
+
+    def _write(self, key: str, data: bytes) -> None:
+        path = self.path_for(key)
+        if path is None:
+            raise ValueError(f"storage key escapes the root: {key!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a reader never sees half a file and a crash leaves none.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    async def delete(self, key: str) -> None:
+        path = self.path_for(key)
+        if path is not None:
+            await asyncio.to_thread(path.unlink, True)
+
+    def url(self, key: str) -> str:
+        return self._public_url + self.signer.path(key)

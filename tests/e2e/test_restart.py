@@ -1,0 +1,51 @@
+"""Restart safety: SIGKILL or SIGTERM mid-run loses no accepted job."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.support.api import TERMINAL, client
+from tests.support.server import ServerProcess, wait_until
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_every_accepted_job_finishes_after_a_restart(tmp_path: Path, sig: signal.Signals) -> None:
+    env = {"IMAGEGATE_BUILTIN_LATENCY_MS": "1500", "IMAGEGATE_WORKSPACE_CONCURRENCY": "3"}
+    server = ServerProcess(tmp_path / "data", **env).start()
+    key = server.admin_key
+    with client(server.url, key) as http:
+        ids = [
+            http.post(
+                "/api/image/jobs", json={"prompt": f"job {i}", "variations": 1, "mode": "draft"}
+            ).json()["job_id"]
+            for i in range(8)
+        ]
+        # Some jobs are running (mid provider call), the rest are still queued.
+        wait_until(
+            lambda: (
+                sum(http.get(f"/api/image/jobs/{i}").json()["status"] == "running" for i in ids)
+                >= 2
+            ),
+            timeout=30,
+            what="jobs running",
+        )
+    server.kill(sig)
+
+    restarted = ServerProcess(tmp_path / "data", port=server.port, **env).start()
+    try:
+        with client(restarted.url, key) as http:
+
+            def all_done() -> bool:
+                return all(
+                    http.get(f"/api/image/jobs/{i}").json()["status"] in TERMINAL for i in ids
+                )
+
+            wait_until(all_done, timeout=90, interval=0.2, what="every job terminal")
+            jobs = [http.get(f"/api/image/jobs/{i}").json() for i in ids]
+        assert [j["status"] for j in jobs] == ["completed"] * len(ids)
+        assert all(len(j["result_urls"]) == 1 for j in jobs)
+    finally:
+        restarted.stop()

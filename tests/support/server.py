@@ -1,0 +1,108 @@
+"""A real imagegate server process on loopback, for integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.02, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+class ServerProcess:
+    """``imagegate serve`` in a child process with its own data dir and port."""
+
+    def __init__(self, data_dir: Path, port: int | None = None, **env: str) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "IMAGEGATE_DATA_DIR": str(data_dir),
+            "IMAGEGATE_PORT": str(self.port),
+            "IMAGEGATE_QUEUE_POLL_INTERVAL_S": "0.02",
+            "IMAGEGATE_RETRY_BASE_DELAY_S": "0.05",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / f"server-{self.port}.log"
+
+    def start(self, timeout: float = 60) -> ServerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [str(BIN / "imagegate"), "serve"], env=self.env, stdout=log, stderr=log
+        )
+        wait_until(self._ready, timeout, 0.05, f"server on {self.url} (log: {self.log_path})")
+        return self
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"server exited early:\n{self.log()}")
+        try:
+            return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def admin_key(self) -> str:
+        return (self.data_dir / "admin.key").read_text().strip()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def cli(
+        self, *args: str, key: str | None = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the ``imagegate`` CLI against this server."""
+        full_env = {**self.env, "IMAGEGATE_API_KEY": key or self.admin_key, **env}
+        full_env.pop("IMAGEGATE_PORT", None)
+        full_env["IMAGEGATE_URL"] = self.url
+        return subprocess.run(
+            [str(BIN / "imagegate"), *args],
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def create_key(self, workspace: str, admin: bool = False) -> str:
+        args = ["keys", "create", "--workspace", workspace, "--name", "test"]
+        result = self.cli(*args, *(["--admin"] if admin else []))
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip().splitlines()[-1]
