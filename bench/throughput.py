@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 import httpx
 
@@ -45,6 +45,7 @@ async def run(url: str, key: str, jobs: int, variations: int, concurrency: int) 
         wall = time.perf_counter()
         await asyncio.gather(*(create() for _ in range(jobs)))
         submitted = time.perf_counter() - wall
+        submitted_at = datetime.now(UTC)
         # One cheap request every 200 ms, so polling does not weigh on the server.
         while (
             await client.get("/api/image/jobs", params={"status": "queued,running", "limit": 1})
@@ -52,6 +53,17 @@ async def run(url: str, key: str, jobs: int, variations: int, concurrency: int) 
             await asyncio.sleep(0.2)
         wall = time.perf_counter() - wall
         finished = await all_jobs(client)
+    report(finished, jobs, variations, submitted, submitted_at, wall)
+
+
+def report(
+    finished: list[dict[str, object]],
+    jobs: int,
+    variations: int,
+    submitted: float,
+    submitted_at: datetime,
+    wall: float,
+) -> None:
     first = min(datetime.fromisoformat(str(j["created_at"])) for j in finished)
     last = max(datetime.fromisoformat(str(j["completed_at"])) for j in finished)
     span = (last - first).total_seconds()
@@ -59,6 +71,18 @@ async def run(url: str, key: str, jobs: int, variations: int, concurrency: int) 
     print(f"{jobs} draft jobs x {variations} image(s): {ok} completed")
     print(f"  submitted in {submitted:.1f} s ({jobs / submitted:.0f} creates/s)")
     print(f"  completed in {span:.1f} s -> {ok / span:.1f} jobs/s  (target >= 50 jobs/s)")
+    # After the last create the client is quiet: what the worker alone sustains.
+    after = sorted(
+        datetime.fromisoformat(str(j["completed_at"]))
+        for j in finished
+        if j["completed_at"] and datetime.fromisoformat(str(j["completed_at"])) > submitted_at
+    )
+    if len(after) > 10:
+        drain = (after[-1] - submitted_at).total_seconds()
+        print(
+            f"  after the last create: {len(after)} completed in {drain:.1f} s"
+            f" -> {len(after) / drain:.1f} jobs/s"
+        )
     print(f"  client wall time {wall:.1f} s")
 
 

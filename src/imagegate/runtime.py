@@ -44,4 +44,5 @@ class Runtime:
         )
 
     async def close(self) -> None:
+        self.providers.close()
         await self.db.dispose()

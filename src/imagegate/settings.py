@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +37,8 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
 
     builtin_latency_ms: int = Field(default=0, ge=0)
+    # Worker processes the built-in renderer draws in; unset = one per CPU, 0 = threads.
+    builtin_processes: int | None = Field(default=None, ge=0, le=64)
     # Fault injection for chaos tests: prompts containing the marker fail with a
     # retryable error on their first `builtin_fault_attempts` attempts.
     builtin_fault_marker: str | None = None
@@ -93,6 +96,12 @@ class Settings(BaseSettings):
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(32))
         return path.read_text().strip().encode()
+
+    @property
+    def resolved_builtin_processes(self) -> int:
+        if self.builtin_processes is not None:
+            return self.builtin_processes
+        return os.cpu_count() or 1
 
 
 def load_settings() -> Settings:

@@ -65,9 +65,9 @@ def test_in_flight_key_is_409(
         try:
             principal = await Authenticator(rt)(workspace_key)
             now = rt.clock.now()
-            async with rt.sessions.begin() as session:
+            async with rt.db.begin() as conn:
                 held = await idempotency_repo.claim(
-                    session,
+                    conn,
                     principal.workspace_id,
                     "in-flight",
                     body_hash,

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Insert, Table, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db.models import IdempotencyRecord
+
+records: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
 
 IN_FLIGHT = "in_flight"
 DONE = "done"
@@ -26,8 +28,19 @@ class StoredResponse:
     expires_at: datetime
 
 
+def _insert_ignoring_conflict(conn: AsyncConnection) -> Insert:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(records).on_conflict_do_nothing(  # type: ignore[no-any-return]
+        index_elements=["workspace_id", "key"]
+    )
+
+
+def _key(workspace_id: str, key: str) -> Any:
+    return (records.c.workspace_id == workspace_id) & (records.c.key == key)
+
+
 async def claim(
-    session: AsyncSession,
+    conn: AsyncConnection,
     workspace_id: str,
     key: str,
     request_hash: str,
@@ -35,54 +48,45 @@ async def claim(
     expires_at: datetime,
 ) -> StoredResponse | None:
     """Claim the key for this request. ``None`` means ours; else what holds it."""
-    try:
-        async with session.begin_nested():
-            session.add(
-                IdempotencyRecord(
-                    workspace_id=workspace_id,
-                    key=key,
-                    request_hash=request_hash,
-                    state=IN_FLIGHT,
-                    created_at=now,
-                    expires_at=expires_at,
-                )
-            )
+    inserted = await conn.execute(
+        _insert_ignoring_conflict(conn),
+        {
+            "workspace_id": workspace_id, "key": key, "request_hash": request_hash,
+            "state": IN_FLIGHT, "created_at": now, "expires_at": expires_at,
+        },
+    )  # fmt: skip
+    if inserted.rowcount:
         return None
-    except IntegrityError:
-        pass
-    row = await session.get(IdempotencyRecord, (workspace_id, key), populate_existing=True)
+    row = (await conn.execute(select(records).where(_key(workspace_id, key)))).mappings().first()
     if row is None:  # deleted between our insert and read: the claim is free again
-        return await claim(session, workspace_id, key, request_hash, now, expires_at)
+        return await claim(conn, workspace_id, key, request_hash, now, expires_at)
     return StoredResponse(
-        row.request_hash, row.state, row.status_code, row.response, row.created_at, row.expires_at
-    )
+        row["request_hash"], row["state"], row["status_code"], row["response"],
+        row["created_at"], row["expires_at"],
+    )  # fmt: skip
 
 
 async def complete(
-    session: AsyncSession,
+    conn: AsyncConnection,
     workspace_id: str,
     key: str,
     status_code: int,
     response: dict[str, Any],
     job_id: str | None,
 ) -> None:
-    await session.execute(
-        update(IdempotencyRecord)
-        .where(IdempotencyRecord.workspace_id == workspace_id, IdempotencyRecord.key == key)
+    await conn.execute(
+        update(records)
+        .where(_key(workspace_id, key))
         .values(state=DONE, status_code=status_code, response=response, job_id=job_id)
     )
 
 
-async def release(session: AsyncSession, workspace_id: str, key: str) -> None:
-    await session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.workspace_id == workspace_id, IdempotencyRecord.key == key
-        )
-    )
+async def release(conn: AsyncConnection, workspace_id: str, key: str) -> None:
+    await conn.execute(delete(records).where(_key(workspace_id, key)))
 
 
 async def take_over(
-    session: AsyncSession,
+    conn: AsyncConnection,
     workspace_id: str,
     key: str,
     request_hash: str,
@@ -90,20 +94,10 @@ async def take_over(
     expires_at: datetime,
 ) -> bool:
     """Replace an expired or abandoned record with a fresh claim."""
-    await release(session, workspace_id, key)
-    return await claim(session, workspace_id, key, request_hash, now, expires_at) is None
+    await release(conn, workspace_id, key)
+    return await claim(conn, workspace_id, key, request_hash, now, expires_at) is None
 
 
-async def purge_expired(session: AsyncSession, now: datetime) -> int:
-    result = await session.execute(
-        delete(IdempotencyRecord).where(IdempotencyRecord.expires_at < now)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-async def find_job_id(session: AsyncSession, workspace_id: str, key: str) -> str | None:
-    return await session.scalar(
-        select(IdempotencyRecord.job_id).where(
-            IdempotencyRecord.workspace_id == workspace_id, IdempotencyRecord.key == key
-        )
-    )
+async def purge_expired(conn: AsyncConnection, now: datetime) -> int:
+    result = await conn.execute(delete(records).where(records.c.expires_at < now))
+    return int(result.rowcount or 0)

@@ -1,80 +1,96 @@
-"""Job, image and lifecycle-event queries. Status changes are guarded updates
-("set Y where status in X"), so a step that runs twice changes nothing the second time."""
+"""Job, image and lifecycle-event queries, in SQLAlchemy Core on a connection: this is
+the hot path, and the ORM's unit of work would cost more than the SQL itself.
+
+Status changes are guarded updates ("set Y where status in X"), so a step that runs
+twice changes nothing the second time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db.models import Image, Job, JobEvent
 from imagegate.domain.jobs import JobStatus
 from imagegate.domain.records import JobRecord, StoredImage
 
+jobs: Table = Job.__table__  # type: ignore[assignment]
+images: Table = Image.__table__  # type: ignore[assignment]
+events: Table = JobEvent.__table__  # type: ignore[assignment]
 
-def _record(job: Job, images: Sequence[Image] = ()) -> JobRecord:
+_IMAGE_COLUMNS = ("kind", "index", "storage_key", "width", "height", "seed", "content_type")
+
+
+def to_record(row: Mapping[Any, Any], stored: Sequence[Mapping[Any, Any]] = ()) -> JobRecord:
     return JobRecord(
-        id=job.id,
-        workspace_id=job.workspace_id,
-        api_key_id=job.api_key_id,
-        user=job.end_user,
-        status=JobStatus(job.status),
-        action=job.action,
-        parent_job_id=job.parent_job_id,
-        prompt=job.prompt,
-        negative_prompt=job.negative_prompt,
-        params=dict(job.params),
-        progress=job.progress,
-        provider=job.provider,
-        model=job.model,
-        attempts=job.attempts,
-        runs=job.runs,
-        error_code=job.error_code,
-        error_message=job.error_message,
-        dead_letter=job.dead_letter,
-        estimated_credits=job.estimated_credits,
-        charged_credits=job.charged_credits,
-        metadata=dict(job.job_metadata),
-        created_at=job.created_at,
-        started_at=job.started_at,
-        completed_at=job.completed_at,
+        id=row["id"],
+        workspace_id=row["workspace_id"],
+        api_key_id=row["api_key_id"],
+        user=row["end_user"],
+        status=JobStatus(row["status"]),
+        action=row["action"],
+        parent_job_id=row["parent_job_id"],
+        prompt=row["prompt"],
+        negative_prompt=row["negative_prompt"],
+        params=dict(row["params"]),
+        progress=row["progress"],
+        provider=row["provider"],
+        model=row["model"],
+        attempts=row["attempts"],
+        runs=row["runs"],
+        error_code=row["error_code"],
+        error_message=row["error_message"],
+        dead_letter=bool(row["dead_letter"]),
+        estimated_credits=row["estimated_credits"],
+        charged_credits=row["charged_credits"],
+        metadata=dict(row["metadata"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
         images=tuple(
-            StoredImage(
-                kind=i.kind,
-                index=i.index,
-                storage_key=i.storage_key,
-                width=i.width,
-                height=i.height,
-                seed=i.seed,
-                content_type=i.content_type,
-            )
-            for i in sorted(images, key=lambda i: (i.kind, i.index))
+            StoredImage(**{c: i[c] for c in _IMAGE_COLUMNS})
+            for i in sorted(stored, key=lambda i: (i["kind"], i["index"]))
         ),
     )
 
 
-async def insert_job(session: AsyncSession, **values: Any) -> None:
-    metadata = values.pop("metadata")
-    user = values.pop("user")
-    session.add(Job(job_metadata=metadata, end_user=user, **values))
+async def insert_job(conn: AsyncConnection, values: dict[str, Any]) -> JobRecord:
+    """Insert a job; ``values`` are column values (``metadata``, ``end_user``, …)."""
+    row = {
+        "progress": 0, "attempts": 0, "runs": 1, "dead_letter": False, "charged_credits": 0,
+        "error_code": None, "error_message": None, "started_at": None, "completed_at": None,
+        "provider_job_id": None, "parent_job_id": None, **values,
+    }  # fmt: skip
+    await conn.execute(insert(jobs), row)
+    return to_record(row)
+
+
+async def _images_of(conn: AsyncConnection, job_ids: list[str]) -> dict[str, list[Any]]:
+    rows = await conn.execute(select(images).where(images.c.job_id.in_(job_ids)))
+    by_job: dict[str, list[Any]] = {}
+    for image in rows.mappings():
+        by_job.setdefault(image["job_id"], []).append(image)
+    return by_job
 
 
 async def get_job(
-    session: AsyncSession, job_id: str, workspace_id: str | None = None
+    conn: AsyncConnection, job_id: str, workspace_id: str | None = None
 ) -> JobRecord | None:
     """The job with its images; ``None`` if absent or in another workspace."""
-    job = await session.get(Job, job_id)
-    if job is None or (workspace_id is not None and job.workspace_id != workspace_id):
+    query = select(jobs).where(jobs.c.id == job_id)
+    if workspace_id is not None:
+        query = query.where(jobs.c.workspace_id == workspace_id)
+    row = (await conn.execute(query)).mappings().first()
+    if row is None:
         return None
-    images = (await session.scalars(select(Image).where(Image.job_id == job_id))).all()
-    return _record(job, images)
+    return to_record(row, (await _images_of(conn, [job_id])).get(job_id, []))
 
 
 async def list_jobs(
-    session: AsyncSession,
+    conn: AsyncConnection,
     workspace_id: str,
     *,
     statuses: Iterable[JobStatus] = (),
@@ -83,126 +99,115 @@ async def list_jobs(
     limit: int,
 ) -> list[JobRecord]:
     """Newest first. Ids are time-ordered, so ``before_id`` is a stable cursor."""
-    query = select(Job).where(Job.workspace_id == workspace_id)
+    query = select(jobs).where(jobs.c.workspace_id == workspace_id)
     wanted = [s.value for s in statuses]
     if wanted:
-        query = query.where(Job.status.in_(wanted))
+        query = query.where(jobs.c.status.in_(wanted))
     if dead_letter is not None:
-        query = query.where(Job.dead_letter.is_(dead_letter))
+        query = query.where(jobs.c.dead_letter.is_(dead_letter))
     if before_id is not None:
-        query = query.where(Job.id < before_id)
-    jobs = (await session.scalars(query.order_by(Job.id.desc()).limit(limit))).all()
-    if not jobs:
+        query = query.where(jobs.c.id < before_id)
+    rows = (await conn.execute(query.order_by(jobs.c.id.desc()).limit(limit))).mappings().all()
+    if not rows:
         return []
-    rows = await session.scalars(select(Image).where(Image.job_id.in_([j.id for j in jobs])))
-    by_job: dict[str, list[Image]] = {}
-    for image in rows:
-        by_job.setdefault(image.job_id, []).append(image)
-    return [_record(j, by_job.get(j.id, [])) for j in jobs]
+    by_job = await _images_of(conn, [r["id"] for r in rows])
+    return [to_record(r, by_job.get(r["id"], [])) for r in rows]
 
 
 async def move(
-    session: AsyncSession,
+    conn: AsyncConnection,
     job_id: str,
     sources: Iterable[JobStatus],
     target: JobStatus,
     **values: Any,
 ) -> bool:
     """Set ``status = target`` (and ``values``) only if the job is in one of ``sources``."""
-    result = await session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_([s.value for s in sources]))
+    result = await conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status.in_([s.value for s in sources]))
         .values(status=target.value, **values)
     )
-    return bool(getattr(result, "rowcount", 0))
+    return bool(result.rowcount)
 
 
-async def increment_attempts(session: AsyncSession, job_id: str, now: datetime) -> int:
-    await session.execute(
-        update(Job).where(Job.id == job_id).values(attempts=Job.attempts + 1, updated_at=now)
+async def start_attempt(conn: AsyncConnection, job_id: str, now: datetime) -> JobRecord | None:
+    """Mark a queued or running job running and count one more attempt, in one
+    statement; ``None`` if the job is gone or already finished."""
+    row = (
+        (
+            await conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+                )
+                .values(
+                    status=JobStatus.RUNNING.value,
+                    attempts=jobs.c.attempts + 1,
+                    started_at=func.coalesce(jobs.c.started_at, now),
+                    updated_at=now,
+                )
+                .returning(*jobs.c)
+            )
+        )
+        .mappings()
+        .first()
     )
-    attempts = await session.scalar(select(Job.attempts).where(Job.id == job_id))
-    return int(attempts or 0)
+    return to_record(row) if row is not None else None
 
 
-async def set_progress(session: AsyncSession, job_id: str, progress: int, now: datetime) -> bool:
+async def set_progress(conn: AsyncConnection, job_id: str, progress: int, now: datetime) -> bool:
     """Progress only moves forward, and only while running."""
-    result = await session.execute(
-        update(Job)
+    result = await conn.execute(
+        update(jobs)
         .where(
-            Job.id == job_id,
-            Job.status == JobStatus.RUNNING.value,
-            Job.progress < progress,
+            jobs.c.id == job_id,
+            jobs.c.status == JobStatus.RUNNING.value,
+            jobs.c.progress < progress,
         )
         .values(progress=progress, updated_at=now)
     )
-    return bool(getattr(result, "rowcount", 0))
+    return bool(result.rowcount)
 
 
-async def replace_images(
-    session: AsyncSession,
-    job_id: str,
-    images: Sequence[StoredImage],
-    sizes: Sequence[int],
-    now: datetime,
+async def add_images(
+    conn: AsyncConnection, job_id: str, stored: Sequence[dict[str, Any]], now: datetime
 ) -> None:
-    """Record the job's images; a repeated step replaces rather than duplicates."""
-    await session.execute(delete(Image).where(Image.job_id == job_id))
-    if images:
-        await session.execute(
-            insert(Image),
-            [
-                {
-                    "job_id": job_id,
-                    "kind": image.kind,
-                    "index": image.index,
-                    "storage_key": image.storage_key,
-                    "width": image.width,
-                    "height": image.height,
-                    "seed": image.seed,
-                    "content_type": image.content_type,
-                    "size_bytes": size,
-                    "created_at": now,
-                }
-                for image, size in zip(images, sizes, strict=True)
-            ],
+    """Record the job's images. Call it in the transaction that moves the job to
+    completed: the guarded move makes it happen once per run."""
+    if stored:
+        await conn.execute(
+            insert(images), [{**image, "job_id": job_id, "created_at": now} for image in stored]
         )
 
 
 async def add_event(
-    session: AsyncSession,
+    conn: AsyncConnection,
     job_id: str,
     workspace_id: str,
     type_: str,
     data: dict[str, Any],
     now: datetime,
 ) -> None:
-    session.add(
-        JobEvent(job_id=job_id, workspace_id=workspace_id, type=type_, data=data, created_at=now)
+    await conn.execute(
+        insert(events),
+        {"job_id": job_id, "workspace_id": workspace_id, "type": type_, "data": data,
+         "created_at": now},
+    )  # fmt: skip
+
+
+async def event_types(conn: AsyncConnection, job_id: str) -> list[str]:
+    rows = await conn.execute(
+        select(events.c.type).where(events.c.job_id == job_id).order_by(events.c.id)
     )
+    return list(rows.scalars())
 
 
-async def event_types(session: AsyncSession, job_id: str) -> list[str]:
-    rows = await session.scalars(
-        select(JobEvent.type).where(JobEvent.job_id == job_id).order_by(JobEvent.id)
-    )
-    return list(rows)
-
-
-async def unfinished(session: AsyncSession) -> list[tuple[str, str, int]]:
+async def unfinished(conn: AsyncConnection) -> list[tuple[str, str, int]]:
     """(job id, workspace id, run number) of every job that still has to reach an end."""
-    rows = await session.execute(
-        select(Job.id, Job.workspace_id, Job.runs).where(
-            Job.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])
+    rows = await conn.execute(
+        select(jobs.c.id, jobs.c.workspace_id, jobs.c.runs).where(
+            jobs.c.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])
         )
     )
     return [(r[0], r[1], r[2]) for r in rows]
-
-
-async def count_jobs(session: AsyncSession, workspace_id: str) -> int:
-    return int(
-        await session.scalar(
-            select(func.count()).select_from(Job).where(Job.workspace_id == workspace_id)
-        )
-        or 0
-    )

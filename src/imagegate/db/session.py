@@ -33,7 +33,10 @@ def apply_sqlite_pragmas(dbapi_conn: Any) -> None:
 
 def create_engine(url: str) -> AsyncEngine:
     if is_sqlite(url):
-        engine = create_async_engine(url, pool_size=8, max_overflow=8)
+        # One connection: SQLite has one writer at a time anyway, and two connections
+        # of this process contending for the lock would wait in SQLite's busy handler,
+        # which sleeps in steps of up to 100 ms. Queueing for the connection is fast.
+        engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -32,20 +32,10 @@ def workflow_id(job_id: str, run: int) -> str:
     return job_id if run <= 1 else f"{job_id}:{run}"
 
 
-@DBOS.step(name="imagegate.begin_attempt")
-async def _begin_attempt(job_id: str) -> int | None:
-    return await runner.begin_attempt(_rt(), job_id)
-
-
 # Preemptible: cancelling the job's workflow interrupts a provider call in flight.
-@DBOS.step(name="imagegate.generate", preemptible=True)
-async def _generate(job_id: str, attempt: int) -> dict[str, Any]:
-    return (await runner.generate(_rt(), job_id, attempt)).to_dict()
-
-
-@DBOS.step(name="imagegate.complete")
-async def _complete(job_id: str, outcome: dict[str, Any]) -> None:
-    await runner.complete(_rt(), job_id, runner.Outcome.from_dict(outcome))
+@DBOS.step(name="imagegate.attempt", preemptible=True)
+async def _attempt(job_id: str) -> dict[str, Any]:
+    return (await runner.attempt(_rt(), job_id)).to_dict()
 
 
 @DBOS.step(name="imagegate.fail")
@@ -64,16 +54,12 @@ async def run_job(job_id: str) -> str:
     settings = _rt().settings
     attempt_in_run = 0
     while True:
-        attempt = await _begin_attempt(job_id)
-        if attempt is None:
-            return "skipped"
-        attempt_in_run += 1
-        outcome = runner.Outcome.from_dict(await _generate(job_id, attempt))
+        outcome = runner.Outcome.from_dict(await _attempt(job_id))
         if outcome.skipped:
             return "skipped"
         if outcome.ok:
-            await _complete(job_id, outcome.to_dict())
             return "completed"
+        attempt_in_run += 1
         decision = decide(
             attempt=attempt_in_run,
             max_attempts=settings.max_attempts,
@@ -81,7 +67,7 @@ async def run_job(job_id: str) -> str:
             retry_after_s=outcome.retry_after_s,
             base_delay_s=settings.retry_base_delay_s,
             max_delay_s=settings.retry_max_delay_s,
-            jitter_key=f"{job_id}:{attempt}",
+            jitter_key=f"{job_id}:{outcome.attempt}",
         )
         if not decision.retry:
             await _fail(job_id, outcome.to_dict())

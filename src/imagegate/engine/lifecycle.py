@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db import jobs_repo
 from imagegate.observability.logging import get_logger
@@ -14,7 +14,7 @@ log = get_logger("imagegate.lifecycle")
 
 
 async def record(
-    session: AsyncSession,
+    conn: AsyncConnection,
     *,
     job_id: str,
     workspace_id: str,
@@ -23,5 +23,5 @@ async def record(
     **fields: Any,
 ) -> None:
     """Add the event to the job's log (in the caller's transaction) and log it."""
-    await jobs_repo.add_event(session, job_id, workspace_id, event, fields, now)
+    await jobs_repo.add_event(conn, job_id, workspace_id, event, fields, now)
     log.info(event, job_id=job_id, workspace=workspace_id, **fields)

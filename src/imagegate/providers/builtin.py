@@ -5,6 +5,8 @@ double too: ``latency_ms`` (a slow provider) and ``fault_marker`` (a flaky one).
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+from concurrent.futures import Executor, ProcessPoolExecutor
 
 from imagegate.domain.params import STYLES, Mode
 from imagegate.providers.base import (
@@ -31,13 +33,34 @@ class BuiltinProvider:
         latency_ms: int = 0,
         fault_marker: str | None = None,
         fault_attempts: int = 1_000_000,
+        processes: int = 0,
     ) -> None:
         """``latency_ms`` is added to every request, spread over the images.
         A prompt containing ``fault_marker`` (any case) fails with a retryable error on
-        attempts up to ``fault_attempts``, then succeeds: chaos testing for retries."""
+        attempts up to ``fault_attempts``, then succeeds: chaos testing for retries.
+        ``processes`` > 0 renders in that many worker processes instead of threads."""
         self.latency_ms = latency_ms
         self.fault_marker = fault_marker
         self.fault_attempts = fault_attempts
+        self.processes = processes
+        self._pool: Executor | None = None
+
+    def _executor(self) -> Executor | None:
+        # Rendering is mostly Python-level numpy calls that hold the GIL; in the server's
+        # process they would compete with the event loop. Worker processes (started on
+        # first use, by spawn: the server has threads, which fork does not copy safely)
+        # put them on the other cores.
+        if self.processes > 0 and self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=multiprocessing.get_context("spawn")
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
@@ -62,8 +85,9 @@ class BuiltinProvider:
         images: list[GeneratedImage] = []
         for index, seed in enumerate(request.seeds):
             await self._wait(index, total, progress)
-            # Rendering is CPU-bound: a worker thread keeps the event loop serving.
-            data = await asyncio.to_thread(self._render, request, seed)
+            # Rendering is CPU-bound: off the event loop, in a process or a thread.
+            loop = asyncio.get_running_loop()
+            data = await loop.run_in_executor(self._executor(), render_png, request, seed)
             images.append(GeneratedImage(data, "image/png", request.width, request.height, seed))
             await progress((index + 1) / total)
         if not total:
@@ -88,14 +112,11 @@ class BuiltinProvider:
             # Stop short of the image's own completion, which is reported after it renders.
             await progress((index + (step + 1) / (slices + 1)) / total)
 
-    @staticmethod
-    def _render(request: GenerationRequest, seed: int) -> bytes:
-        image = render_image(
-            request.prompt,
-            request.negative_prompt,
-            request.style,
-            seed,
-            request.width,
-            request.height,
-        )
-        return encode_png(image)
+
+def render_png(request: GenerationRequest, seed: int) -> bytes:
+    """One image of ``request`` with ``seed``, as PNG bytes (runs in a worker)."""
+    image = render_image(
+        request.prompt, request.negative_prompt, request.style, seed, request.width,
+        request.height,
+    )  # fmt: skip
+    return encode_png(image)

@@ -25,8 +25,16 @@ class ProviderRegistry:
             latency_ms=settings.builtin_latency_ms,
             fault_marker=settings.builtin_fault_marker,
             fault_attempts=settings.builtin_fault_attempts,
+            processes=settings.resolved_builtin_processes,
         )
         return cls({builtin.name: builtin})
+
+    def close(self) -> None:
+        """Release what providers hold (worker processes, connection pools)."""
+        for provider in self._providers.values():
+            close = getattr(provider, "close", None)
+            if close is not None:
+                close()
 
     def get(self, name: str) -> Provider:
         return self._providers[name]

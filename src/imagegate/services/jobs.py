@@ -79,60 +79,35 @@ async def submit(
         if replay is not None:
             return replay
     job_id = new_id("job")
+    model = choice.model if choice.provider == choice.model else f"{choice.provider}:{choice.model}"
     try:
-        async with rt.sessions.begin() as session:
-            await jobs_repo.insert_job(
-                session,
-                id=job_id,
-                workspace_id=principal.workspace_id,
-                api_key_id=principal.key_id,
-                user=spec.user,
-                status=JobStatus.QUEUED.value,
-                action=JobAction.IMAGINE.value,
-                parent_job_id=None,
-                prompt=resolved.prompt,
-                negative_prompt=resolved.negative_prompt,
-                params={
-                    **p,
-                    "model": f"{choice.provider}:{choice.model}"
-                    if choice.provider != choice.model
-                    else choice.model,
+        async with rt.db.begin() as conn:
+            job = await jobs_repo.insert_job(
+                conn,
+                {
+                    "id": job_id, "workspace_id": principal.workspace_id,
+                    "api_key_id": principal.key_id, "end_user": spec.user,
+                    "status": JobStatus.QUEUED.value, "action": JobAction.IMAGINE.value,
+                    "prompt": resolved.prompt, "negative_prompt": resolved.negative_prompt,
+                    "params": {**p, "model": model}, "provider": choice.provider,
+                    "model": choice.model, "estimated_credits": estimate,
+                    "metadata": spec.metadata, "created_at": now, "updated_at": now,
                 },
-                progress=0,
-                provider=choice.provider,
-                model=choice.model,
-                attempts=0,
-                runs=1,
-                dead_letter=False,
-                estimated_credits=estimate,
-                charged_credits=0,
-                metadata=spec.metadata,
-                created_at=now,
-                updated_at=now,
-            )
+            )  # fmt: skip
             await record(
-                session,
-                job_id=job_id,
-                workspace_id=principal.workspace_id,
-                event="job.queued",
-                now=now,
-                user=spec.user,
-                provider=choice.provider,
-                model=choice.model,
+                conn, job_id=job_id, workspace_id=principal.workspace_id, event="job.queued",
+                now=now, user=spec.user, provider=choice.provider, model=choice.model,
                 estimated_credits=estimate,
-            )
-            await session.flush()
-            job = await jobs_repo.get_job(session, job_id)
-            assert job is not None
+            )  # fmt: skip
             body = present(job)
             if idempotency is not None:
                 await idempotency_repo.complete(
-                    session, principal.workspace_id, idempotency[0], 202, body, job_id
+                    conn, principal.workspace_id, idempotency[0], 202, body, job_id
                 )
     except BaseException:
         if idempotency is not None:
-            async with rt.sessions.begin() as session:
-                await idempotency_repo.release(session, principal.workspace_id, idempotency[0])
+            async with rt.db.begin() as conn:
+                await idempotency_repo.release(conn, principal.workspace_id, idempotency[0])
         raise
     await dbos_engine.enqueue(job_id, principal.workspace_id)
     return Submitted(202, body, job_id, replayed=False)
@@ -143,9 +118,9 @@ async def _claim(
 ) -> Submitted | None:
     key, request_hash = idempotency
     expires = now + timedelta(seconds=rt.settings.idempotency_ttl_s)
-    async with rt.sessions.begin() as session:
+    async with rt.db.begin() as conn:
         held = await idempotency_repo.claim(
-            session, principal.workspace_id, key, request_hash, now, expires
+            conn, principal.workspace_id, key, request_hash, now, expires
         )
         if held is None:
             return None
@@ -154,7 +129,7 @@ async def _claim(
         )
         if stale:
             if await idempotency_repo.take_over(
-                session, principal.workspace_id, key, request_hash, now, expires
+                conn, principal.workspace_id, key, request_hash, now, expires
             ):
                 return None
             raise IdempotencyKeyInUse()
@@ -168,8 +143,8 @@ async def _claim(
 
 
 async def get(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
-    async with rt.sessions() as session:
-        job = await jobs_repo.get_job(session, job_id, principal.workspace_id)
+    async with rt.db.connect() as conn:
+        job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)
     if job is None:
         raise JobNotFound()
     return job
@@ -205,9 +180,9 @@ async def list_jobs(
     limit: int,
 ) -> Page:
     before = decode_cursor(cursor) if cursor else None
-    async with rt.sessions() as session:
+    async with rt.db.connect() as conn:
         jobs = await jobs_repo.list_jobs(
-            session,
+            conn,
             principal.workspace_id,
             statuses=statuses,
             dead_letter=dead_letter,
@@ -221,12 +196,12 @@ async def list_jobs(
 
 async def cancel(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
     now = rt.clock.now()
-    async with rt.sessions.begin() as session:
-        job = await jobs_repo.get_job(session, job_id, principal.workspace_id)
+    async with rt.db.begin() as conn:
+        job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)
         if job is None:
             raise JobNotFound()
         moved = await jobs_repo.move(
-            session,
+            conn,
             job_id,
             [JobStatus.QUEUED, JobStatus.RUNNING],
             JobStatus.CANCELED,
@@ -238,7 +213,7 @@ async def cancel(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
                 f"the job is {job.status}; only queued or running jobs can be canceled"
             )
         await record(
-            session,
+            conn,
             job_id=job_id,
             workspace_id=job.workspace_id,
             event="job.canceled",
@@ -256,15 +231,15 @@ async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
     if not principal.is_admin:
         raise Forbidden("Only an admin key can requeue a dead-lettered job.")
     now = rt.clock.now()
-    async with rt.sessions.begin() as session:
-        job = await jobs_repo.get_job(session, job_id, principal.workspace_id)
+    async with rt.db.begin() as conn:
+        job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)
         if job is None:
             raise JobNotFound()
         if not job.dead_letter:
             raise InvalidState(f"the job is {job.status}, not in the dead-letter queue")
         run = job.runs + 1
         moved = await jobs_repo.move(
-            session,
+            conn,
             job_id,
             [JobStatus.FAILED],
             JobStatus.QUEUED,
@@ -279,7 +254,7 @@ async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
         if not moved:
             raise InvalidState("the job changed while being requeued; fetch it and try again")
         await record(
-            session,
+            conn,
             job_id=job_id,
             workspace_id=job.workspace_id,
             event="job.requeued",
@@ -296,8 +271,8 @@ async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
 async def reconcile(rt: Runtime) -> int:
     """Queue every unfinished job's run again; runs already queued are attached to,
     not duplicated. Covers a crash between recording a job and queueing it."""
-    async with rt.sessions() as session:
-        pending = await jobs_repo.unfinished(session)
+    async with rt.db.connect() as conn:
+        pending = await jobs_repo.unfinished(conn)
     for job_id, workspace_id, run in pending:
         await dbos_engine.enqueue(job_id, workspace_id, run)
     return len(pending)
