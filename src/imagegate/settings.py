@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from functools import cached_property
 from pathlib import Path
 
@@ -92,9 +93,14 @@ class Settings(BaseSettings):
             return self.secret_key.encode()
         self.ensure_data_dir()
         path = self.data_dir / "secret.key"
-        if not path.exists():
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(32))
+        try:
+            # O_EXCL: of two processes starting at once, exactly one writes the key.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            _wait_for_content(path)
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
         return path.read_text().strip().encode()
 
     @property
@@ -102,6 +108,13 @@ class Settings(BaseSettings):
         if self.builtin_processes is not None:
             return self.builtin_processes
         return os.cpu_count() or 1
+
+
+def _wait_for_content(path: Path, timeout_s: float = 2.0) -> None:
+    """Another process has just created ``path``; give it a moment to write it."""
+    deadline = time.monotonic() + timeout_s
+    while not path.read_text().strip() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def load_settings() -> Settings:

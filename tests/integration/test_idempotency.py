@@ -53,35 +53,50 @@ def test_invalid_key_header_is_400(http: httpx.Client) -> None:
     assert response.status_code == 400 and response.json()["code"] == "invalid_idempotency_key"
 
 
-def test_in_flight_key_is_409(
-    server: ServerProcess, http: httpx.Client, workspace_key: str
+def _hold_key(
+    server: ServerProcess, api_key: str, key: str, body_hash: str, age: timedelta, ttl: timedelta
 ) -> None:
-    """A first request still being processed holds the key: the retry gets 409."""
-    settings = Settings(data_dir=server.data_dir)
-    body_hash = hashlib.sha256(json.dumps(BODY, sort_keys=True).encode()).hexdigest()
+    """Claim ``key`` as an earlier request would have, ``age`` ago, kept for ``ttl``."""
 
-    async def claim_as_first_request() -> None:
-        rt = Runtime.build(settings)
+    async def claim() -> None:
+        rt = Runtime.build(Settings(data_dir=server.data_dir))
         try:
-            principal = await Authenticator(rt)(workspace_key)
-            now = rt.clock.now()
+            principal = await Authenticator(rt)(api_key)
+            then = rt.clock.now() - age
             async with rt.db.begin() as conn:
                 held = await idempotency_repo.claim(
-                    conn,
-                    principal.workspace_id,
-                    "in-flight",
-                    body_hash,
-                    now,
-                    now + timedelta(hours=1),
+                    conn, principal.workspace_id, key, body_hash, then, then + ttl
                 )
                 assert held is None
         finally:
             await rt.close()
 
-    asyncio.run(claim_as_first_request())
+    asyncio.run(claim())
+
+
+def test_in_flight_key_is_409(
+    server: ServerProcess, http: httpx.Client, workspace_key: str
+) -> None:
+    """A first request still being processed holds the key: the retry gets 409."""
+    body_hash = hashlib.sha256(json.dumps(BODY, sort_keys=True).encode()).hexdigest()
+    _hold_key(server, workspace_key, "in-flight", body_hash, timedelta(0), timedelta(hours=1))
     response = http.post("/api/image/jobs", json=BODY, headers={"Idempotency-Key": "in-flight"})
     assert response.status_code == 409 and response.json()["code"] == "idempotency_key_in_use"
     assert http.get("/api/image/jobs").json()["data"] == []
+
+
+def test_expired_and_abandoned_keys_are_free_again(
+    server: ServerProcess, http: httpx.Client, workspace_key: str
+) -> None:
+    """A key past its retention, or claimed by a request that died mid-way, no longer
+    blocks: the next request with it is processed as new."""
+    _hold_key(server, workspace_key, "expired", "other-body", timedelta(days=2), timedelta(days=1))
+    _hold_key(server, workspace_key, "abandoned", "x", timedelta(minutes=5), timedelta(days=1))
+    for key in ("expired", "abandoned"):
+        response = http.post("/api/image/jobs", json=BODY, headers={"Idempotency-Key": key})
+        assert response.status_code == 202, response.text
+        assert "idempotent-replayed" not in response.headers
+    assert len(http.get("/api/image/jobs").json()["data"]) == 2
 
 
 def test_twenty_concurrent_identical_requests_make_one_job(

@@ -20,7 +20,20 @@ from imagegate.services import jobs as jobs_service
 from imagegate.services.keys import Authenticator
 
 MAX_BODY_BYTES = 256 * 1024
+HOUSEKEEPING_INTERVAL_S = 3600
 log = get_logger("imagegate.app")
+
+
+async def _housekeeping(rt: Runtime) -> None:
+    """Hourly chores: forget expired idempotency records."""
+    while True:
+        try:
+            purged = await jobs_service.purge_expired_idempotency(rt)
+            if purged:
+                log.info("idempotency.purged", records=purged)
+        except Exception as error:  # a failed chore must not take the server down
+            log.warning("housekeeping.failed", error=repr(error))
+        await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
 
 def create_app(rt: Runtime) -> FastAPI:
@@ -35,9 +48,11 @@ def create_app(rt: Runtime) -> FastAPI:
         gc.collect()
         gc.freeze()
         log.info("server.started", url=rt.settings.resolved_public_url, unfinished_jobs=requeued)
+        housekeeping = asyncio.create_task(_housekeeping(rt))
         try:
             yield
         finally:
+            housekeeping.cancel()
             await asyncio.to_thread(dbos_engine.shutdown)
             await rt.close()
 

@@ -276,3 +276,9 @@ async def reconcile(rt: Runtime) -> int:
     for job_id, workspace_id, run in pending:
         await dbos_engine.enqueue(job_id, workspace_id, run)
     return len(pending)
+
+
+async def purge_expired_idempotency(rt: Runtime) -> int:
+    """Forget idempotency records past their retention."""
+    async with rt.db.begin() as conn:
+        return await idempotency_repo.purge_expired(conn, rt.clock.now())

@@ -1,0 +1,110 @@
+"""Commands that run on the server's side: serve, migrate, keys.
+
+The heavy imports (the web server, the database, the engine) happen inside the
+commands, so the client commands, which need none of them, start quickly."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import typer
+from rich.console import Console
+
+from imagegate.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from imagegate.runtime import Runtime
+    from imagegate.services.keys import NewKey
+
+console = Console(stderr=True)
+
+
+def _prepared_settings() -> Settings:
+    from imagegate.db.migrate import upgrade
+
+    settings = load_settings()
+    settings.ensure_data_dir()
+    upgrade(settings.resolved_database_url)
+    return settings
+
+
+def migrate() -> None:
+    """Apply database migrations."""
+    _prepared_settings()
+    console.print("[green]database is up to date[/green]")
+
+
+def serve() -> None:
+    """Run the API and a worker in one process (the embedded default)."""
+    import uvicorn
+
+    from imagegate.api.app import create_app
+    from imagegate.observability.logging import configure
+    from imagegate.runtime import Runtime
+
+    settings = load_settings()
+    configure(settings.log_level)
+    settings = _prepared_settings()
+    rt = Runtime.build(settings)
+    new_key = asyncio.run(_bootstrap(rt))
+    if new_key is not None:
+        console.print(
+            f"[bold]Admin API key[/bold] for workspace 'default' (shown once, also in "
+            f"{settings.admin_key_path}):\n  {new_key}"
+        )
+    console.print(f"imagegate listening on {settings.resolved_public_url}  (docs: /docs)")
+    uvicorn.run(
+        create_app(rt),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+async def _bootstrap(rt: Runtime) -> str | None:
+    from imagegate.services.keys import bootstrap_admin_key
+
+    try:
+        key = await bootstrap_admin_key(rt)
+    finally:
+        await rt.close()
+    return key.secret if key else None
+
+
+def keys_create(
+    workspace: str = typer.Option(..., "--workspace", "-w", help="Workspace name (created if new)"),
+    name: str = typer.Option("key", "--name", "-n", help="A label for the key"),
+    admin: bool = typer.Option(False, "--admin", help="Allow requeueing dead-lettered jobs"),
+) -> None:
+    """Create an API key and print it (the only time it is shown)."""
+    from imagegate.errors import ImagegateError
+    from imagegate.runtime import Runtime
+    from imagegate.services.keys import create_key
+
+    rt = Runtime.build(_prepared_settings())
+
+    async def _create() -> NewKey:
+        try:
+            return await create_key(rt, workspace, name, role="admin" if admin else "member")
+        finally:
+            await rt.close()
+
+    try:
+        key = asyncio.run(_create())
+    except ImagegateError as error:
+        console.print(f"error: {error.code}: {error.detail}")
+        raise typer.Exit(1) from error
+    console.print(f"key {key.key_id} ({key.role}) for workspace '{key.workspace}':")
+    typer.echo(key.secret)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the server-side commands to ``app``."""
+    app.command()(serve)
+    app.command()(migrate)
+    keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys (works on the database).")
+    keys_app.command("create")(keys_create)
+    app.add_typer(keys_app, name="keys")
