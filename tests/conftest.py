@@ -19,6 +19,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         IMAGEGATE_BUILTIN_FAULT_MARKER=FAULT_MARKER,
         IMAGEGATE_BUILTIN_FAULT_ATTEMPTS="3",
         IMAGEGATE_MAX_ATTEMPTS="3",
+        IMAGEGATE_KEY_CACHE_TTL_S="1",
     ).start()
     yield proc
     proc.stop()

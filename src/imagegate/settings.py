@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     retry_max_delay_s: float = Field(default=60.0, ge=0)
 
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+    key_cache_ttl_s: float = Field(default=30.0, ge=0)
 
     builtin_latency_ms: int = Field(default=0, ge=0)
     # Worker processes the built-in renderer draws in; unset = one per CPU, 0 = threads.

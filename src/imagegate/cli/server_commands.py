@@ -14,6 +14,7 @@ from rich.console import Console
 from imagegate.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from imagegate.domain.records import KeyInfo
     from imagegate.runtime import Runtime
     from imagegate.services.keys import NewKey
 
@@ -101,10 +102,59 @@ def keys_create(
     typer.echo(key.secret)
 
 
+def keys_list(
+    workspace: str | None = typer.Option(None, "--workspace", "-w", help="Only this workspace"),
+) -> None:
+    """List API keys (ids, prefixes and roles; never the secrets)."""
+    from rich.table import Table
+
+    from imagegate.runtime import Runtime
+    from imagegate.services.keys import list_keys
+
+    rt = Runtime.build(_prepared_settings())
+
+    async def _list() -> list[KeyInfo]:
+        try:
+            return await list_keys(rt, workspace)
+        finally:
+            await rt.close()
+
+    table = Table("id", "workspace", "name", "prefix", "role", "created", "revoked")
+    for key in asyncio.run(_list()):
+        revoked = f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
+        table.add_row(key.key_id, key.workspace, key.name, key.prefix + "…", key.role,
+                      f"{key.created_at:%Y-%m-%d %H:%M}", revoked)  # fmt: skip
+    Console().print(table)
+
+
+def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (key_…)")) -> None:
+    """Revoke an API key; servers refuse it within IMAGEGATE_KEY_CACHE_TTL_S."""
+    from imagegate.errors import ImagegateError
+    from imagegate.runtime import Runtime
+    from imagegate.services.keys import revoke_key
+
+    rt = Runtime.build(_prepared_settings())
+
+    async def _revoke() -> None:
+        try:
+            await revoke_key(rt, key_id)
+        finally:
+            await rt.close()
+
+    try:
+        asyncio.run(_revoke())
+    except ImagegateError as error:
+        console.print(f"error: {error.code}: {error.detail}")
+        raise typer.Exit(1) from error
+    console.print(f"revoked {key_id}")
+
+
 def register(app: typer.Typer) -> None:
     """Attach the server-side commands to ``app``."""
     app.command()(serve)
     app.command()(migrate)
     keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys (works on the database).")
     keys_app.command("create")(keys_create)
+    keys_app.command("list")(keys_list)
+    keys_app.command("revoke")(keys_revoke)
     app.add_typer(keys_app, name="keys")

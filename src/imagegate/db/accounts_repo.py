@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from imagegate.db.models import ApiKey, Workspace
 from imagegate.domain.ids import new_id
-from imagegate.domain.records import Principal
+from imagegate.domain.records import KeyInfo, Principal
 
 
 async def get_or_create_workspace(session: AsyncSession, name: str, now: datetime) -> str:
@@ -69,3 +69,24 @@ async def principal_for_hash(session: AsyncSession, key_hash: str) -> Principal 
 
 async def has_any_key(session: AsyncSession) -> bool:
     return (await session.scalar(select(ApiKey.id).limit(1))) is not None
+
+
+async def list_keys(session: AsyncSession, workspace: str | None = None) -> list[KeyInfo]:
+    query = (
+        select(ApiKey.id, Workspace.name, ApiKey.name, ApiKey.prefix, ApiKey.role,
+               ApiKey.created_at, ApiKey.revoked_at)
+        .join(Workspace, Workspace.id == ApiKey.workspace_id)
+        .order_by(Workspace.name, ApiKey.created_at)
+    )  # fmt: skip
+    if workspace is not None:
+        query = query.where(Workspace.name == workspace)
+    return [KeyInfo(*row) for row in await session.execute(query)]
+
+
+async def revoke_key(session: AsyncSession, key_id: str, now: datetime) -> bool:
+    result = await session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0))

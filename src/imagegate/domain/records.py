@@ -24,6 +24,19 @@ class Principal:
 
 
 @dataclass(frozen=True)
+class KeyInfo:
+    """An API key as listed: never the secret, only its first characters."""
+
+    key_id: str
+    workspace: str
+    name: str
+    prefix: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
 class StoredImage:
     kind: str  # "image" or "grid"
     index: int

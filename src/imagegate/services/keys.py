@@ -9,14 +9,13 @@ import time
 from dataclasses import dataclass
 
 from imagegate.db import accounts_repo
-from imagegate.domain.records import Principal
-from imagegate.errors import InvalidRequest, Unauthenticated
+from imagegate.domain.records import KeyInfo, Principal
+from imagegate.errors import InvalidRequest, NotFound, Unauthenticated
 from imagegate.runtime import Runtime
 
 KEY_PREFIX = "ig_"
 DEFAULT_WORKSPACE = "default"
 ROLES = ("member", "admin")
-_CACHE_TTL_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -77,12 +76,26 @@ async def bootstrap_admin_key(rt: Runtime) -> NewKey | None:
     return key
 
 
+async def list_keys(rt: Runtime, workspace: str | None = None) -> list[KeyInfo]:
+    async with rt.sessions() as session:
+        return await accounts_repo.list_keys(session, workspace)
+
+
+async def revoke_key(rt: Runtime, key_id: str) -> None:
+    """Revoke a key. Running servers stop accepting it within the auth cache TTL."""
+    async with rt.sessions.begin() as session:
+        if not await accounts_repo.revoke_key(session, key_id, rt.clock.now()):
+            raise NotFound(f"no active key with id {key_id!r}")
+
+
 class Authenticator:
     """Resolves bearer tokens to principals, with a short cache so the hot path
-    (every request) does not hit the database."""
+    (every request) does not hit the database. A revoked key keeps working for at
+    most ``IMAGEGATE_KEY_CACHE_TTL_S``."""
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
+        self._ttl_s = rt.settings.key_cache_ttl_s
         self._cache: dict[str, tuple[Principal, float]] = {}
 
     async def __call__(self, token: str | None) -> Principal:
@@ -98,5 +111,5 @@ class Authenticator:
             raise Unauthenticated("The API key is not valid.")
         if len(self._cache) > 10_000:
             self._cache.clear()
-        self._cache[digest] = (principal, time.monotonic() + _CACHE_TTL_S)
+        self._cache[digest] = (principal, time.monotonic() + self._ttl_s)
         return principal
