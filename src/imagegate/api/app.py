@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from imagegate import __version__
 from imagegate.api import errors
@@ -56,7 +57,9 @@ def create_app(rt: Runtime) -> FastAPI:
             await asyncio.to_thread(dbos_engine.shutdown)
             await rt.close()
 
-    app = FastAPI(
+    # The docs page's scripts are served by imagegate itself, not a CDN: a
+    # self-hosted server may have no way out, and should not need one.
+    app = FastAPIOffline(
         title="imagegate",
         version=__version__,
         summary="Self-hosted, provider-agnostic image generation jobs",
