@@ -53,7 +53,7 @@ def paint_mountains(c: Canvas, plan: Plan, lay: Layout) -> None:
     snowy = "snow" in plan.themes
     for i in range(n):
         t = i / max(1, n - 1)
-        height = (0.30 - 0.12 * t) * (1.0 - lay.horizon + 0.45)
+        height = (0.30 - 0.12 * t) * (1.0 - lay.horizon + 0.45) * lay.ridge_height
         cells = float(rng.uniform(1.2, 2.6))
         detail = 3 if plan.style in ("neon", "minimal", "anime") else 6  # cleaner lines
         shape = 0.5 + 0.5 * fbm1d(rng, c.u, cells, detail, ridged=True)

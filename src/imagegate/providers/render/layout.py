@@ -18,20 +18,26 @@ class Layout:
     ridge_layers: int
     hill_layers: int
     light_dir: float  # +1 when the light comes from the right
+    ridge_height: float = 1.0  # mountain heights, relative to the usual
 
 
 def make_layout(plan: Plan, aspect: float) -> Layout:
     rng = plan.rng("layout")
     r = rng.uniform(0.0, 1.0, 10)
     low_sun = bool(plan.themes & {"sunset", "dawn", "fire"})
-    horizon = 0.55 + 0.17 * r[0]
+    # Stepped per seed rather than drawn: a job's variations get a big sky, a big
+    # foreground and the in-betweens, not four horizons at the same height by chance.
+    level = plan.spread("horizon")
+    horizon = 0.5 + 0.24 * level
     if aspect < 0.8:  # portrait: a lower horizon leaves less empty foreground
-        horizon += 0.08
+        horizon += 0.06
     if plan.style == "minimal":
-        horizon = 0.72 + 0.1 * r[0]
-    # Rule of thirds: the light on one third, the subject on the other.
-    sun_side = 1 / 3 if r[1] < 0.5 else 2 / 3
-    sun_x = aspect * (sun_side + (r[2] - 0.5) * 0.2)
+        horizon = 0.72 + 0.1 * level
+    # The light anywhere from a fifth to four fifths across, stepped per seed like the
+    # horizon; the subject on the third away from it.
+    across = 0.2 + 0.6 * plan.spread("sun")
+    sun_side = 1 / 3 if across < 0.5 else 2 / 3
+    sun_x = aspect * across
     if low_sun:
         sun_y, sun_r = horizon - 0.03 - 0.12 * r[3], 0.07 + 0.05 * r[4]
     else:
@@ -47,4 +53,5 @@ def make_layout(plan: Plan, aspect: float) -> Layout:
         ridge_layers=1 if plan.style == "minimal" else 2 + int(r[7] * 2.99),
         hill_layers=1 if plan.style == "minimal" else 1 + int(r[8] * 2.99),
         light_dir=1.0 if sun_x > aspect / 2 else -1.0,
+        ridge_height=0.75 + 0.6 * r[9],
     )

@@ -121,12 +121,20 @@ class Plan:
     colour: pal.RGB | None  # the first colour word, used for products and accents
     style: str
     key: bytes
+    seed: int = 0
+    prompt_key: bytes = b""  # like ``key`` but without the seed
+    said: frozenset[str] = frozenset()  # the prompt's words, less the negative prompt's
+    avoid: tuple[pal.RGB, ...] = ()  # colours the negative prompt names
 
     def rng(self, layer: str) -> np.random.Generator:
         """An independent generator per layer: switching one layer off (say, clouds via
         the negative prompt) leaves the others' randomness, and so the layout, unchanged."""
         digest = hashlib.blake2b(self.key + layer.encode(), digest_size=16).digest()
         return np.random.default_rng(int.from_bytes(digest, "big"))
+
+    def spread(self, name: str) -> float:
+        """A value in [0, 1) for one seeded choice, see :func:`seed_spread`."""
+        return seed_spread(self.prompt_key, name, self.seed)
 
     def has(self, element: str) -> bool:
         return element in self.elements
@@ -142,20 +150,40 @@ def stable_hash(*parts: str) -> bytes:
     return hashlib.blake2b("\x00".join(parts).encode(), digest_size=16).digest()
 
 
+_GOLDEN = 2654435769  # 2**32 / golden ratio
+
+
+def seed_spread(prompt_key: bytes, name: str, seed: int) -> float:
+    """A value in [0, 1) that moves by the golden ratio from one seed to the next.
+
+    A job's variations use consecutive seeds; drawn independently, two of them can land
+    on nearly the same colour or horizon by chance. Stepped by the golden ratio, any two
+    of four consecutive seeds are at least a seventh of the range apart (and neighbours
+    over a third), while the start (from the prompt and ``name``) keeps prompts apart.
+    """
+    start = int.from_bytes(hashlib.blake2b(prompt_key + name.encode(), digest_size=4).digest())
+    return ((start + seed * _GOLDEN) % 2**32) / 2**32
+
+
 def make_plan(prompt: str, negative: str | None, style: str, seed: int) -> Plan:
     said, unsaid = words(prompt), words(negative)
     # Normalising before hashing keeps 'A cat.' and 'a cat' the same picture.
-    key = stable_hash(" ".join(sorted(_WORD.findall(prompt.lower()))), str(seed))
+    normalised = " ".join(sorted(_WORD.findall(prompt.lower())))
+    key = stable_hash(normalised, str(seed))
+    prompt_key = stable_hash(normalised)
     themes = frozenset(t for t, kw in THEMES.items() if said & kw and not unsaid & kw)
     product = _first(PRODUCTS, said - unsaid)
     subject = _first(SUBJECTS, said - unsaid)
     colour_words = [w for w in _WORD.findall(prompt.lower()) if w in COLOURS and w not in unsaid]
     colour = COLOURS[colour_words[0]] if colour_words else None
     prompt_hash = stable_hash(*sorted(said))
-    palette = _palette(themes, colour_words, unsaid, prompt_hash)
-    plan = Plan(palette, themes, frozenset(), subject, product, colour, style, key)
+    avoid = tuple(COLOURS[w] for w in sorted(unsaid & COLOURS.keys()))
+    extra = (seed, prompt_key, frozenset(said - unsaid), avoid)
+    plan = Plan(pal.BASE["day"], themes, frozenset(), subject, product, colour, style, key, *extra)
+    palette = _palette(themes, colour_words, unsaid, prompt_hash, plan)
+    plan = Plan(palette, themes, frozenset(), subject, product, colour, style, key, *extra)
     elements = choose_elements(plan) - _negated(unsaid)
-    return Plan(palette, themes, elements, subject, product, colour, style, key)
+    return Plan(palette, themes, elements, subject, product, colour, style, key, *extra)
 
 
 def _first(table: dict[str, frozenset[str]], said: set[str]) -> str | None:
@@ -167,16 +195,21 @@ def _negated(unsaid: set[str]) -> frozenset[str]:
 
 
 def _palette(
-    themes: frozenset[str], colour_words: list[str], unsaid: set[str], prompt_hash: bytes
+    themes: frozenset[str],
+    colour_words: list[str],
+    unsaid: set[str],
+    prompt_hash: bytes,
+    plan: Plan,
 ) -> pal.Palette:
     names = [_THEME_PALETTE[t] for t in sorted(themes) if t in _THEME_PALETTE]
     if not names:
         names = [pal.FALLBACKS[prompt_hash[0] % len(pal.FALLBACKS)]]
     palette = pal.blend([pal.BASE[n] for n in names], [_WEIGHT.get(n, 1.0) for n in names])
     # Every prompt moves the hue a little, themed or not, so no two prompts look alike.
-    spread = 0.035 if len(themes) else 0.09
-    turn = (prompt_hash[1] / 255.0 - 0.5) * 2 * spread
+    reach = 0.035 if len(themes) else 0.09
+    turn = (prompt_hash[1] / 255.0 - 0.5) * 2 * reach
     palette = palette.map(lambda c: pal.shift_hue(c, turn))
+    palette = _vary(palette, max(names, key=lambda n: _WEIGHT.get(n, 1.0)), plan)
     for i, word in enumerate(dict.fromkeys(colour_words)):
         strength = 0.35 if i == 0 else 0.15
         colour = COLOURS[word]
@@ -185,6 +218,46 @@ def _palette(
     for word in unsaid & COLOURS.keys():
         palette = palette.map(lambda c, col=COLOURS[word]: pal.suppress(c, col))  # type: ignore[misc]
     return palette
+
+
+# Palettes a scene's own may lean toward, seed by seed: a dusk that is more violet in
+# one variation and more amber in the next, never a different time of day.
+_NEIGHBOURS = {
+    "day": ("dawn", "mist", "sunset", "forest"),
+    "sunset": ("dawn", "fire", "night", "day"),
+    "dawn": ("sunset", "day", "mist"),
+    "night": ("space", "neon", "mist", "dawn"),
+    "neon": ("night", "space", "fire", "sunset"),
+    "forest": ("day", "mist", "dawn", "sunset"),
+    "snow": ("mist", "dawn", "night", "day"),
+    "desert": ("sunset", "day", "fire", "dawn"),
+    "fire": ("sunset", "night", "space"),
+    "space": ("night", "neon", "dawn", "fire"),
+    "mist": ("day", "dawn", "night", "forest"),
+}
+
+
+def _vary(palette: pal.Palette, main: str, plan: Plan) -> pal.Palette:
+    """The seed's take on the prompt's palette: a lean toward a related palette, a small
+    hue turn, and the accent and light moved further. Applied before colour words, so
+    'a red ...' still wins over it."""
+    rng = plan.rng("palette")
+    r = rng.uniform(0.0, 1.0, 4)
+    options = _NEIGHBOURS[main]
+    lean = pal.BASE[options[int(plan.spread("lean") * len(options))]]
+    palette = pal.blend([palette, lean], [1.0, 0.2 + 0.3 * float(r[0])])
+    turn = (plan.spread("hue") - 0.5) * 0.12
+    palette = palette.map(lambda c: pal.shift_hue(c, turn))
+    accent = (float(r[1]) - 0.5) * 0.24
+    palette = palette.map(lambda c: pal.shift_hue(c, accent), only=("accent", "water"))
+    white = (1.0, 0.86, 0.7) if r[2] < 0.5 else (0.82, 0.9, 1.0)
+    palette = palette.map(lambda c: pal.mix(c, white, 0.1 + 0.2 * float(r[3])), only=("light",))
+    # A brighter or a deeper sky: the hour moves a little either way.
+    exposure = 0.72 + 0.56 * plan.spread("exposure")
+    return palette.map(
+        lambda c: pal.clamp((c[0] * exposure, c[1] * exposure, c[2] * exposure)),
+        only=("sky_top", "sky_mid"),
+    )
 
 
 def choose_elements(plan: Plan) -> frozenset[str]:
