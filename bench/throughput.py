@@ -30,8 +30,15 @@ async def all_jobs(client: httpx.AsyncClient) -> list[dict[str, object]]:
             return jobs
 
 
-async def run(url: str, key: str, jobs: int, variations: int, concurrency: int) -> None:
-    body = {"prompt": "bench: a red fox in snow", "variations": variations, "mode": "draft"}
+async def run(
+    url: str, key: str, jobs: int, variations: int, concurrency: int, output_format: str
+) -> None:
+    body = {
+        "prompt": "bench: a red fox in snow",
+        "variations": variations,
+        "mode": "draft",
+        "output_format": output_format,
+    }
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
         gate = asyncio.Semaphore(concurrency)
@@ -68,7 +75,10 @@ def report(
     last = max(datetime.fromisoformat(str(j["completed_at"])) for j in finished)
     span = (last - first).total_seconds()
     ok = sum(j["status"] == "completed" for j in finished)
-    print(f"{jobs} draft jobs x {variations} image(s): {ok} completed")
+    print(
+        f"{jobs} draft jobs x {variations} image(s), {finished[0]['params']['output_format']}:"
+        f" {ok} completed"
+    )
     print(f"  submitted in {submitted:.1f} s ({jobs / submitted:.0f} creates/s)")
     print(f"  completed in {span:.1f} s -> {ok / span:.1f} jobs/s  (target >= 50 jobs/s)")
     # After the last create the client is quiet: what the worker alone sustains.
@@ -92,10 +102,11 @@ def main() -> None:
     parser.add_argument("--variations", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workspace-concurrency", type=int, default=32)
+    parser.add_argument("--format", default="png", choices=["png", "jpeg", "webp"])
     args = parser.parse_args()
     env = {"IMAGEGATE_WORKSPACE_CONCURRENCY": str(args.workspace_concurrency)}
     with running_server(**env) as (url, key):
-        asyncio.run(run(url, key, args.jobs, args.variations, args.concurrency))
+        asyncio.run(run(url, key, args.jobs, args.variations, args.concurrency, args.format))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,7 @@ def test_another_workspace_sees_404(server: ServerProcess, http: httpx.Client) -
         ({"prompt": "x", "seed": -1}, "seed"),
         ({"prompt": "x", "seed": 2**40}, "seed"),
         ({"prompt": "x", "mode": "turbo"}, "mode"),
+        ({"prompt": "x", "output_format": "tiff"}, "output_format"),
         ({"prompt": "x", "status": "completed"}, "status"),
         ({"prompt": "x", "cost": 0}, "cost"),
         ({"prompt": "x", "credits": 10}, "credits"),

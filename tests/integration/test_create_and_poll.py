@@ -100,3 +100,30 @@ def test_lifecycle_is_logged_as_json_lines(http: httpx.Client, server: ServerPro
     assert done["workspace"] and done["provider"] == "builtin" and done["attempt"] == 1
     assert done["duration_ms"] >= 0 and done["estimated_credits"] > 0
     assert len(done["stored_keys"]) == 1
+
+
+def test_output_formats(http: httpx.Client) -> None:
+    expected = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"),
+                "webp": ("WEBP", "image/webp")}  # fmt: skip
+    ids = {
+        fmt: http.post(
+            "/api/image/jobs",
+            json={
+                "prompt": "a green field",
+                "variations": 2,
+                "mode": "draft",
+                "output_format": fmt,
+            },
+        ).json()["job_id"]
+        for fmt in expected
+    }
+    for fmt, job_id in ids.items():
+        job = wait_for_job(http, job_id)
+        assert job["params"]["output_format"] == fmt
+        for url in [*job["result_urls"], job["grid_url"]]:
+            response = httpx.get(url)
+            assert response.headers["content-type"] == expected[fmt][1]
+            image = fetch_image(url)
+            assert image.format == expected[fmt][0]
+    refused = http.post("/api/image/jobs", json={"prompt": "x", "output_format": "gif"})
+    assert refused.status_code == 422 and refused.json()["code"] == "validation_error"

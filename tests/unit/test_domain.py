@@ -6,7 +6,14 @@ import pytest
 
 from imagegate.domain.flags import parse_prompt_flags
 from imagegate.domain.jobs import IllegalTransition, JobStatus, transition
-from imagegate.domain.params import Mode, ParamError, Ratio, pixel_size, variation_seeds
+from imagegate.domain.params import (
+    Mode,
+    OutputFormat,
+    ParamError,
+    Ratio,
+    pixel_size,
+    variation_seeds,
+)
 from imagegate.domain.retry import decide
 
 RATIOS = ["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9", "4:1", "1:4", "5:4"]
@@ -78,3 +85,10 @@ def test_retry_policy() -> None:
     assert hinted.delay_s == 30
     # the same inputs give the same decision: a replayed workflow must not diverge
     assert decide(attempt=1, retryable=True, retry_after_s=None, **common) == first  # type: ignore[arg-type]
+
+
+def test_output_format_from_content_type() -> None:
+    assert OutputFormat.for_content_type("image/jpeg").extension == "jpg"
+    assert OutputFormat.for_content_type("image/jpg") is OutputFormat.JPEG
+    assert OutputFormat.for_content_type("image/webp; q=1") is OutputFormat.WEBP
+    assert OutputFormat.for_content_type("application/octet-stream") is OutputFormat.PNG

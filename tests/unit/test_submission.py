@@ -21,6 +21,7 @@ def test_defaults() -> None:
         "mode": "standard",
         "width": 1024,
         "height": 1024,
+        "output_format": "png",
     }
 
 

@@ -43,6 +43,9 @@ class JobCreate(BaseModel):
     variations: int | None = Field(default=None, ge=1, le=MAX_VARIATIONS)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     mode: Literal["draft", "standard"] | None = None
+    output_format: Literal["png", "jpeg", "webp"] | None = Field(
+        default=None, description="Encoding of the stored images, default png"
+    )
     model: str | None = Field(
         default=None, max_length=128, description="'auto' or 'provider:model'"
     )

@@ -143,6 +143,9 @@ def imagine(
     seed: Annotated[int | None, typer.Option(min=0, help="Seed, for repeatable images")] = None,
     negative: Annotated[str | None, typer.Option(help="What to keep out of the image")] = None,
     model: Annotated[str | None, typer.Option(help="'auto' or 'provider:model'")] = None,
+    output_format: Annotated[
+        str | None, typer.Option("--format", help="png, jpeg or webp (server default: png)")
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(help="Where to save the images (default: ./imagegate-out/<job id>/)"),
@@ -173,6 +176,7 @@ def imagine(
         "seed": seed,
         "negative_prompt": negative,
         "model": model,
+        "output_format": output_format,
     }
     with _client(url, key) as client:
         # One key per run: if the answer to the create is lost, the client's retry

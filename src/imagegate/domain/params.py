@@ -21,6 +21,27 @@ class Mode(StrEnum):
 
 TARGET_PIXELS = {Mode.DRAFT: 512 * 512, Mode.STANDARD: 1024 * 1024}
 
+
+class OutputFormat(StrEnum):
+    PNG = "png"
+    JPEG = "jpeg"
+    WEBP = "webp"
+
+    @property
+    def content_type(self) -> str:
+        return f"image/{self.value}"
+
+    @property
+    def extension(self) -> str:
+        return "jpg" if self is OutputFormat.JPEG else self.value
+
+    @classmethod
+    def for_content_type(cls, content_type: str) -> OutputFormat:
+        """The format of a provider's ``image/...`` content type (PNG if unknown)."""
+        name = content_type.split(";")[0].strip().removeprefix("image/").replace("jpg", "jpeg")
+        return cls(name) if name in cls._value2member_map_ else cls.PNG
+
+
 # Presets every provider understands by name; adapters map them to their own wording.
 STYLES: tuple[str, ...] = (
     "none",

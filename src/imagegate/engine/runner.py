@@ -18,12 +18,12 @@ from PIL import Image
 
 from imagegate.db import jobs_repo
 from imagegate.domain.jobs import JobStatus
-from imagegate.domain.params import Mode
+from imagegate.domain.params import Mode, OutputFormat
 from imagegate.domain.records import JobRecord
 from imagegate.engine.lifecycle import record
 from imagegate.providers.base import GeneratedImage, GenerationRequest
 from imagegate.providers.errors import ProviderError, RateLimitedError
-from imagegate.providers.render.grid import make_grid
+from imagegate.providers.render import encode, make_grid
 from imagegate.runtime import Runtime
 from imagegate.storage.base import image_key
 
@@ -97,6 +97,7 @@ def _request(job: JobRecord) -> GenerationRequest:
         mode=Mode(p["mode"]),
         model=str(job.model),
         attempt=job.attempts,
+        output_format=OutputFormat(p.get("output_format", OutputFormat.PNG)),
     )
 
 
@@ -131,33 +132,40 @@ class _ProgressWriter:
 async def _store(rt: Runtime, job: JobRecord, made: list[GeneratedImage]) -> list[dict[str, Any]]:
     stored: list[dict[str, Any]] = []
     for index, image in enumerate(made, start=1):
-        key = image_key(job.workspace_id, job.id, f"{index}.png")
-        await rt.storage.put(key, image.data, image.content_type)
+        fmt = OutputFormat.for_content_type(image.content_type)
+        key = image_key(job.workspace_id, job.id, f"{index}.{fmt.extension}")
+        await rt.storage.put(key, image.data, fmt.content_type)
         stored.append(
-            _row("image", index, key, image.width, image.height, image.seed, len(image.data))
+            _row("image", index, key, image.width, image.height, image.seed, fmt, len(image.data))
         )
     if len(made) > 1:
-        data, width, height = await asyncio.to_thread(_grid_png, [i.data for i in made])
-        key = image_key(job.workspace_id, job.id, "grid.png")
-        await rt.storage.put(key, data, "image/png")
-        stored.append(_row("grid", 0, key, width, height, None, len(data)))
+        fmt = OutputFormat(job.params.get("output_format", OutputFormat.PNG))
+        data, width, height = await asyncio.to_thread(_grid, [i.data for i in made], fmt)
+        key = image_key(job.workspace_id, job.id, f"grid.{fmt.extension}")
+        await rt.storage.put(key, data, fmt.content_type)
+        stored.append(_row("grid", 0, key, width, height, None, fmt, len(data)))
     return stored
 
 
 def _row(
-    kind: str, index: int, key: str, width: int, height: int, seed: int | None, size: int
+    kind: str,
+    index: int,
+    key: str,
+    width: int,
+    height: int,
+    seed: int | None,
+    fmt: OutputFormat,
+    size: int,
 ) -> dict[str, Any]:
     return {
         "kind": kind, "index": index, "storage_key": key, "width": width, "height": height,
-        "seed": seed, "content_type": "image/png", "size_bytes": size,
+        "seed": seed, "content_type": fmt.content_type, "size_bytes": size,
     }  # fmt: skip
 
 
-def _grid_png(datas: list[bytes]) -> tuple[bytes, int, int]:
+def _grid(datas: list[bytes], fmt: OutputFormat) -> tuple[bytes, int, int]:
     grid = make_grid([Image.open(io.BytesIO(d)).convert("RGB") for d in datas])
-    out = io.BytesIO()
-    grid.save(out, format="PNG", compress_level=1)
-    return out.getvalue(), grid.width, grid.height
+    return encode(grid, fmt), grid.width, grid.height
 
 
 async def _complete(

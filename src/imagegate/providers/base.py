@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from imagegate.domain.params import Mode
+from imagegate.domain.params import Mode, OutputFormat
 
 ProgressCallback = Callable[[float], Awaitable[None]]
 """Called with the fraction done, 0.0 to 1.0, as a provider makes progress."""
@@ -25,6 +25,7 @@ class GenerationRequest:
     mode: Mode
     model: str
     attempt: int = 1
+    output_format: OutputFormat = OutputFormat.PNG
 
 
 @dataclass(frozen=True)

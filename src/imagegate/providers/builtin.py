@@ -17,7 +17,7 @@ from imagegate.providers.base import (
     ProgressCallback,
 )
 from imagegate.providers.errors import RetryableProviderError
-from imagegate.providers.render import encode_png, render_image
+from imagegate.providers.render import encode, render_image
 
 _CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 _LATENCY_SLICES = 20  # progress moves in 5 % steps while a simulated latency elapses
@@ -87,8 +87,12 @@ class BuiltinProvider:
             await self._wait(index, total, progress)
             # Rendering is CPU-bound: off the event loop, in a process or a thread.
             loop = asyncio.get_running_loop()
-            data = await loop.run_in_executor(self._executor(), render_png, request, seed)
-            images.append(GeneratedImage(data, "image/png", request.width, request.height, seed))
+            data = await loop.run_in_executor(self._executor(), render_encoded, request, seed)
+            images.append(
+                GeneratedImage(
+                    data, request.output_format.content_type, request.width, request.height, seed
+                )
+            )
             await progress((index + 1) / total)
         if not total:
             await progress(1.0)
@@ -113,10 +117,10 @@ class BuiltinProvider:
             await progress((index + (step + 1) / (slices + 1)) / total)
 
 
-def render_png(request: GenerationRequest, seed: int) -> bytes:
-    """One image of ``request`` with ``seed``, as PNG bytes (runs in a worker)."""
+def render_encoded(request: GenerationRequest, seed: int) -> bytes:
+    """One image of ``request`` with ``seed``, encoded as it asks (runs in a worker)."""
     image = render_image(
         request.prompt, request.negative_prompt, request.style, seed, request.width,
         request.height,
     )  # fmt: skip
-    return encode_png(image)
+    return encode(image, request.output_format)

@@ -13,6 +13,7 @@ from imagegate.domain.params import (
     MAX_VARIATIONS,
     STYLES,
     Mode,
+    OutputFormat,
     ParamError,
     Ratio,
     pixel_size,
@@ -32,6 +33,7 @@ class JobSpec:
     seed: int | None = None
     mode: str | None = None
     model: str | None = None
+    output_format: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     user: str | None = None
 
@@ -90,5 +92,6 @@ def resolve(spec: JobSpec, seed_source: Any = secrets) -> Resolved:
             "mode": mode.value,
             "width": width,
             "height": height,
+            "output_format": (spec.output_format or OutputFormat.PNG.value),
         },
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mimetypes
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -48,6 +49,6 @@ async def get_file(
         raise NotFound("The file no longer exists.")
     return FileResponse(
         path,
-        media_type="image/png" if key.endswith(".png") else None,
+        media_type=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
         headers={"Cache-Control": "private, max-age=3600"},
     )
