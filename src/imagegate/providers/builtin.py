@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 
 from imagegate.domain.params import STYLES, Mode
@@ -52,7 +53,9 @@ class BuiltinProvider:
         # put them on the other cores.
         if self.processes > 0 and self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=multiprocessing.get_context("spawn")
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_lower_priority,
             )
         return self._pool
 
@@ -115,6 +118,12 @@ class BuiltinProvider:
             await asyncio.sleep(pause)
             # Stop short of the image's own completion, which is reported after it renders.
             await progress((index + (step + 1) / (slices + 1)) / total)
+
+
+def _lower_priority() -> None:
+    # Rendering is batch work; the server's own process answers requests. When the
+    # cores are busy the kernel should favour the latter.
+    os.nice(10)
 
 
 def render_encoded(request: GenerationRequest, seed: int) -> bytes:
