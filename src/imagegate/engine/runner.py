@@ -18,7 +18,7 @@ from PIL import Image
 
 from imagegate.db import jobs_repo
 from imagegate.domain.jobs import JobStatus
-from imagegate.domain.params import Mode, OutputFormat
+from imagegate.domain.params import OutputFormat
 from imagegate.domain.records import JobRecord
 from imagegate.engine.lifecycle import record
 from imagegate.providers.base import GeneratedImage, GenerationRequest
@@ -86,18 +86,8 @@ async def attempt(rt: Runtime, job_id: str) -> Outcome:
 
 
 def _request(job: JobRecord) -> GenerationRequest:
-    p = job.params
-    return GenerationRequest(
-        prompt=job.prompt,
-        negative_prompt=job.negative_prompt,
-        width=int(p["width"]),
-        height=int(p["height"]),
-        seeds=tuple(int(p["seed"]) + i for i in range(int(p["variations"]))),
-        style=str(p["style"]),
-        mode=Mode(p["mode"]),
-        model=str(job.model),
-        attempt=job.attempts,
-        output_format=OutputFormat(p.get("output_format", OutputFormat.PNG)),
+    return GenerationRequest.from_params(
+        job.prompt, job.negative_prompt, job.params, str(job.model), job.attempts
     )
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from imagegate.domain.params import Mode, OutputFormat
+from imagegate.domain.params import Mode, OutputFormat, variation_seeds
 
 ProgressCallback = Callable[[float], Awaitable[None]]
 """Called with the fraction done, 0.0 to 1.0, as a provider makes progress."""
@@ -26,6 +26,29 @@ class GenerationRequest:
     model: str
     attempt: int = 1
     output_format: OutputFormat = OutputFormat.PNG
+
+    @classmethod
+    def from_params(
+        cls,
+        prompt: str,
+        negative_prompt: str | None,
+        params: dict[str, Any],
+        model: str,
+        attempt: int = 1,
+    ) -> GenerationRequest:
+        """The request for a job's resolved ``params`` (as stored with the job)."""
+        return cls(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            width=int(params["width"]),
+            height=int(params["height"]),
+            seeds=tuple(variation_seeds(int(params["seed"]), int(params["variations"]))),
+            style=str(params["style"]),
+            mode=Mode(params["mode"]),
+            model=model,
+            attempt=attempt,
+            output_format=OutputFormat(params.get("output_format", OutputFormat.PNG)),
+        )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from typing import Any
 from imagegate.db import idempotency_repo, jobs_repo
 from imagegate.domain.ids import new_id
 from imagegate.domain.jobs import JobAction, JobStatus
-from imagegate.domain.params import Mode
 from imagegate.domain.records import JobRecord, Principal
 from imagegate.engine import dbos_engine
 from imagegate.engine.lifecycle import record
@@ -62,16 +61,7 @@ async def submit(
     provider = rt.providers.get(choice.provider)
     p = resolved.params
     estimate = provider.estimate_credits(
-        GenerationRequest(
-            prompt=resolved.prompt,
-            negative_prompt=resolved.negative_prompt,
-            width=p["width"],
-            height=p["height"],
-            seeds=tuple(range(p["variations"])),
-            style=p["style"],
-            mode=Mode(p["mode"]),
-            model=choice.model,
-        )
+        GenerationRequest.from_params(resolved.prompt, resolved.negative_prompt, p, choice.model)
     )
     now = rt.clock.now()
     if idempotency is not None:
