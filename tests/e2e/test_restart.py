@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
 import pytest
 
+from imagegate.db import jobs_repo
+from imagegate.domain.ids import new_id
+from imagegate.runtime import Runtime
+from imagegate.services.keys import Authenticator
+from imagegate.services.submission import JobSpec, resolve
+from imagegate.settings import Settings
 from tests.support.api import TERMINAL, client
 from tests.support.server import ServerProcess, wait_until
 
@@ -47,5 +54,49 @@ def test_every_accepted_job_finishes_after_a_restart(tmp_path: Path, sig: signal
             jobs = [http.get(f"/api/image/jobs/{i}").json() for i in ids]
         assert [j["status"] for j in jobs] == ["completed"] * len(ids)
         assert all(len(j["result_urls"]) == 1 for j in jobs)
+    finally:
+        restarted.stop()
+
+
+def test_a_job_recorded_but_never_queued_runs_after_restart(tmp_path: Path) -> None:
+    """A crash between recording a job and queueing it: the next start queues it."""
+    server = ServerProcess(tmp_path / "data").start()
+    key = server.admin_key
+    server.kill()
+
+    async def record_only() -> str:
+        rt = Runtime.build(Settings(data_dir=server.data_dir))
+        try:
+            principal = await Authenticator(rt)(key)
+            resolved = resolve(JobSpec(prompt="orphan", variations=1, mode="draft"))
+            now = rt.clock.now()
+            job_id = new_id("job")
+            async with rt.db.begin() as conn:
+                await jobs_repo.insert_job(
+                    conn,
+                    {
+                        "id": job_id, "workspace_id": principal.workspace_id,
+                        "api_key_id": principal.key_id, "end_user": None, "status": "queued",
+                        "action": "imagine", "prompt": resolved.prompt,
+                        "negative_prompt": None, "params": {**resolved.params, "model": "builtin"},
+                        "provider": "builtin", "model": "builtin", "estimated_credits": 1,
+                        "metadata": {}, "created_at": now, "updated_at": now,
+                    },
+                )  # fmt: skip
+            return job_id
+        finally:
+            await rt.close()
+
+    job_id = asyncio.run(record_only())
+    restarted = ServerProcess(tmp_path / "data", port=server.port).start()
+    try:
+        with client(restarted.url, key) as http:
+            wait_until(
+                lambda: http.get(f"/api/image/jobs/{job_id}").json()["status"] in TERMINAL,
+                timeout=30,
+                what="orphan job finished",
+            )
+            assert http.get(f"/api/image/jobs/{job_id}").json()["status"] == "completed"
+        assert '"requeued_jobs": 1' in restarted.log()
     finally:
         restarted.stop()

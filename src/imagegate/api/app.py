@@ -48,7 +48,7 @@ def create_app(rt: Runtime) -> FastAPI:
         # view keeps gen-2 collections (and their latency spikes) small.
         gc.collect()
         gc.freeze()
-        log.info("server.started", url=rt.settings.resolved_public_url, unfinished_jobs=requeued)
+        log.info("server.started", url=rt.settings.resolved_public_url, requeued_jobs=requeued)
         housekeeping = asyncio.create_task(_housekeeping(rt))
         try:
             yield

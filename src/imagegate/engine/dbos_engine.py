@@ -125,5 +125,23 @@ async def enqueue(job_id: str, workspace_id: str, run: int = 1) -> None:
         await DBOS.enqueue_workflow_async(QUEUE_NAME, run_job, job_id)
 
 
+async def ensure_queued(runs: list[tuple[str, str, int]]) -> int:
+    """Queue each (job id, workspace id, run) that has no workflow yet; returns how
+    many were missing. Existing workflows are left alone: DBOS recovers its own."""
+    missing = 0
+    for start in range(0, len(runs), 500):
+        batch = runs[start : start + 500]
+        ids = [workflow_id(job_id, run) for job_id, _, run in batch]
+        found = await DBOS.list_workflows_async(
+            workflow_ids=ids, load_input=False, load_output=False
+        )
+        known = {status.workflow_id for status in found}
+        for (job_id, workspace_id, run), wf_id in zip(batch, ids, strict=True):
+            if wf_id not in known:
+                missing += 1
+                await enqueue(job_id, workspace_id, run)
+    return missing
+
+
 async def cancel(job_id: str, run: int) -> None:
     await DBOS.cancel_workflow_async(workflow_id(job_id, run))

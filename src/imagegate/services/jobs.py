@@ -259,13 +259,11 @@ async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
 
 
 async def reconcile(rt: Runtime) -> int:
-    """Queue every unfinished job's run again; runs already queued are attached to,
-    not duplicated. Covers a crash between recording a job and queueing it."""
+    """Queue any unfinished job whose run never reached the queue (a crash between
+    recording the job and queueing it); returns how many there were."""
     async with rt.db.connect() as conn:
         pending = await jobs_repo.unfinished(conn)
-    for job_id, workspace_id, run in pending:
-        await dbos_engine.enqueue(job_id, workspace_id, run)
-    return len(pending)
+    return await dbos_engine.ensure_queued(pending)
 
 
 async def purge_expired_idempotency(rt: Runtime) -> int:
