@@ -93,6 +93,8 @@ def test_unknown_model_and_malformed_json(http: httpx.Client) -> None:
         "validation_error",
     )
     _problem(http.post("/api/image/jobs", content=b"x" * 300_000), 413, "payload_too_large")
+    empty = _problem(http.post("/api/image/jobs"), 422, "validation_error")
+    assert empty["errors"][0]["field"] == "body" and "JSON object" in empty["detail"]
     assert http.get("/api/image/jobs").json()["data"] == []
 
 

@@ -65,8 +65,13 @@ def problem(
 
 
 def _clean(error: dict[str, Any]) -> dict[str, Any]:
-    loc = [str(p) for p in error.get("loc", ()) if p != "body"]
-    return {"field": ".".join(loc) or None, "message": error.get("msg"), "type": error.get("type")}
+    loc = [str(p) for p in error.get("loc", ())]
+    # ("body", "prompt") names the field "prompt"; ("body",) alone is the body itself.
+    field = ".".join(loc[1:] if loc[:1] == ["body"] and len(loc) > 1 else loc)
+    message = error.get("msg")
+    if loc == ["body"] and error.get("type") == "missing":
+        message = "a JSON object is required (Content-Type: application/json)"
+    return {"field": field or None, "message": message, "type": error.get("type")}
 
 
 def install(app: FastAPI) -> None:

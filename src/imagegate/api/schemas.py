@@ -52,6 +52,11 @@ class JobCreate(BaseModel):
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=16)
     user: str | None = Field(default=None, min_length=1, max_length=128)
 
+    @field_validator("metadata", mode="before")
+    @classmethod
+    def _null_metadata_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
+
     @field_validator("prompt")
     @classmethod
     def _prompt_has_text(cls, value: str) -> str:
