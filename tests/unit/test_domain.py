@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imagegate.domain.flags import parse_prompt_flags
-from imagegate.domain.jobs import IllegalTransition, JobStatus, transition
+from imagegate.domain.jobs import IllegalTransition, JobStatus, sources_of, transition
 from imagegate.domain.params import (
     Mode,
     OutputFormat,
@@ -92,3 +92,10 @@ def test_output_format_from_content_type() -> None:
     assert OutputFormat.for_content_type("image/jpg") is OutputFormat.JPEG
     assert OutputFormat.for_content_type("image/webp; q=1") is OutputFormat.WEBP
     assert OutputFormat.for_content_type("application/octet-stream") is OutputFormat.PNG
+
+
+def test_guards_of_status_updates() -> None:
+    assert sources_of(JobStatus.CANCELED) == {JobStatus.QUEUED, JobStatus.RUNNING}
+    assert sources_of(JobStatus.COMPLETED) == {JobStatus.RUNNING}
+    assert sources_of(JobStatus.QUEUED) == {JobStatus.FAILED}  # only a requeue
+    assert sources_of(JobStatus.FAILED) == {JobStatus.QUEUED, JobStatus.RUNNING}

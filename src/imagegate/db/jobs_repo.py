@@ -14,7 +14,7 @@ from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db.models import Image, Job, JobEvent
-from imagegate.domain.jobs import JobStatus
+from imagegate.domain.jobs import JobStatus, sources_of
 from imagegate.domain.records import JobRecord, StoredImage
 
 jobs: Table = Job.__table__  # type: ignore[assignment]
@@ -114,17 +114,12 @@ async def list_jobs(
     return [to_record(r, by_job.get(r["id"], [])) for r in rows]
 
 
-async def move(
-    conn: AsyncConnection,
-    job_id: str,
-    sources: Iterable[JobStatus],
-    target: JobStatus,
-    **values: Any,
-) -> bool:
-    """Set ``status = target`` (and ``values``) only if the job is in one of ``sources``."""
+async def move(conn: AsyncConnection, job_id: str, target: JobStatus, **values: Any) -> bool:
+    """Set ``status = target`` (and ``values``) if the job's status may become ``target``
+    (``domain.jobs.ALLOWED``); ``False`` if it may not, or the job is gone."""
     result = await conn.execute(
         update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.status.in_([s.value for s in sources]))
+        .where(jobs.c.id == job_id, jobs.c.status.in_([s.value for s in sources_of(target)]))
         .values(status=target.value, **values)
     )
     return bool(result.rowcount)
@@ -194,13 +189,6 @@ async def add_event(
         {"job_id": job_id, "workspace_id": workspace_id, "type": type_, "data": data,
          "created_at": now},
     )  # fmt: skip
-
-
-async def event_types(conn: AsyncConnection, job_id: str) -> list[str]:
-    rows = await conn.execute(
-        select(events.c.type).where(events.c.job_id == job_id).order_by(events.c.id)
-    )
-    return list(rows.scalars())
 
 
 async def unfinished(conn: AsyncConnection) -> list[tuple[str, str, int]]:

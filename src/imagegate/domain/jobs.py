@@ -22,13 +22,11 @@ class JobAction(StrEnum):
 
 _TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})
 
-# A running job goes back to queued when an attempt fails and is retried later, and a
-# failed (dead-lettered) job goes back to queued when an admin requeues it.
+# A retried attempt stays running (it is not a change of status). A failed,
+# dead-lettered job goes back to queued when an admin requeues it.
 ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: frozenset({JobStatus.RUNNING, JobStatus.CANCELED, JobStatus.FAILED}),
-    JobStatus.RUNNING: frozenset(
-        {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.QUEUED}
-    ),
+    JobStatus.RUNNING: frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED}),
     JobStatus.FAILED: frozenset({JobStatus.QUEUED}),
     JobStatus.COMPLETED: frozenset(),
     JobStatus.CANCELED: frozenset(),
@@ -54,5 +52,6 @@ def transition(current: JobStatus, target: JobStatus) -> JobStatus:
 
 
 def sources_of(target: JobStatus) -> frozenset[JobStatus]:
-    """Every status from which ``target`` may be reached (for guarded SQL updates)."""
+    """Every status from which ``target`` may be reached: the guard of every status
+    update the database makes."""
     return frozenset(s for s, allowed in ALLOWED.items() if target in allowed)

@@ -164,7 +164,7 @@ async def _complete(
     now = rt.clock.now()
     async with rt.db.begin() as conn:
         moved = await jobs_repo.move(
-            conn, job.id, [JobStatus.RUNNING], JobStatus.COMPLETED,
+            conn, job.id, JobStatus.COMPLETED,
             progress=100, completed_at=now, updated_at=now,
             charged_credits=job.estimated_credits, provider_job_id=provider_job_id,
             error_code=None, error_message=None,
@@ -192,7 +192,7 @@ async def fail(rt: Runtime, job_id: str, outcome: Outcome) -> None:
         if job is None:
             return
         moved = await jobs_repo.move(
-            conn, job_id, [JobStatus.RUNNING, JobStatus.QUEUED], JobStatus.FAILED,
+            conn, job_id, JobStatus.FAILED,
             dead_letter=True, completed_at=now, updated_at=now,
             error_code=outcome.error_code, error_message=outcome.error_message,
         )  # fmt: skip

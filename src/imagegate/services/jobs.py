@@ -193,7 +193,6 @@ async def cancel(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
         moved = await jobs_repo.move(
             conn,
             job_id,
-            [JobStatus.QUEUED, JobStatus.RUNNING],
             JobStatus.CANCELED,
             completed_at=now,
             updated_at=now,
@@ -231,7 +230,6 @@ async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
         moved = await jobs_repo.move(
             conn,
             job_id,
-            [JobStatus.FAILED],
             JobStatus.QUEUED,
             dead_letter=False,
             runs=run,
