@@ -88,6 +88,7 @@ async def launch(rt: Runtime) -> None:
         "executor_id": settings.executor_id,
         "application_version": "imagegate-1",
         "log_level": "WARNING",
+        **_sqlite_pool(settings.resolved_system_database_url),
     }
     DBOS(config=config)
     DBOS.launch()
@@ -97,6 +98,13 @@ async def launch(rt: Runtime) -> None:
         polling_interval_sec=settings.queue_poll_interval_s,
         on_conflict="always_update",
     )
+
+
+def _sqlite_pool(url: str) -> DBOSConfig:
+    # One connection to an SQLite system database: DBOS's threads then queue for it in
+    # the pool, which wakes the next one at once, instead of colliding on SQLite's
+    # file lock, whose busy handler sleeps in steps of up to 100 ms.
+    return {"sys_db_pool_size": 1} if url.startswith("sqlite") else {}
 
 
 def _prepare_sqlite(url: str) -> None:
