@@ -41,11 +41,19 @@ def serve() -> None:
     import uvicorn
 
     from imagegate.api.app import create_app
+    from imagegate.cli.exclusive import AlreadyInUse, bind, lock_data_dir
     from imagegate.observability.logging import configure
     from imagegate.runtime import Runtime
 
     settings = load_settings()
     configure(settings.log_level)
+    settings.ensure_data_dir()
+    try:
+        lock = lock_data_dir(settings.data_dir)
+        sock = bind(settings.host, settings.port)
+    except AlreadyInUse as error:
+        console.print(f"error: {error}")
+        raise typer.Exit(1) from error
     settings = _prepared_settings()
     rt = Runtime.build(settings)
     new_key = asyncio.run(_bootstrap(rt))
@@ -55,14 +63,16 @@ def serve() -> None:
             f"{settings.admin_key_path}):\n  {new_key}"
         )
     console.print(f"imagegate listening on {settings.resolved_public_url}  (docs: /docs)")
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(rt),
-        host=settings.host,
-        port=settings.port,
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        lock.close()
 
 
 async def _bootstrap(rt: Runtime) -> str | None:
