@@ -1,9 +1,9 @@
 """The steps of running one job, as plain async functions over a Runtime.
 
 Each is safe to run twice (a crash between a step's effect and DBOS recording it
-replays the step): status changes are guarded, files are overwritten in place, image
-rows replaced. The happy path is one step, ``attempt``, so a job costs the engine one
-step record."""
+replays the step): status changes are guarded, files are overwritten in place, and
+image rows are written in the transaction that completes the job, so once. The happy
+path is one step, ``attempt``, so a job costs the engine one step record."""
 
 from __future__ import annotations
 
@@ -21,11 +21,14 @@ from imagegate.domain.jobs import JobStatus
 from imagegate.domain.params import OutputFormat
 from imagegate.domain.records import JobRecord
 from imagegate.engine.lifecycle import record
+from imagegate.observability.logging import get_logger
 from imagegate.providers.base import GeneratedImage, GenerationRequest
 from imagegate.providers.errors import ProviderError, RateLimitedError
 from imagegate.providers.render import encode, make_grid
 from imagegate.runtime import Runtime
 from imagegate.storage.base import image_key
+
+log = get_logger("imagegate.runner")
 
 PROGRESS_WRITE_INTERVAL_S = 0.25
 PROGRESS_EVENT_INTERVAL_S = 0.5
@@ -70,6 +73,10 @@ async def attempt(rt: Runtime, job_id: str) -> Outcome:
     provider = rt.providers.get(str(job.provider))
     try:
         result = await provider.generate(_request(job), _ProgressWriter(rt, job))
+        if not result.images:
+            raise ProviderError("the provider returned no images")
+        stored = await _store(rt, job, list(result.images))
+        await _complete(rt, job, stored, result.provider_job_id)
     except ProviderError as error:
         return Outcome(
             ok=False,
@@ -80,8 +87,17 @@ async def attempt(rt: Runtime, job_id: str) -> Outcome:
             retry_after_s=error.retry_after if isinstance(error, RateLimitedError) else None,
             provider_job_id=error.provider_job_id,
         )
-    stored = await _store(rt, job, list(result.images))
-    await _complete(rt, job, stored, result.provider_job_id)
+    except Exception as error:
+        # A bug or a full disk must not leave the job running forever: it becomes an
+        # attempt that failed, retried a bounded number of times like any other.
+        log.exception("job.attempt_crashed", job_id=job_id, attempt=job.attempts)
+        return Outcome(
+            ok=False,
+            attempt=job.attempts,
+            error_code="internal_error",
+            error_message=f"{type(error).__name__}: {error}"[:500],
+            retryable=True,
+        )
     return Outcome(ok=True, attempt=job.attempts, provider_job_id=result.provider_job_id)
 
 

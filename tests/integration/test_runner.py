@@ -1,0 +1,98 @@
+"""The worker's attempt step on a real SQLite database, with providers that misbehave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagegate.db import jobs_repo
+from imagegate.db.migrate import upgrade
+from imagegate.domain.ids import new_id
+from imagegate.domain.jobs import JobStatus
+from imagegate.engine import runner
+from imagegate.providers.base import (
+    Capabilities,
+    GenerationRequest,
+    GenerationResult,
+    ProgressCallback,
+)
+from imagegate.providers.errors import ModeratedError
+from imagegate.providers.registry import ProviderRegistry
+from imagegate.runtime import Runtime
+from imagegate.services.keys import create_key
+from imagegate.services.submission import JobSpec, resolve
+from imagegate.settings import Settings
+
+
+class Broken:
+    """A provider whose behaviour a test chooses."""
+
+    name = "broken"
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(models=("broken",), max_images=4, modes=(), styles=())
+
+    def estimate_credits(self, request: GenerationRequest) -> int:
+        return 1
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback
+    ) -> GenerationResult:
+        if self.error is not None:
+            raise self.error
+        return GenerationResult(images=())
+
+
+async def _runtime_with_job(tmp_path: Path, provider: Broken) -> tuple[Runtime, str]:
+    settings = Settings(data_dir=tmp_path)
+    settings.ensure_data_dir()
+    upgrade(settings.resolved_database_url)
+    rt = Runtime.build(settings)
+    rt.providers = ProviderRegistry({"broken": provider})
+    key = await create_key(rt, "w", "k")
+    resolved = resolve(JobSpec(prompt="x", variations=1, mode="draft"))
+    now = rt.clock.now()
+    job_id = new_id("job")
+    async with rt.db.begin() as conn:
+        await jobs_repo.insert_job(
+            conn,
+            {
+                "id": job_id, "workspace_id": key.workspace_id, "api_key_id": key.key_id,
+                "end_user": None, "status": "queued", "action": "imagine", "prompt": "x",
+                "negative_prompt": None, "params": {**resolved.params, "model": "broken"},
+                "provider": "broken", "model": "broken", "estimated_credits": 1,
+                "metadata": {}, "created_at": now, "updated_at": now,
+            },
+        )  # fmt: skip
+    return rt, job_id
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "retryable"),
+    [
+        (RuntimeError("bug in an adapter"), "internal_error", True),
+        (None, "provider_error", True),  # returned no images
+        (ModeratedError("refused"), "content_policy_violation", False),
+    ],
+)
+async def test_failed_attempts_come_back_as_data(
+    tmp_path: Path, error: Exception | None, code: str, retryable: bool
+) -> None:
+    rt, job_id = await _runtime_with_job(tmp_path, Broken(error))
+    try:
+        outcome = await runner.attempt(rt, job_id)
+        assert not outcome.ok and outcome.error_code == code
+        assert outcome.retryable is retryable and outcome.attempt == 1
+        await runner.fail(rt, job_id, outcome)
+        async with rt.db.connect() as conn:
+            job = await jobs_repo.get_job(conn, job_id)
+        assert job is not None and job.status is JobStatus.FAILED and job.dead_letter
+        assert job.error_code == code and job.charged_credits == 0 and job.images == ()
+        # A replayed attempt after the job ended changes nothing.
+        assert (await runner.attempt(rt, job_id)).skipped
+    finally:
+        await rt.close()
