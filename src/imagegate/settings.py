@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     executor_id: str = "local"
 
     max_attempts: int = Field(default=3, ge=1, le=20)
+    # A provider call that takes longer is abandoned and counts as a failed attempt.
+    attempt_timeout_s: float = Field(default=600.0, gt=0)
     retry_base_delay_s: float = Field(default=2.0, ge=0)
     retry_max_delay_s: float = Field(default=60.0, ge=0)
 

@@ -120,3 +120,22 @@ def test_cursor_pagination_newest_first(http: httpx.Client) -> None:
     completed = http.get("/api/image/jobs", params={"status": "completed,failed"}).json()
     assert len(completed["data"]) == 5
     assert http.get("/api/image/jobs", params={"status": "queued"}).json()["data"] == []
+
+
+def test_a_provider_call_that_hangs_times_out(tmp_path_factory: pytest.TempPathFactory) -> None:
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("hang"),
+        IMAGEGATE_BUILTIN_LATENCY_MS="30000",
+        IMAGEGATE_ATTEMPT_TIMEOUT_S="0.5",
+        IMAGEGATE_MAX_ATTEMPTS="2",
+    ).start()
+    try:
+        with client(proc.url, proc.admin_key) as http:
+            job_id = http.post(
+                "/api/image/jobs", json={"prompt": "slow", "variations": 1, "mode": "draft"}
+            ).json()["job_id"]
+            job = wait_for_job(http, job_id, timeout=30)
+        assert job["status"] == "failed" and job["attempts"] == 2
+        assert job["error"]["code"] == "provider_timeout" and job["dead_letter"]
+    finally:
+        proc.stop()

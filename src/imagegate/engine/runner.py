@@ -72,7 +72,8 @@ async def attempt(rt: Runtime, job_id: str) -> Outcome:
         )  # fmt: skip
     provider = rt.providers.get(str(job.provider))
     try:
-        result = await provider.generate(_request(job), _ProgressWriter(rt, job))
+        async with asyncio.timeout(rt.settings.attempt_timeout_s):
+            result = await provider.generate(_request(job), _ProgressWriter(rt, job))
         if not result.images:
             raise ProviderError("the provider returned no images")
         stored = await _store(rt, job, list(result.images))
@@ -86,6 +87,14 @@ async def attempt(rt: Runtime, job_id: str) -> Outcome:
             retryable=error.retryable,
             retry_after_s=error.retry_after if isinstance(error, RateLimitedError) else None,
             provider_job_id=error.provider_job_id,
+        )
+    except TimeoutError:
+        return Outcome(
+            ok=False,
+            attempt=job.attempts,
+            error_code="provider_timeout",
+            error_message=f"no result within {rt.settings.attempt_timeout_s:g} s",
+            retryable=True,
         )
     except Exception as error:
         # A bug or a full disk must not leave the job running forever: it becomes an
