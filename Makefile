@@ -17,8 +17,8 @@ $(STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# serve applies the migrations itself before it starts.
 run: $(STAMP)
-	$(BIN)/imagegate migrate
 	$(BIN)/imagegate serve
 
 lint: $(STAMP)

@@ -23,6 +23,7 @@ class Runtime:
     db: AsyncEngine
     sessions: async_sessionmaker[Any]
     storage: Storage
+    # The files route serves from it; a deployment on object storage will have none.
     local_storage: LocalStorage | None
     providers: ProviderRegistry
     clock: Clock

@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from imagegate.db import jobs_repo
-from imagegate.domain.ids import new_id
 from imagegate.runtime import Runtime
 from imagegate.services.keys import Authenticator
-from imagegate.services.submission import JobSpec, resolve
 from imagegate.settings import Settings
 from tests.support.api import TERMINAL, client
+from tests.support.jobs import insert_unqueued_job
 from tests.support.server import ServerProcess, wait_until
 
 
@@ -68,22 +66,9 @@ def test_a_job_recorded_but_never_queued_runs_after_restart(tmp_path: Path) -> N
         rt = Runtime.build(Settings(data_dir=server.data_dir))
         try:
             principal = await Authenticator(rt)(key)
-            resolved = resolve(JobSpec(prompt="orphan", variations=1, mode="draft"))
-            now = rt.clock.now()
-            job_id = new_id("job")
-            async with rt.db.begin() as conn:
-                await jobs_repo.insert_job(
-                    conn,
-                    {
-                        "id": job_id, "workspace_id": principal.workspace_id,
-                        "api_key_id": principal.key_id, "end_user": None, "status": "queued",
-                        "action": "imagine", "prompt": resolved.prompt,
-                        "negative_prompt": None, "params": {**resolved.params, "model": "builtin"},
-                        "provider": "builtin", "model": "builtin", "estimated_credits": 1,
-                        "metadata": {}, "created_at": now, "updated_at": now,
-                    },
-                )  # fmt: skip
-            return job_id
+            return await insert_unqueued_job(
+                rt, principal.workspace_id, principal.key_id, "builtin", "orphan"
+            )
         finally:
             await rt.close()
 

@@ -8,7 +8,6 @@ import pytest
 
 from imagegate.db import jobs_repo
 from imagegate.db.migrate import upgrade
-from imagegate.domain.ids import new_id
 from imagegate.domain.jobs import JobStatus
 from imagegate.engine import runner
 from imagegate.providers.base import (
@@ -21,8 +20,8 @@ from imagegate.providers.errors import ModeratedError
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.runtime import Runtime
 from imagegate.services.keys import create_key
-from imagegate.services.submission import JobSpec, resolve
 from imagegate.settings import Settings
+from tests.support.jobs import insert_unqueued_job
 
 
 class Broken:
@@ -54,20 +53,7 @@ async def _runtime_with_job(tmp_path: Path, provider: Broken) -> tuple[Runtime, 
     rt = Runtime.build(settings)
     rt.providers = ProviderRegistry({"broken": provider})
     key = await create_key(rt, "w", "k")
-    resolved = resolve(JobSpec(prompt="x", variations=1, mode="draft"))
-    now = rt.clock.now()
-    job_id = new_id("job")
-    async with rt.db.begin() as conn:
-        await jobs_repo.insert_job(
-            conn,
-            {
-                "id": job_id, "workspace_id": key.workspace_id, "api_key_id": key.key_id,
-                "end_user": None, "status": "queued", "action": "imagine", "prompt": "x",
-                "negative_prompt": None, "params": {**resolved.params, "model": "broken"},
-                "provider": "broken", "model": "broken", "estimated_credits": 1,
-                "metadata": {}, "created_at": now, "updated_at": now,
-            },
-        )  # fmt: skip
+    job_id = await insert_unqueued_job(rt, key.workspace_id, key.key_id, "broken", "x")
     return rt, job_id
 
 

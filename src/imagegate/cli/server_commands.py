@@ -21,10 +21,11 @@ if TYPE_CHECKING:
 console = Console(stderr=True)
 
 
-def _prepared_settings() -> Settings:
+def _prepared_settings(settings: Settings | None = None) -> Settings:
+    """``settings`` (else the environment's), with the data dir made and migrated."""
     from imagegate.db.migrate import upgrade
 
-    settings = load_settings()
+    settings = settings or load_settings()
     settings.ensure_data_dir()
     upgrade(settings.resolved_database_url)
     return settings
@@ -54,7 +55,7 @@ def serve() -> None:
     except AlreadyInUse as error:
         console.print(f"error: {error}")
         raise typer.Exit(1) from error
-    settings = _prepared_settings()
+    _prepared_settings(settings)
     rt = Runtime.build(settings)
     new_key = asyncio.run(_bootstrap(rt))
     if new_key is not None:

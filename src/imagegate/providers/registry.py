@@ -14,6 +14,11 @@ class ModelChoice:
     provider: str
     model: str
 
+    @property
+    def name(self) -> str:
+        """How clients spell it: ``provider:model``, or ``provider`` when they coincide."""
+        return self.provider if self.model == self.provider else f"{self.provider}:{self.model}"
+
 
 class ProviderRegistry:
     def __init__(self, providers: dict[str, Provider]) -> None:
@@ -39,12 +44,9 @@ class ProviderRegistry:
     def get(self, name: str) -> Provider:
         return self._providers[name]
 
-    def names(self) -> list[str]:
-        return sorted(self._providers)
-
     def models(self) -> list[str]:
         return sorted(
-            f"{name}:{model}" if model != name else name
+            ModelChoice(name, model).name
             for name, provider in self._providers.items()
             for model in provider.capabilities().models
         )

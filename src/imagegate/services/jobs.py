@@ -69,7 +69,6 @@ async def submit(
         if replay is not None:
             return replay
     job_id = new_id("job")
-    model = choice.model if choice.provider == choice.model else f"{choice.provider}:{choice.model}"
     try:
         async with rt.db.begin() as conn:
             job = await jobs_repo.insert_job(
@@ -79,7 +78,7 @@ async def submit(
                     "api_key_id": principal.key_id, "end_user": spec.user,
                     "status": JobStatus.QUEUED.value, "action": JobAction.IMAGINE.value,
                     "prompt": resolved.prompt, "negative_prompt": resolved.negative_prompt,
-                    "params": {**p, "model": model}, "provider": choice.provider,
+                    "params": {**p, "model": choice.name}, "provider": choice.provider,
                     "model": choice.model, "estimated_credits": estimate,
                     "metadata": spec.metadata, "created_at": now, "updated_at": now,
                 },

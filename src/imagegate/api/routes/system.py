@@ -41,8 +41,7 @@ async def get_file(
 ) -> FileResponse:
     """A stored image, through a signed link that expires."""
     storage = rt.local_storage
-    signer = storage.signer if storage else None
-    if storage is None or signer is None or not signer.verify(key, exp, sig):
+    if storage is None or not storage.signer.verify(key, exp, sig):
         raise FileLinkInvalid()
     path = storage.path_for(key)
     if path is None or not path.is_file():
