@@ -13,6 +13,7 @@ from imagegate.db.session import create_engine, create_session_factory
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.settings import Settings
 from imagegate.storage.base import Storage
+from imagegate.storage.factory import build_storage
 from imagegate.storage.local import LocalStorage
 from imagegate.storage.signing import UrlSigner
 
@@ -23,7 +24,7 @@ class Runtime:
     db: AsyncEngine
     sessions: async_sessionmaker[Any]
     storage: Storage
-    # The files route serves from it; a deployment on object storage will have none.
+    # The files route serves from it; a deployment on object storage has none.
     local_storage: LocalStorage | None
     providers: ProviderRegistry
     clock: Clock
@@ -33,12 +34,12 @@ class Runtime:
         settings.ensure_data_dir()
         db = create_engine(settings.resolved_database_url)
         signer = UrlSigner(settings.resolved_secret_key, settings.signed_url_ttl_s)
-        local = LocalStorage(settings.files_dir, settings.resolved_public_url, signer)
+        storage, local = build_storage(settings, signer)
         return cls(
             settings=settings,
             db=db,
             sessions=create_session_factory(db),
-            storage=local,
+            storage=storage,
             local_storage=local,
             providers=ProviderRegistry.from_settings(settings),
             clock=clock or SystemClock(),

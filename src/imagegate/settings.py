@@ -7,8 +7,10 @@ import secrets
 import time
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +29,17 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     signed_url_ttl_s: int = Field(default=3600, ge=1)
+    # Storage (docs/configuration.md#storage). Unset or ``file://`` keeps images under
+    # the data dir; ``s3://bucket/prefix`` puts them in an S3-compatible bucket that the
+    # operator created. Without keys, boto3's own chain (AWS_* env, instance role) applies.
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    # A public bucket or a CDN in front of it: links are base/key, unsigned, never expire.
+    storage_public_base_url: str | None = None
     workspace_concurrency: int = Field(default=8, ge=1)
     queue_poll_interval_s: float = Field(default=0.05, gt=0)
     executor_id: str = "local"
@@ -52,10 +65,23 @@ class Settings(BaseSettings):
     url: str | None = None
     api_key: str | None = None
 
-    @field_validator("public_url")
+    @field_validator("public_url", "storage_public_base_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str | None) -> str | None:
+        if not value or value == "file://":
+            return None
+        split_s3_url(value)
+        return value
+
+    @cached_property
+    def s3_location(self) -> tuple[str, str] | None:
+        """``(bucket, prefix)`` when images go to S3; ``None`` for local disk."""
+        return split_s3_url(self.storage_url) if self.storage_url else None
 
     @cached_property
     def resolved_public_url(self) -> str:
@@ -118,6 +144,17 @@ def _wait_for_content(path: Path, timeout_s: float = 2.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not path.read_text().strip() and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` → ``("bucket", "some/prefix")``."""
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError(
+            f"IMAGEGATE_STORAGE_URL must be unset, file:// (local disk under the data dir) "
+            f"or s3://bucket[/prefix], not {url!r}"
+        )
+    return parts.netloc, parts.path.strip("/")
 
 
 def load_settings() -> Settings:

@@ -1,1 +1,1 @@
-"""Where finished images live: local disk now, S3-compatible stores later."""
+"""Where finished images live: local disk by default, or an S3-compatible bucket."""

@@ -5,9 +5,25 @@ from __future__ import annotations
 from typing import Protocol
 
 
+class ObjectNotFound(KeyError):
+    """No object is stored under this key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+    def __str__(self) -> str:
+        # KeyError's own str() is just the quoted key, which reads badly in a log line.
+        return f"no stored object under {self.key!r}"
+
+
 class Storage(Protocol):
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         """Store ``data`` under ``key``, replacing what was there."""
+        ...
+
+    async def get(self, key: str) -> bytes:
+        """The bytes stored under ``key``; raises ``ObjectNotFound`` when there are none."""
         ...
 
     async def delete(self, key: str) -> None:
@@ -16,6 +32,10 @@ class Storage(Protocol):
 
     def url(self, key: str) -> str:
         """An absolute URL a client can GET the object from, valid for a while."""
+        ...
+
+    async def check(self) -> str | None:
+        """``None`` when the store is usable, else a short reason for the readiness probe."""
         ...
 
 

@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from imagegate.storage.base import ObjectNotFound
 from imagegate.storage.signing import UrlSigner
 
 
@@ -41,6 +42,15 @@ class LocalStorage:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    async def get(self, key: str) -> bytes:
+        path = self.path_for(key)
+        if path is None:
+            raise ObjectNotFound(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFound(key) from None
+
     async def delete(self, key: str) -> None:
         path = self.path_for(key)
         if path is not None:
@@ -48,3 +58,7 @@ class LocalStorage:
 
     def url(self, key: str) -> str:
         return self._public_url + self.signer.path(key)
+
+    async def check(self) -> str | None:
+        # The data dir is made at start-up; a full or read-only disk shows on the write.
+        return None

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from imagegate.api.deps import RuntimeDep
 from imagegate.errors import FileLinkInvalid, NotFound
+from imagegate.runtime import Runtime
 
 router = APIRouter(tags=["system"])
 
@@ -23,13 +24,21 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", operation_id="readyz")
 async def readyz(rt: RuntimeDep) -> JSONResponse:
-    """The process can reach its database and is ready for traffic."""
+    """The process can reach its database and its storage, and is ready for traffic."""
+    problems = {"database": await _database_problem(rt), "storage": await rt.storage.check()}
+    body = {name: problem or "ok" for name, problem in problems.items()}
+    if any(problems.values()):
+        return JSONResponse({"status": "unavailable", **body}, status_code=503)
+    return JSONResponse({"status": "ready", **body})
+
+
+async def _database_problem(rt: Runtime) -> str | None:
     try:
         async with rt.sessions() as session:
             await session.execute(text("SELECT 1"))
     except Exception as error:
-        return JSONResponse({"status": "unavailable", "database": repr(error)}, status_code=503)
-    return JSONResponse({"status": "ready", "database": "ok"})
+        return repr(error)
+    return None
 
 
 @router.get("/files/{key:path}", operation_id="get_file", include_in_schema=True)
@@ -41,7 +50,10 @@ async def get_file(
 ) -> FileResponse:
     """A stored image, through a signed link that expires."""
     storage = rt.local_storage
-    if storage is None or not storage.signer.verify(key, exp, sig):
+    if storage is None:
+        # Images live in object storage and their links point there, never here.
+        raise NotFound("This server does not serve files.")
+    if not storage.signer.verify(key, exp, sig):
         raise FileLinkInvalid()
     path = storage.path_for(key)
     if path is None or not path.is_file():
