@@ -28,6 +28,9 @@ def running_server(**env: str) -> Iterator[tuple[str, str]]:
             "IMAGEGATE_DATA_DIR": str(data),
             "IMAGEGATE_PORT": str(port),
             "IMAGEGATE_LOG_LEVEL": "WARNING",
+            # Benchmarks measure the server, not its rate limits (--env can set them).
+            "IMAGEGATE_RATE_LIMIT_REQUESTS": "off",
+            "IMAGEGATE_RATE_LIMIT_JOBS": "off",
             **env,
         }
         log = (data / "server.log").open("wb")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from imagegate.domain.rates import Allowance
+
 
 class ImagegateError(Exception):
     """Something went wrong."""
@@ -86,6 +88,17 @@ class IdempotencyKeyInUse(ImagegateError):
 
     code = "idempotency_key_in_use"
     title = "Idempotency-Key in use"
+
+
+class RateLimited(ImagegateError):
+    """Too many requests; retry after the number of seconds in Retry-After."""
+
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, allowance: Allowance) -> None:
+        super().__init__(detail, retry_after=allowance.retry_after_s)
+        self.allowance = allowance
 
 
 class PayloadTooLarge(ImagegateError):

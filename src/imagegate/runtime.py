@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from imagegate.clock import Clock, SystemClock
+from imagegate.counters import CounterStore, build_counter_store
 from imagegate.db.session import create_engine, create_session_factory
 from imagegate.providers.registry import ProviderRegistry
 from imagegate.settings import Settings
@@ -28,12 +29,15 @@ class Runtime:
     local_storage: LocalStorage | None
     providers: ProviderRegistry
     clock: Clock
+    # Rate-limit counts (quotas later): in Redis when configured, else in this process.
+    counters: CounterStore
 
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         settings.ensure_data_dir()
         db = create_engine(settings.resolved_database_url)
         signer = UrlSigner(settings.resolved_secret_key, settings.signed_url_ttl_s)
+        clock = clock or SystemClock()
         storage, local = build_storage(settings, signer)
         return cls(
             settings=settings,
@@ -42,9 +46,11 @@ class Runtime:
             storage=storage,
             local_storage=local,
             providers=ProviderRegistry.from_settings(settings),
-            clock=clock or SystemClock(),
+            clock=clock,
+            counters=build_counter_store(settings.redis_url, clock),
         )
 
     async def close(self) -> None:
         self.providers.close()
+        await self.counters.close()
         await self.db.dispose()

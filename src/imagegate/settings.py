@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from imagegate.domain.rates import Rate, parse_rate
 
 
 class Settings(BaseSettings):
@@ -53,6 +55,14 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
     key_cache_ttl_s: float = Field(default=30.0, ge=0)
 
+    # Shared counters and rate limits (docs/configuration.md#rate-limits). With a Redis
+    # URL every API process shares the counts; without one, each process counts alone.
+    redis_url: str | None = None
+    # "N/second", "N/minute" or "N/hour"; "off" turns a limit off. Generous enough that
+    # a client polling its jobs never meets them; they stop runaway loops.
+    rate_limit_requests: str | None = "6000/minute"  # per API key, every request
+    rate_limit_jobs: str | None = "600/minute"  # per workspace, job creation
+
     builtin_latency_ms: int = Field(default=0, ge=0)
     # Worker processes the built-in renderer draws in; unset = one per CPU, 0 = threads.
     builtin_processes: int | None = Field(default=None, ge=0, le=64)
@@ -69,6 +79,23 @@ class Settings(BaseSettings):
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("rate_limit_requests", "rate_limit_jobs")
+    @classmethod
+    def _check_rate(cls, value: str | None, info: ValidationInfo) -> str | None:
+        try:
+            rate = parse_rate(value)
+        except ValueError as error:
+            raise ValueError(f"IMAGEGATE_{str(info.field_name).upper()}: {error}") from None
+        return str(rate) if rate else None
+
+    @cached_property
+    def request_rate(self) -> Rate | None:
+        return parse_rate(self.rate_limit_requests)
+
+    @cached_property
+    def job_rate(self) -> Rate | None:
+        return parse_rate(self.rate_limit_jobs)
 
     @field_validator("storage_url")
     @classmethod

@@ -13,6 +13,7 @@ from fastapi_offline import FastAPIOffline
 from imagegate import __version__
 from imagegate.api import errors
 from imagegate.api.limits import BodySizeLimit
+from imagegate.api.rate_limit_headers import RateLimitHeaders
 from imagegate.api.routes import jobs, system
 from imagegate.engine import dbos_engine
 from imagegate.observability.logging import get_logger
@@ -71,4 +72,5 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(system.router)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(RateLimitHeaders)
     return app

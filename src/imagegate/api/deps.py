@@ -7,8 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from imagegate.api.rate_limit_headers import remember
 from imagegate.domain.records import Principal
 from imagegate.runtime import Runtime
+from imagegate.services import rate_limits
 from imagegate.services.keys import Authenticator
 
 _bearer = HTTPBearer(auto_error=False, description="An imagegate API key")
@@ -24,7 +26,10 @@ async def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     authenticate: Authenticator = request.app.state.authenticator
-    return await authenticate(credentials.credentials if credentials else None)
+    principal = await authenticate(credentials.credentials if credentials else None)
+    # Every authenticated request counts against its key's rate, whichever the route.
+    remember(request, await rate_limits.check_request(get_runtime(request), principal))
+    return principal
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

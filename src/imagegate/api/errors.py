@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagegate import errors
+from imagegate.api.rate_limit_headers import headers_for
 from imagegate.observability.logging import get_logger
 
 log = get_logger("imagegate.api")
@@ -24,6 +25,7 @@ STATUS: dict[type[errors.ImagegateError], int] = {
     errors.IdempotencyKeyInvalid: 400,
     errors.IdempotencyKeyReused: 422,
     errors.IdempotencyKeyInUse: 409,
+    errors.RateLimited: 429,
     errors.PayloadTooLarge: 413,
     errors.FileLinkInvalid: 403,
 }
@@ -74,12 +76,21 @@ def _clean(error: dict[str, Any]) -> dict[str, Any]:
     return {"field": field or None, "message": message, "type": error.get("type")}
 
 
+def _headers(error: errors.ImagegateError, status: int) -> dict[str, str] | None:
+    if status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(error, errors.RateLimited):
+        return headers_for(error.allowance)
+    return None
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.ImagegateError)
     async def _domain(_: Request, error: errors.ImagegateError) -> JSONResponse:
         status = status_for(error)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return problem(status, error.code, error.title, error.detail, headers, **error.extra)
+        return problem(
+            status, error.code, error.title, error.detail, _headers(error, status), **error.extra
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -57,9 +57,16 @@ async def claim(
     )  # fmt: skip
     if inserted.rowcount:
         return None
-    row = (await conn.execute(select(records).where(_key(workspace_id, key)))).mappings().first()
-    if row is None:  # deleted between our insert and read: the claim is free again
+    held = await find(conn, workspace_id, key)
+    if held is None:  # deleted between our insert and read: the claim is free again
         return await claim(conn, workspace_id, key, request_hash, now, expires_at)
+    return held
+
+
+async def find(conn: AsyncConnection, workspace_id: str, key: str) -> StoredResponse | None:
+    row = (await conn.execute(select(records).where(_key(workspace_id, key)))).mappings().first()
+    if row is None:
+        return None
     return StoredResponse(
         row["request_hash"], row["state"], row["status_code"], row["response"],
         row["created_at"], row["expires_at"],

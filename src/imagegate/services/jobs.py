@@ -6,12 +6,13 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from imagegate.db import idempotency_repo, jobs_repo
 from imagegate.domain.ids import new_id
 from imagegate.domain.jobs import JobAction, JobStatus
+from imagegate.domain.rates import Allowance
 from imagegate.domain.records import JobRecord, Principal
 from imagegate.engine import dbos_engine
 from imagegate.engine.lifecycle import record
@@ -26,6 +27,7 @@ from imagegate.errors import (
 )
 from imagegate.providers.base import GenerationRequest
 from imagegate.runtime import Runtime
+from imagegate.services import rate_limits
 from imagegate.services.submission import JobSpec, resolve
 
 # An in-flight claim older than this belongs to a request that died mid-way.
@@ -40,6 +42,8 @@ class Submitted:
     body: dict[str, Any]
     job_id: str
     replayed: bool
+    # Where the workspace stands against the job-creation rate, when it was counted.
+    rate_limit: Allowance | None = None
 
 
 async def submit(
@@ -64,6 +68,13 @@ async def submit(
         GenerationRequest.from_params(resolved.prompt, resolved.negative_prompt, p, choice.model)
     )
     now = rt.clock.now()
+    # A replay creates nothing, so it answers without counting against the job rate;
+    # the rate is checked before the claim, so that a refused create leaves no record.
+    if idempotency is not None:
+        replay = await _stored_answer(rt, principal, idempotency, now)
+        if replay is not None:
+            return replay
+    allowance = await rate_limits.check_job(rt, principal)
     if idempotency is not None:
         replay = await _claim(rt, principal, idempotency, now)
         if replay is not None:
@@ -99,7 +110,7 @@ async def submit(
                 await idempotency_repo.release(conn, principal.workspace_id, idempotency[0])
         raise
     await dbos_engine.enqueue(job_id, principal.workspace_id)
-    return Submitted(202, body, job_id, replayed=False)
+    return Submitted(202, body, job_id, replayed=False, rate_limit=allowance)
 
 
 async def _claim(
@@ -113,15 +124,34 @@ async def _claim(
         )
         if held is None:
             return None
-        stale = held.expires_at < now or (
-            held.state == idempotency_repo.IN_FLIGHT and now - held.created_at > ABANDONED_CLAIM
-        )
-        if stale:
+        if _stale(held, now):
             if await idempotency_repo.take_over(
                 conn, principal.workspace_id, key, request_hash, now, expires
             ):
                 return None
             raise IdempotencyKeyInUse()
+    return _answer(held, request_hash)
+
+
+async def _stored_answer(
+    rt: Runtime, principal: Principal, idempotency: tuple[str, str], now: datetime
+) -> Submitted | None:
+    """What an earlier request with this key answers, read without claiming the key."""
+    async with rt.db.connect() as conn:
+        held = await idempotency_repo.find(conn, principal.workspace_id, idempotency[0])
+    if held is None or _stale(held, now):
+        return None
+    return _answer(held, idempotency[1])
+
+
+def _stale(held: idempotency_repo.StoredResponse, now: datetime) -> bool:
+    return held.expires_at < now or (
+        held.state == idempotency_repo.IN_FLIGHT and now - held.created_at > ABANDONED_CLAIM
+    )
+
+
+def _answer(held: idempotency_repo.StoredResponse, request_hash: str) -> Submitted:
+    """The replay of a held key, or why there is none yet."""
     if held.request_hash != request_hash:
         raise IdempotencyKeyReused()
     if held.state == idempotency_repo.IN_FLIGHT or held.response is None:

@@ -6,10 +6,11 @@ import hashlib
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
+from imagegate.api.rate_limit_headers import remember
 from imagegate.api.schemas import JobCreate, JobPublic, JobsPublic, Problem
 from imagegate.domain.jobs import JobStatus
 from imagegate.errors import IdempotencyKeyInvalid, InvalidRequest
@@ -20,7 +21,7 @@ router = APIRouter(prefix="/api/image/jobs", tags=["jobs"])
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 404, 409, 422)
+    for code in (400, 401, 404, 409, 422, 429)
 }
 
 
@@ -37,6 +38,7 @@ def _idempotency(key: str | None, body: JobCreate) -> tuple[str, str] | None:
     "", status_code=202, response_model=JobPublic, operation_id="create_job", responses=ERRORS
 )
 async def create_job(
+    request: Request,
     body: JobCreate,
     rt: RuntimeDep,
     principal: PrincipalDep,
@@ -54,6 +56,7 @@ async def create_job(
     headers = {"Location": f"/api/image/jobs/{result.job_id}"}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
+    remember(request, result.rate_limit)
     return JSONResponse(result.body, status_code=result.status_code, headers=headers)
 
 

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import text
 
 from imagegate.api.deps import RuntimeDep
+from imagegate.counters import CountersUnavailable
 from imagegate.errors import FileLinkInvalid, NotFound
 from imagegate.runtime import Runtime
 
@@ -27,9 +28,20 @@ async def readyz(rt: RuntimeDep) -> JSONResponse:
     """The process can reach its database and its storage, and is ready for traffic."""
     problems = {"database": await _database_problem(rt), "storage": await rt.storage.check()}
     body = {name: problem or "ok" for name, problem in problems.items()}
+    body["counters"] = await _counters_state(rt)
     if any(problems.values()):
         return JSONResponse({"status": "unavailable", **body}, status_code=503)
     return JSONResponse({"status": "ready", **body})
+
+
+async def _counters_state(rt: Runtime) -> str:
+    """Rate limits fail open, so the counters' outage is reported here but does not
+    make the process unready: a load balancer must not drop every API process."""
+    try:
+        await rt.counters.ping()
+    except CountersUnavailable as error:
+        return f"unavailable, not limiting: {error}"
+    return f"ok ({rt.counters.backend})"
 
 
 async def _database_problem(rt: Runtime) -> str | None:
