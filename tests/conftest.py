@@ -1,28 +1,38 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import fresh_database
 from tests.support.server import ServerProcess
 
 FAULT_MARKER = "__fail__"
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One real server for the session. Prompts containing ``__fail__`` fail on their
-    first three attempts (so a job dead-letters after three, and succeeds on requeue)."""
-    proc = ServerProcess(
-        tmp_path_factory.mktemp("server"),
-        IMAGEGATE_BUILTIN_FAULT_MARKER=FAULT_MARKER,
-        IMAGEGATE_BUILTIN_FAULT_ATTEMPTS="3",
-        IMAGEGATE_MAX_ATTEMPTS="3",
-        IMAGEGATE_KEY_CACHE_TTL_S="1",
-    ).start()
-    yield proc
-    proc.stop()
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One real server per database backend: every test that uses it runs on SQLite
+    and on PostgreSQL. Prompts containing ``__fail__`` fail on their first three
+    attempts (so a job dead-letters after three, and succeeds on requeue)."""
+    with ExitStack() as stack:
+        database = {}
+        if request.param == "postgresql":
+            database["IMAGEGATE_DATABASE_URL"] = stack.enter_context(fresh_database())
+        proc = ServerProcess(
+            tmp_path_factory.mktemp(f"server-{request.param}"),
+            IMAGEGATE_BUILTIN_FAULT_MARKER=FAULT_MARKER,
+            IMAGEGATE_BUILTIN_FAULT_ATTEMPTS="3",
+            IMAGEGATE_MAX_ATTEMPTS="3",
+            IMAGEGATE_KEY_CACHE_TTL_S="1",
+            **database,
+        ).start()
+        yield proc
+        proc.stop()
 
 
 @pytest.fixture(scope="session")

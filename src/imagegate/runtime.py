@@ -35,7 +35,7 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
         settings.ensure_data_dir()
-        db = create_engine(settings.resolved_database_url)
+        db = create_engine(settings.resolved_database_url, settings.database_pool_size)
         signer = UrlSigner(settings.resolved_secret_key, settings.signed_url_ttl_s)
         clock = clock or SystemClock()
         storage, local = build_storage(settings, signer)

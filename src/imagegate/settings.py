@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagegate.domain.rates import Rate, parse_rate
@@ -19,7 +26,9 @@ from imagegate.domain.rates import Rate, parse_rate
 class Settings(BaseSettings):
     """Every knob imagegate has. Defaults give the embedded, one-process setup."""
 
-    model_config = SettingsConfigDict(env_prefix="IMAGEGATE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="IMAGEGATE_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -31,6 +40,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     signed_url_ttl_s: int = Field(default=3600, ge=1)
+
     # Storage (docs/configuration.md#storage). Unset or ``file://`` keeps images under
     # the data dir; ``s3://bucket/prefix`` puts them in an S3-compatible bucket that the
     # operator created. Without keys, boto3's own chain (AWS_* env, instance role) applies.
@@ -44,7 +54,32 @@ class Settings(BaseSettings):
     storage_public_base_url: str | None = None
     workspace_concurrency: int = Field(default=8, ge=1)
     queue_poll_interval_s: float = Field(default=0.05, gt=0)
-    executor_id: str = "local"
+
+    # Connections each process may open, to the app's tables and to the engine's: on
+    # PostgreSQL every process holds up to the sum (+1 for notifications), and all
+    # processes together must fit the server's max_connections.
+    database_pool_size: int = Field(default=10, ge=1, le=500)
+    engine_pool_size: int = Field(default=10, ge=2, le=500)
+
+    # Scale-out (docs/deploy.md). A worker's id names it to the engine and must be
+    # stable across its restarts (so it recovers its own work at once) and unique
+    # among live processes; unset, each process takes ``<hostname>-<n>``, the first
+    # slot on this host that no live process holds. IMAGEGATE_EXECUTOR_ID is the
+    # name this setting had before.
+    worker_id: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("IMAGEGATE_WORKER_ID", "IMAGEGATE_EXECUTOR_ID"),
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$",
+    )
+    # A worker whose heartbeat is older than the lease is dead: one elected process
+    # hands its unfinished jobs to the survivors.
+    worker_lease_s: float = Field(default=60.0, ge=1)
+    worker_heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    # Jobs one worker process runs at once (None: only the per-workspace cap).
+    worker_concurrency: int | None = Field(default=None, ge=1)
+    # On SIGTERM a worker stops taking jobs and waits this long for its running ones;
+    # any still running then are handed back to the other workers.
+    drain_timeout_s: int = Field(default=30, ge=0)
 
     max_attempts: int = Field(default=3, ge=1, le=20)
     # A provider call that takes longer is abandoned and counts as a failed attempt.
@@ -110,6 +145,16 @@ class Settings(BaseSettings):
         """``(bucket, prefix)`` when images go to S3; ``None`` for local disk."""
         return split_s3_url(self.storage_url) if self.storage_url else None
 
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> Settings:
+        if self.worker_lease_s < 3 * self.worker_heartbeat_interval_s:
+            raise ValueError(
+                "IMAGEGATE_WORKER_LEASE_S must be at least three heartbeat intervals "
+                "(IMAGEGATE_WORKER_HEARTBEAT_INTERVAL_S), or one slow beat declares a "
+                "live worker dead"
+            )
+        return self
+
     @cached_property
     def resolved_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
@@ -121,14 +166,23 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_database_url(self) -> str:
-        return (
-            self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'imagegate.db'}"
-        )
+        if self.database_url:
+            return async_driver_url(self.database_url)
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'imagegate.db'}"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.resolved_database_url.startswith("postgresql")
 
     @cached_property
     def resolved_system_database_url(self) -> str:
+        """The engine's database: the setting; else, on PostgreSQL, the app's own
+        database (the engine keeps its tables in the ``dbos`` schema); else a SQLite
+        file beside the app's."""
         if self.system_database_url:
             return self.system_database_url
+        if self.uses_postgres:
+            return self.resolved_database_url
         return f"sqlite:///{self.data_dir.resolve() / 'engine.sqlite'}"
 
     @property
@@ -171,6 +225,14 @@ def _wait_for_content(path: Path, timeout_s: float = 2.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not path.read_text().strip() and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def async_driver_url(url: str) -> str:
+    """Accept the usual spellings of a PostgreSQL URL; the app speaks psycopg 3."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    return url
 
 
 def split_s3_url(url: str) -> tuple[str, str]:

@@ -10,7 +10,6 @@ import pytest
 
 from imagegate.runtime import Runtime
 from imagegate.services.keys import Authenticator
-from imagegate.settings import Settings
 from tests.support.api import TERMINAL, client
 from tests.support.jobs import insert_unqueued_job
 from tests.support.server import ServerProcess, wait_until
@@ -63,7 +62,7 @@ def test_a_job_recorded_but_never_queued_runs_after_restart(tmp_path: Path) -> N
     server.kill()
 
     async def record_only() -> str:
-        rt = Runtime.build(Settings(data_dir=server.data_dir))
+        rt = Runtime.build(server.settings())
         try:
             principal = await Authenticator(rt)(key)
             return await insert_unqueued_job(

@@ -13,7 +13,6 @@ import httpx
 from imagegate.db import idempotency_repo
 from imagegate.runtime import Runtime
 from imagegate.services.keys import Authenticator
-from imagegate.settings import Settings
 from tests.support.api import wait_for_job
 from tests.support.server import ServerProcess
 
@@ -59,7 +58,7 @@ def _hold_key(
     """Claim ``key`` as an earlier request would have, ``age`` ago, kept for ``ttl``."""
 
     async def claim() -> None:
-        rt = Runtime.build(Settings(data_dir=server.data_dir))
+        rt = Runtime.build(server.settings())
         try:
             principal = await Authenticator(rt)(api_key)
             then = rt.clock.now() - age

@@ -70,7 +70,7 @@ async def test_failed_attempts_come_back_as_data(
 ) -> None:
     rt, job_id = await _runtime_with_job(tmp_path, Broken(error))
     try:
-        outcome = await runner.attempt(rt, job_id)
+        outcome = await runner.attempt(rt, job_id, "test-worker")
         assert not outcome.ok and outcome.error_code == code
         assert outcome.retryable is retryable and outcome.attempt == 1
         await runner.fail(rt, job_id, outcome)
@@ -79,6 +79,6 @@ async def test_failed_attempts_come_back_as_data(
         assert job is not None and job.status is JobStatus.FAILED and job.dead_letter
         assert job.error_code == code and job.charged_credits == 0 and job.images == ()
         # A replayed attempt after the job ended changes nothing.
-        assert (await runner.attempt(rt, job_id)).skipped
+        assert (await runner.attempt(rt, job_id, "test-worker")).skipped
     finally:
         await rt.close()

@@ -200,7 +200,12 @@ def test_readiness_follows_the_bucket(s3: S3Server, s3_server: ServerProcess) ->
         assert response.status_code == (200 if body["status"] == "ready" else 503)
         return body
 
-    assert readiness() == {"status": "ready", "database": "ok", "storage": "ok"}
+    assert readiness() == {
+        "status": "ready",
+        "database": "ok",
+        "storage": "ok",
+        "counters": "ok (memory)",
+    }
     s3.delete_bucket(E2E_BUCKET)
     try:
         # The server caches its answer for a few seconds, so the change shows up late.
@@ -209,6 +214,7 @@ def test_readiness_follows_the_bucket(s3: S3Server, s3_server: ServerProcess) ->
             "status": "unavailable",
             "database": "ok",
             "storage": f"bucket {E2E_BUCKET!r} does not exist",
+            "counters": "ok (memory)",
         }
     finally:
         s3.create_bucket(E2E_BUCKET)

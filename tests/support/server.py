@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from imagegate.settings import Settings
+
 BIN = Path(sys.executable).parent
 
 
@@ -35,9 +37,13 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.02, what: str
 
 
 class ServerProcess:
-    """``imagegate serve`` in a child process with its own data dir and port."""
+    """``imagegate serve`` (or ``api``, or ``worker``, which has no port) in a child
+    process with its own data dir and port."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, **env: str) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, command: str = "serve", **env: str
+    ) -> None:
+        self.command = command
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -53,21 +59,39 @@ class ServerProcess:
         self.log_path = data_dir / f"server-{self.port}.log"
 
     def start(self, timeout: float = 60) -> ServerProcess:
+        return self.spawn().wait_ready(timeout)
+
+    def spawn(self) -> ServerProcess:
+        """Start the process without waiting for it (to start several at once)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(BIN / "imagegate"), "serve"], env=self.env, stdout=log, stderr=log
+            [str(BIN / "imagegate"), self.command], env=self.env, stdout=log, stderr=log
         )
-        wait_until(self._ready, timeout, 0.05, f"server on {self.url} (log: {self.log_path})")
         return self
+
+    def wait_ready(self, timeout: float = 60) -> ServerProcess:
+        wait_until(self._ready, timeout, 0.05, f"{self.command} on {self.url} ({self.log_path})")
+        return self
+
+    def exit_code(self, timeout: float = 60) -> int:
+        """Wait for the process to end by itself; its exit status."""
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
 
     def _ready(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"server exited early:\n{self.log()}")
+            raise AssertionError(f"{self.command} exited early:\n{self.log()}")
+        if self.command == "worker":
+            return "is taking jobs" in self.log()
         try:
             return httpx.get(self.url + "/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def settings(self) -> Settings:
+        """The settings this process runs with (same data dir, same database)."""
+        return Settings(data_dir=self.data_dir, database_url=self.env.get("IMAGEGATE_DATABASE_URL"))
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,4 +1,5 @@
-"""The FastAPI app factory. ``serve`` runs it with the worker in the same process."""
+"""The FastAPI app factory. ``serve`` runs it with a worker in the same process;
+``api`` without one (it only enqueues)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from imagegate.api import errors
 from imagegate.api.limits import BodySizeLimit
 from imagegate.api.rate_limit_headers import RateLimitHeaders
 from imagegate.api.routes import jobs, system
-from imagegate.engine import dbos_engine
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 from imagegate.services import jobs as jobs_service
+from imagegate.services import node
+from imagegate.services.fleet import Membership
 from imagegate.services.keys import Authenticator
 
 MAX_BODY_BYTES = 256 * 1024
@@ -38,24 +40,30 @@ async def _housekeeping(rt: Runtime) -> None:
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
 
-def create_app(rt: Runtime) -> FastAPI:
+def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
+    """The HTTP app; with a ``membership`` (a worker id) this process also runs jobs."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # DBOS runs async workflows on the loop that launched it: this one, which also
         # owns the database pool (an asyncio pool cannot be shared between loops).
-        await dbos_engine.launch(rt)
-        requeued = await jobs_service.reconcile(rt)
+        running = await node.start(rt, membership)
         # Objects made at start-up live forever; moving them out of the collector's
         # view keeps gen-2 collections (and their latency spikes) small.
         gc.collect()
         gc.freeze()
-        log.info("server.started", url=rt.settings.resolved_public_url, requeued_jobs=requeued)
+        log.info(
+            "server.started",
+            url=rt.settings.resolved_public_url,
+            worker_id=membership.worker_id if membership else None,
+            requeued_jobs=running.requeued_jobs,
+        )
         housekeeping = asyncio.create_task(_housekeeping(rt))
         try:
             yield
         finally:
             housekeeping.cancel()
-            await asyncio.to_thread(dbos_engine.shutdown)
+            await node.stop(running)
             await rt.close()
 
     # The docs page's scripts are served by imagegate itself, not a CDN: a

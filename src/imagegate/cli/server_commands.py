@@ -1,4 +1,4 @@
-"""Commands that run on the server's side: serve, migrate, keys.
+"""Commands that run on the server's side: serve, api, worker, migrate, keys.
 
 The heavy imports (the web server, the database, the engine) happen inside the
 commands, so the client commands, which need none of them, start quickly."""
@@ -16,6 +16,7 @@ from imagegate.settings import Settings, load_settings
 if TYPE_CHECKING:
     from imagegate.domain.records import KeyInfo
     from imagegate.runtime import Runtime
+    from imagegate.services.fleet import Membership
     from imagegate.services.keys import NewKey
 
 console = Console(stderr=True)
@@ -39,6 +40,62 @@ def migrate() -> None:
 
 def serve() -> None:
     """Run the API and a worker in one process (the embedded default)."""
+    _run_http(runs_jobs=True)
+
+
+def api() -> None:
+    """Run the HTTP API only: it enqueues jobs for `imagegate worker` processes."""
+    _run_http(runs_jobs=False)
+
+
+def worker() -> None:
+    """Run a worker: it executes jobs and serves no HTTP. Stops on SIGTERM after
+    finishing (or handing back) its running jobs."""
+    from imagegate.observability.logging import configure
+    from imagegate.runtime import Runtime
+
+    settings = load_settings()
+    configure(settings.log_level)
+    rt = Runtime.build(_prepared_settings(settings))
+    raise typer.Exit(asyncio.run(_work(rt)))
+
+
+async def _work(rt: Runtime) -> int:
+    import signal
+
+    from imagegate.services import node
+
+    membership = await _join(rt, "worker")
+    if membership is None:
+        await rt.close()
+        return 1
+    running = await node.start(rt, membership)
+    console.print(f"imagegate worker {membership.worker_id} is taking jobs")
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    console.print(f"worker {membership.worker_id} stopping: draining running jobs")
+    try:
+        await node.stop(running)
+    finally:
+        await rt.close()
+    return 0
+
+
+async def _join(rt: Runtime, role: str) -> Membership | None:
+    """Claim a worker id for this process, or say why not (``None``)."""
+    from imagegate.services.fleet import WorkerIdInUse, join
+
+    try:
+        return await join(rt, role)
+    except WorkerIdInUse as error:
+        console.print(f"error: {error}")
+        return None
+
+
+def _run_http(*, runs_jobs: bool) -> None:
     import uvicorn
 
     from imagegate.api.app import create_app
@@ -50,14 +107,17 @@ def serve() -> None:
     configure(settings.log_level)
     settings.ensure_data_dir()
     try:
-        lock = lock_data_dir(settings.data_dir)
+        # The one-process default owns its data dir; `api` processes may share one.
+        lock = lock_data_dir(settings.data_dir) if runs_jobs else None
         sock = bind(settings.host, settings.port)
     except AlreadyInUse as error:
         console.print(f"error: {error}")
         raise typer.Exit(1) from error
     _prepared_settings(settings)
     rt = Runtime.build(settings)
-    new_key = asyncio.run(_bootstrap(rt))
+    new_key, membership = asyncio.run(_before_start(rt, "serve" if runs_jobs else None))
+    if runs_jobs and membership is None:
+        raise typer.Exit(1)
     if new_key is not None:
         console.print(
             f"[bold]Admin API key[/bold] for workspace 'default' (shown once, also in "
@@ -65,7 +125,7 @@ def serve() -> None:
         )
     console.print(f"imagegate listening on {settings.resolved_public_url}  (docs: /docs)")
     config = uvicorn.Config(
-        create_app(rt),
+        create_app(rt, membership),
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
@@ -73,17 +133,21 @@ def serve() -> None:
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
-        lock.close()
+        if lock is not None:
+            lock.close()
 
 
-async def _bootstrap(rt: Runtime) -> str | None:
+async def _before_start(rt: Runtime, role: str | None) -> tuple[str | None, Membership | None]:
+    """The first start's admin key (if this is it), and a worker id if ``role``."""
     from imagegate.services.keys import bootstrap_admin_key
 
     try:
         key = await bootstrap_admin_key(rt)
+        membership = await _join(rt, role) if role else None
     finally:
+        # The server's event loop is another one: it must open its own connections.
         await rt.close()
-    return key.secret if key else None
+    return (key.secret if key else None), membership
 
 
 def keys_create(
@@ -163,6 +227,8 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (key_…)")
 def register(app: typer.Typer) -> None:
     """Attach the server-side commands to ``app``."""
     app.command()(serve)
+    app.command()(api)
+    app.command()(worker)
     app.command()(migrate)
     keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys (works on the database).")
     keys_app.command("create")(keys_create)

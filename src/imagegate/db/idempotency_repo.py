@@ -30,8 +30,12 @@ class StoredResponse:
 
 def _insert_ignoring_conflict(conn: AsyncConnection) -> Insert:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(records).on_conflict_do_nothing(  # type: ignore[no-any-return]
-        index_elements=["workspace_id", "key"]
+    # RETURNING says whether the row went in: psycopg's rowcount for an insert that
+    # hit the conflict is not reliable (-1), SQLite's is.
+    return (  # type: ignore[no-any-return]
+        dialect.insert(records)
+        .on_conflict_do_nothing(index_elements=["workspace_id", "key"])
+        .returning(records.c.key)
     )
 
 
@@ -55,7 +59,7 @@ async def claim(
             "state": IN_FLIGHT, "created_at": now, "expires_at": expires_at,
         },
     )  # fmt: skip
-    if inserted.rowcount:
+    if inserted.first() is not None:
         return None
     held = await find(conn, workspace_id, key)
     if held is None:  # deleted between our insert and read: the claim is free again

@@ -114,20 +114,33 @@ async def list_jobs(
     return [to_record(r, by_job.get(r["id"], [])) for r in rows]
 
 
-async def move(conn: AsyncConnection, job_id: str, target: JobStatus, **values: Any) -> bool:
+async def move(
+    conn: AsyncConnection,
+    job_id: str,
+    target: JobStatus,
+    *,
+    attempt: int | None = None,
+    **values: Any,
+) -> bool:
     """Set ``status = target`` (and ``values``) if the job's status may become ``target``
-    (``domain.jobs.ALLOWED``); ``False`` if it may not, or the job is gone."""
-    result = await conn.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.status.in_([s.value for s in sources_of(target)]))
-        .values(status=target.value, **values)
+    (``domain.jobs.ALLOWED``); ``False`` if it may not, or the job is gone.
+
+    ``attempt`` fences a worker's result: the move happens only if no later attempt
+    has started since (one begun by another worker after this one was declared dead)."""
+    statement = update(jobs).where(
+        jobs.c.id == job_id, jobs.c.status.in_([s.value for s in sources_of(target)])
     )
+    if attempt is not None:
+        statement = statement.where(jobs.c.attempts == attempt)
+    result = await conn.execute(statement.values(status=target.value, **values))
     return bool(result.rowcount)
 
 
-async def start_attempt(conn: AsyncConnection, job_id: str, now: datetime) -> JobRecord | None:
-    """Mark a queued or running job running and count one more attempt, in one
-    statement; ``None`` if the job is gone or already finished."""
+async def start_attempt(
+    conn: AsyncConnection, job_id: str, now: datetime, worker_id: str
+) -> JobRecord | None:
+    """Mark a queued or running job running on ``worker_id`` and count one more
+    attempt, in one statement; ``None`` if the job is gone or already finished."""
     row = (
         (
             await conn.execute(
@@ -139,6 +152,7 @@ async def start_attempt(conn: AsyncConnection, job_id: str, now: datetime) -> Jo
                 .values(
                     status=JobStatus.RUNNING.value,
                     attempts=jobs.c.attempts + 1,
+                    worker_id=worker_id,
                     started_at=func.coalesce(jobs.c.started_at, now),
                     updated_at=now,
                 )
@@ -189,6 +203,16 @@ async def add_event(
         {"job_id": job_id, "workspace_id": workspace_id, "type": type_, "data": data,
          "created_at": now},
     )  # fmt: skip
+
+
+async def running_on(conn: AsyncConnection, worker_id: str) -> int:
+    """How many jobs are mid-attempt on ``worker_id``."""
+    count = await conn.scalar(
+        select(func.count())
+        .select_from(jobs)
+        .where(jobs.c.status == JobStatus.RUNNING.value, jobs.c.worker_id == worker_id)
+    )
+    return int(count or 0)
 
 
 async def unfinished(conn: AsyncConnection) -> list[tuple[str, str, int]]:

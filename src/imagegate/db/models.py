@@ -94,6 +94,8 @@ class Job(Base):
     estimated_credits: Mapped[int] = mapped_column(Integer, default=0)
     charged_credits: Mapped[int] = mapped_column(Integer, default=0)
     job_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    # The worker that started the latest attempt: operators' "where is this running".
+    worker_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
@@ -143,3 +145,30 @@ class IdempotencyRecord(Base):
     job_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Worker(Base):
+    """One row per worker id: who holds it, and when it last said it was alive."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    # Set when the worker stopped or was declared dead; its id is then free.
+    stopped_at: Mapped[datetime | None]
+    stop_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class Lease(Base):
+    """A named, expiring lease: one holder at a time (the reaper's election)."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    expires_at: Mapped[datetime]

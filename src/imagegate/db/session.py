@@ -31,7 +31,7 @@ def apply_sqlite_pragmas(dbapi_conn: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
         # One connection: SQLite has one writer at a time anyway, and two connections
         # of this process contending for the lock would wait in SQLite's busy handler,
@@ -43,7 +43,8 @@ def create_engine(url: str) -> AsyncEngine:
             apply_sqlite_pragmas(dbapi_conn)
 
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No overflow: the pool is the process's whole budget of server connections.
+    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

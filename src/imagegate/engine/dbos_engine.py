@@ -5,6 +5,7 @@ One workflow per job run. Its id is derived from the job (``job_…`` for the fi
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 
 QUEUE_NAME = "imagegate-jobs"
+# Fixed, so that a new release recovers the runs an old one left (docs/operations.md).
+APPLICATION_VERSION = "imagegate-1"
 log = get_logger("imagegate.engine")
 
 _runtime: Runtime | None = None
@@ -35,7 +38,7 @@ def workflow_id(job_id: str, run: int) -> str:
 # Preemptible: cancelling the job's workflow interrupts a provider call in flight.
 @DBOS.step(name="imagegate.attempt", preemptible=True)
 async def _attempt(job_id: str) -> dict[str, Any]:
-    return (await runner.attempt(_rt(), job_id)).to_dict()
+    return (await runner.attempt(_rt(), job_id, DBOS.executor_id)).to_dict()
 
 
 @DBOS.step(name="imagegate.fail")
@@ -76,8 +79,13 @@ async def run_job(job_id: str) -> str:
         await DBOS.sleep_async(decision.delay_s)
 
 
-async def launch(rt: Runtime) -> None:
-    """Start DBOS in this process, from the event loop that should run the jobs."""
+async def launch(rt: Runtime, executor_id: str, *, runs_jobs: bool = True) -> None:
+    """Start DBOS in this process, from the event loop that should run the jobs.
+
+    ``executor_id`` must be held by this process alone (services.fleet sees to it):
+    DBOS recovers the pending workflows of that id at launch. A process that does not
+    run jobs (``imagegate api``) still launches DBOS, to enqueue, cancel and recover,
+    but listens to no queue."""
     global _runtime
     _runtime = rt
     settings = rt.settings
@@ -85,19 +93,39 @@ async def launch(rt: Runtime) -> None:
     config: DBOSConfig = {
         "name": "imagegate",
         "system_database_url": settings.resolved_system_database_url,
-        "executor_id": settings.executor_id,
-        "application_version": "imagegate-1",
+        "executor_id": executor_id,
+        "application_version": APPLICATION_VERSION,
         "log_level": "WARNING",
+        "sys_db_pool_size": settings.engine_pool_size,
         **_sqlite_pool(settings.resolved_system_database_url),
     }
     DBOS(config=config)
+    if not runs_jobs:
+        DBOS.listen_queues([])
     DBOS.launch()
     await DBOS.register_queue_async(
         QUEUE_NAME,
         partition_concurrency=settings.workspace_concurrency,
+        worker_concurrency=settings.worker_concurrency,
         polling_interval_sec=settings.queue_poll_interval_s,
         on_conflict="always_update",
     )
+
+
+async def pending_executor_ids() -> set[str]:
+    """The executors that hold at least one started, unfinished job run."""
+    pending = await DBOS.list_workflows_async(status="PENDING", load_input=False, load_output=False)
+    return {status.executor_id for status in pending if status.executor_id}
+
+
+async def recover(executor_ids: list[str]) -> int:
+    """Put the pending runs of dead executors back on the queue, for any live worker
+    to take; returns how many. Safe to repeat: a run another worker has taken since
+    no longer belongs to the dead executor and is left alone."""
+    # DBOS's own recovery (the call its admin endpoint makes): it re-enqueues each
+    # run through the queue's atomic dequeue, so exactly one live worker resumes it.
+    handles = await asyncio.to_thread(DBOS._recover_pending_workflows, executor_ids)
+    return len(handles)
 
 
 def _sqlite_pool(url: str) -> DBOSConfig:

@@ -58,17 +58,18 @@ class Outcome:
 SKIPPED = Outcome(ok=False, skipped=True)
 
 
-async def attempt(rt: Runtime, job_id: str) -> Outcome:
-    """One attempt: mark the job running, call its provider, store the images and
-    complete the job. Failures come back as data for the retry policy."""
+async def attempt(rt: Runtime, job_id: str, worker_id: str) -> Outcome:
+    """One attempt on ``worker_id``: mark the job running, call its provider, store
+    the images and complete the job. Failures come back as data for the retry policy."""
     now = rt.clock.now()
     async with rt.db.begin() as conn:
-        job = await jobs_repo.start_attempt(conn, job_id, now)
+        job = await jobs_repo.start_attempt(conn, job_id, now, worker_id)
         if job is None:
             return SKIPPED
         await record(
             conn, job_id=job_id, workspace_id=job.workspace_id, event="job.running", now=now,
             user=job.user, provider=job.provider, model=job.model, attempt=job.attempts,
+            worker=worker_id,
         )  # fmt: skip
     provider = rt.providers.get(str(job.provider))
     try:
@@ -189,7 +190,7 @@ async def _complete(
     now = rt.clock.now()
     async with rt.db.begin() as conn:
         moved = await jobs_repo.move(
-            conn, job.id, JobStatus.COMPLETED,
+            conn, job.id, JobStatus.COMPLETED, attempt=job.attempts,
             progress=100, completed_at=now, updated_at=now,
             charged_credits=job.estimated_credits, provider_job_id=provider_job_id,
             error_code=None, error_message=None,
@@ -203,10 +204,17 @@ async def _complete(
                 estimated_credits=job.estimated_credits,
                 stored_keys=[i["storage_key"] for i in stored],
             )  # fmt: skip
-    if not moved:
-        # Canceled while generating: the files have no job to belong to.
+    if not moved and await _canceled(rt, job.id):
+        # Canceled while generating: the files have no job to belong to. (Not moved for
+        # another reason, a later attempt on another worker owns the job and its keys.)
         for image in stored:
             await rt.storage.delete(image["storage_key"])
+
+
+async def _canceled(rt: Runtime, job_id: str) -> bool:
+    async with rt.db.connect() as conn:
+        job = await jobs_repo.get_job(conn, job_id)
+    return job is not None and job.status is JobStatus.CANCELED
 
 
 async def fail(rt: Runtime, job_id: str, outcome: Outcome) -> None:
@@ -217,7 +225,7 @@ async def fail(rt: Runtime, job_id: str, outcome: Outcome) -> None:
         if job is None:
             return
         moved = await jobs_repo.move(
-            conn, job_id, JobStatus.FAILED,
+            conn, job_id, JobStatus.FAILED, attempt=outcome.attempt or None,
             dead_letter=True, completed_at=now, updated_at=now,
             error_code=outcome.error_code, error_message=outcome.error_message,
         )  # fmt: skip

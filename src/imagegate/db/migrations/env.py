@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from alembic import context
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 
 from imagegate.db.models import Base
 from imagegate.db.session import apply_sqlite_pragmas, is_sqlite
+
+# An arbitrary, fixed number: the advisory lock every imagegate process migrates under.
+MIGRATION_LOCK = 7_316_843_201
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
@@ -29,5 +32,9 @@ with engine.connect() as connection:
         render_as_batch=is_sqlite(url),
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Many processes start at once in a scaled-out deployment and each
+            # migrates: the lock makes the others wait, then find nothing to do.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 engine.dispose()

@@ -1,0 +1,63 @@
+"""Starting and stopping one imagegate process's share of the work.
+
+``serve`` and ``worker`` run jobs under a worker id; ``api`` only enqueues. All of
+them take turns at reaping dead workers' jobs, so a fleet of API processes alone
+still brings back the jobs of a worker that died."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from imagegate.db import jobs_repo
+from imagegate.engine import dbos_engine
+from imagegate.observability.logging import get_logger
+from imagegate.runtime import Runtime
+from imagegate.services import fleet
+from imagegate.services import jobs as jobs_service
+from imagegate.services.fleet import Fleet, Membership
+
+log = get_logger("imagegate.node")
+
+
+@dataclass
+class Node:
+    rt: Runtime
+    membership: Membership | None
+    fleet: Fleet
+    requeued_jobs: int
+
+    @property
+    def runs_jobs(self) -> bool:
+        return self.membership is not None
+
+
+async def start(rt: Runtime, membership: Membership | None) -> Node:
+    """Launch the engine in this event loop (it runs jobs only with a membership),
+    queue any job a crash left unqueued, and begin heartbeats and reaping."""
+    executor_id = membership.worker_id if membership else f"api-{fleet.process_name()}"
+    await dbos_engine.launch(rt, executor_id, runs_jobs=membership is not None)
+    requeued = await jobs_service.reconcile(rt)
+    return Node(rt, membership, Fleet(rt, membership).start(), requeued)
+
+
+async def stop(node: Node) -> None:
+    """Stop taking jobs, give running ones IMAGEGATE_DRAIN_TIMEOUT_S to finish, then
+    free the worker id: whatever is still unfinished goes to the other workers."""
+    await node.fleet.stop()
+    me = node.membership
+    drain_s = node.rt.settings.drain_timeout_s if me and await _running(node.rt, me) else 0
+    if drain_s:
+        log.info("worker.draining", worker_id=me.worker_id if me else None, timeout_s=drain_s)
+    # In a thread: the running jobs need this event loop to finish on.
+    await asyncio.to_thread(dbos_engine.shutdown, drain_s)
+    if me is None:
+        return
+    left = await _running(node.rt, me)
+    reason = f"stopped, handed back {left} running jobs" if left else "stopped"
+    await fleet.leave(node.rt, me, reason[:64])
+
+
+async def _running(rt: Runtime, me: Membership) -> int:
+    async with rt.db.connect() as conn:
+        return await jobs_repo.running_on(conn, me.worker_id)
