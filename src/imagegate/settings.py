@@ -75,7 +75,8 @@ class Settings(BaseSettings):
     # hands its unfinished jobs to the survivors.
     worker_lease_s: float = Field(default=60.0, ge=1)
     worker_heartbeat_interval_s: float = Field(default=10.0, gt=0)
-    # Jobs one worker process runs at once (None: only the per-workspace cap).
+    # Jobs one worker process runs at once (None: only the per-workspace cap). Stored
+    # with the queue: the last worker to start sets it for all (docs/deploy.md).
     worker_concurrency: int | None = Field(default=None, ge=1)
     # On SIGTERM a worker stops taking jobs and waits this long for its running ones;
     # any still running then are handed back to the other workers.

@@ -155,7 +155,11 @@ def test_a_killed_workers_jobs_finish_on_the_survivors(
         per_job = dict(cluster.query("SELECT job_id, count(*) FROM images GROUP BY job_id"))
         assert per_job == dict.fromkeys(ids, 1)
         files = [p for p in (tmp_path / "data" / "files").rglob("*") if p.is_file()]
-        assert len(files) == 300
+        stored = [p for p in files if not p.name.startswith(".tmp-")]
+        assert len(stored) == 300
+        # A write cut short by the kill leaves its temporary file, in a job of w2's.
+        partial = {p.parent.name for p in files if p.name.startswith(".tmp-")}
+        assert all(attempts[j][0] == "w2" for j in partial), partial
     finally:
         cluster.stop()
 
@@ -260,5 +264,50 @@ def test_workers_without_an_id_take_free_slots_on_this_host(
         assert len(ids) == 2 and ids[0].endswith("-1") and ids[1].endswith("-2"), ids
         [done] = cluster.submit(1)
         wait_until(lambda: cluster.statuses([done])[done] == "completed", timeout=30)
+    finally:
+        cluster.stop()
+
+
+def test_api_processes_share_the_rate_limit_through_redis(
+    tmp_path: Path, database: str, cluster_env: dict[str, str]
+) -> None:
+    """Two API processes, one Redis: the workspace's job-creation limit is one count."""
+    env = {
+        **cluster_env,
+        "IMAGEGATE_REDIS_URL": "redis://127.0.0.1:6379/0",
+        "IMAGEGATE_RATE_LIMIT_JOBS": "3/minute",
+    }
+    cluster = Cluster(tmp_path / "data", database, **env)
+    second = ServerProcess(cluster.root, command="api", **cluster.env)
+    try:
+        cluster.api.start()
+        second.start()
+        key = cluster.api.admin_key
+        answers = []
+        for i, proc in enumerate([cluster.api, second, cluster.api, second]):
+            with client(proc.url, key) as http:
+                answers.append(http.post("/api/image/jobs", json={"prompt": f"p{i}", **DRAFT}))
+        assert [a.status_code for a in answers] == [202, 202, 202, 429]
+        assert answers[3].json()["code"] == "rate_limited"
+        assert int(answers[3].headers["Retry-After"]) >= 1
+        assert cluster.query("SELECT count(*) FROM jobs")[0][0] == 3
+    finally:
+        second.kill()
+        cluster.stop()
+
+
+def test_a_worker_whose_id_was_taken_over_stops_at_once(
+    tmp_path: Path, database: str, cluster_env: dict[str, str]
+) -> None:
+    """Fencing: when another claim replaces this worker's (a reaper that declared it
+    dead while it was only slow), its next heartbeat is refused and it exits."""
+    cluster = Cluster(tmp_path / "data", database, **cluster_env)
+    try:
+        cluster.start("w1")
+        cluster.query(
+            "UPDATE workers SET incarnation = 'someone-else' WHERE id = 'w1' RETURNING id"
+        )
+        assert cluster.workers["w1"].exit_code(timeout=30) == 75
+        assert "worker.fenced" in cluster.workers["w1"].log()
     finally:
         cluster.stop()

@@ -29,12 +29,17 @@ log = get_logger("imagegate.app")
 
 
 async def _housekeeping(rt: Runtime) -> None:
-    """Hourly chores: forget expired idempotency records."""
+    """Hourly chores: forget expired idempotency records; remove the partial files of
+    writes a killed process left in local storage."""
     while True:
         try:
             purged = await jobs_service.purge_expired_idempotency(rt)
             if purged:
                 log.info("idempotency.purged", records=purged)
+            if rt.local_storage is not None:
+                swept = await rt.local_storage.sweep_partial_writes()
+                if swept:
+                    log.info("storage.partial_writes_removed", files=swept)
         except Exception as error:  # a failed chore must not take the server down
             log.warning("housekeeping.failed", error=repr(error))
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)

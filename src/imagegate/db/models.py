@@ -156,6 +156,9 @@ class Worker(Base):
     role: Mapped[str] = mapped_column(String(16))
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
+    # New on every claim: a process whose id was taken over (even by one with the same
+    # host and pid, as containers restart as pid 1) sees its heartbeats refused.
+    incarnation: Mapped[str] = mapped_column(String(32))
     version: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime]
     heartbeat_at: Mapped[datetime]

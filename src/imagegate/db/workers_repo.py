@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Insert, Table, or_, select, update
+from sqlalchemy import Insert, Table, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -47,6 +48,7 @@ async def claim(
     role: str,
     host: str,
     pid: int,
+    incarnation: str,
     version: str,
     now: datetime,
     stale_before: datetime,
@@ -56,7 +58,8 @@ async def claim(
     heartbeat is older than ``stale_before``, or its holder is ``dead_pid`` on this
     host (a process the caller saw exit). False if a live process holds it."""
     values = {
-        "role": role, "host": host, "pid": pid, "version": version, "started_at": now,
+        "role": role, "host": host, "pid": pid, "incarnation": incarnation,
+        "version": version, "started_at": now,
         "heartbeat_at": now, "stopped_at": None, "stop_reason": None,
     }  # fmt: skip
     free = or_(
@@ -73,35 +76,30 @@ async def claim(
     return (await conn.execute(statement)).first() is not None
 
 
-async def heartbeat(
-    conn: AsyncConnection, worker_id: str, host: str, pid: int, now: datetime
-) -> bool:
-    """Say this process is alive. False: the id is no longer ours (declared dead)."""
+def _held(worker_id: str, incarnation: str) -> Any:
+    return (
+        (workers.c.id == worker_id)
+        & (workers.c.incarnation == incarnation)
+        & workers.c.stopped_at.is_(None)
+    )
+
+
+async def heartbeat(conn: AsyncConnection, worker_id: str, incarnation: str, now: datetime) -> bool:
+    """Say this process is alive. False: the id is no longer ours (declared dead, or
+    claimed by another process)."""
     result = await conn.execute(
-        update(workers)
-        .where(
-            workers.c.id == worker_id,
-            workers.c.host == host,
-            workers.c.pid == pid,
-            workers.c.stopped_at.is_(None),
-        )
-        .values(heartbeat_at=now)
+        update(workers).where(_held(worker_id, incarnation)).values(heartbeat_at=now)
     )
     return bool(result.rowcount)
 
 
 async def stop(
-    conn: AsyncConnection, worker_id: str, host: str, pid: int, now: datetime, reason: str
+    conn: AsyncConnection, worker_id: str, incarnation: str, now: datetime, reason: str
 ) -> None:
     """Free the id (only if this process still holds it)."""
     await conn.execute(
         update(workers)
-        .where(
-            workers.c.id == worker_id,
-            workers.c.host == host,
-            workers.c.pid == pid,
-            workers.c.stopped_at.is_(None),
-        )
+        .where(_held(worker_id, incarnation))
         .values(stopped_at=now, stop_reason=reason)
     )
 
@@ -143,6 +141,11 @@ async def take_lease(
         .returning(leases.c.name)
     )
     return (await conn.execute(statement)).first() is not None
+
+
+async def release_lease(conn: AsyncConnection, name: str, holder: str) -> None:
+    """Give up the lease now (if held), so another process need not wait it out."""
+    await conn.execute(delete(leases).where(leases.c.name == name, leases.c.holder == holder))
 
 
 def _to_row(row: object) -> WorkerRow:

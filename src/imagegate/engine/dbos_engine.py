@@ -103,12 +103,14 @@ async def launch(rt: Runtime, executor_id: str, *, runs_jobs: bool = True) -> No
     if not runs_jobs:
         DBOS.listen_queues([])
     DBOS.launch()
+    # The queue's limits live in the database, shared by every process; the processes
+    # that run jobs set them, an API process only creates the queue if it is missing.
     await DBOS.register_queue_async(
         QUEUE_NAME,
         partition_concurrency=settings.workspace_concurrency,
         worker_concurrency=settings.worker_concurrency,
         polling_interval_sec=settings.queue_poll_interval_s,
-        on_conflict="always_update",
+        on_conflict="always_update" if runs_jobs else "never_update",
     )
 
 

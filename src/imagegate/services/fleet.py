@@ -14,6 +14,7 @@ import re
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -42,8 +43,7 @@ class Membership:
     """This process's hold on a worker id."""
 
     worker_id: str
-    host: str
-    pid: int
+    incarnation: str
 
 
 def hostname() -> str:
@@ -59,22 +59,23 @@ def process_name() -> str:
 async def join(rt: Runtime, role: str) -> Membership:
     """Claim this process's worker id: IMAGEGATE_WORKER_ID, else the first free
     ``<host>-<n>``. Raises WorkerIdInUse if the configured id has a live holder."""
-    host, pid = hostname(), os.getpid()
+    host, pid, incarnation = hostname(), os.getpid(), uuid.uuid4().hex
     wanted = rt.settings.worker_id
     candidates = [wanted] if wanted else [f"{host}-{n}" for n in range(1, MAX_SLOTS + 1)]
     now = rt.clock.now()
+    stale_before = now - timedelta(seconds=rt.settings.worker_lease_s)
     holder: WorkerRow | None = None
     for worker_id in candidates:
         async with rt.db.begin() as conn:
             holder = await workers_repo.get(conn, worker_id)
             claimed = await workers_repo.claim(
-                conn, worker_id=worker_id, role=role, host=host, pid=pid, version=__version__,
-                now=now, stale_before=now - timedelta(seconds=rt.settings.worker_lease_s),
-                dead_pid=_exited_holder(holder, host),
+                conn, worker_id=worker_id, role=role, host=host, pid=pid,
+                incarnation=incarnation, version=__version__, now=now,
+                stale_before=stale_before, dead_pid=_exited_holder(holder, host),
             )  # fmt: skip
         if claimed:
             log.info("worker.joined", worker_id=worker_id, role=role, host=host, pid=pid)
-            return Membership(worker_id, host, pid)
+            return Membership(worker_id, incarnation)
     if wanted and holder is not None:
         age = (now - holder.heartbeat_at).total_seconds()
         raise WorkerIdInUse(
@@ -112,7 +113,7 @@ async def leave(rt: Runtime, membership: Membership, reason: str) -> None:
     are then taken over by the next reaper pass, without waiting for the lease."""
     async with rt.db.begin() as conn:
         await workers_repo.stop(
-            conn, membership.worker_id, membership.host, membership.pid, rt.clock.now(), reason
+            conn, membership.worker_id, membership.incarnation, rt.clock.now(), reason
         )
     log.info("worker.left", worker_id=membership.worker_id, reason=reason)
 
@@ -142,6 +143,12 @@ async def reap_once(rt: Runtime, holder: str) -> list[str]:
     return dead
 
 
+async def _cancel(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def _exit_fenced(reason: str) -> None:
     # Another worker may be running this one's jobs by now: stop at once, mid-step,
     # rather than let two processes work on the same job.
@@ -164,19 +171,27 @@ class Fleet:
         self._membership = membership
         self._on_fenced = on_fenced
         self._holder = membership.worker_id if membership else process_name()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._beating: asyncio.Task[None] | None = None
+        self._reaping: asyncio.Task[None] | None = None
 
     def start(self) -> Fleet:
         if self._membership is not None:
-            self._tasks.append(asyncio.create_task(self._beat_forever(self._membership)))
-        self._tasks.append(asyncio.create_task(self._reap_forever()))
+            self._beating = asyncio.create_task(self._beat_forever(self._membership))
+        self._reaping = asyncio.create_task(self._reap_forever())
         return self
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+    async def stop_reaping(self) -> None:
+        """Leave reaping to the other processes, at once: the lease is released rather
+        than left to expire."""
+        await _cancel(self._reaping)
+        self._reaping = None
+        async with self._rt.db.begin() as conn:
+            await workers_repo.release_lease(conn, REAPER_LEASE, self._holder)
+
+    async def stop_heartbeat(self) -> None:
+        """Call only once this process runs no job: others may then take its runs."""
+        await _cancel(self._beating)
+        self._beating = None
 
     async def _beat_forever(self, me: Membership) -> None:
         interval = self._rt.settings.worker_heartbeat_interval_s
@@ -186,7 +201,7 @@ class Fleet:
             try:
                 async with self._rt.db.begin() as conn:
                     held = await workers_repo.heartbeat(
-                        conn, me.worker_id, me.host, me.pid, self._rt.clock.now()
+                        conn, me.worker_id, me.incarnation, self._rt.clock.now()
                     )
             except Exception as error:
                 log.warning("worker.heartbeat_failed", worker_id=me.worker_id, error=repr(error))

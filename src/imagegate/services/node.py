@@ -44,13 +44,15 @@ async def start(rt: Runtime, membership: Membership | None) -> Node:
 async def stop(node: Node) -> None:
     """Stop taking jobs, give running ones IMAGEGATE_DRAIN_TIMEOUT_S to finish, then
     free the worker id: whatever is still unfinished goes to the other workers."""
-    await node.fleet.stop()
+    await node.fleet.stop_reaping()
     me = node.membership
     drain_s = node.rt.settings.drain_timeout_s if me and await _running(node.rt, me) else 0
     if drain_s:
         log.info("worker.draining", worker_id=me.worker_id if me else None, timeout_s=drain_s)
     # In a thread: the running jobs need this event loop to finish on.
+    # Heartbeats go on through the drain, so no reaper takes these jobs meanwhile.
     await asyncio.to_thread(dbos_engine.shutdown, drain_s)
+    await node.fleet.stop_heartbeat()
     if me is None:
         return
     left = await _running(node.rt, me)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from imagegate.storage.base import ObjectNotFound
 from imagegate.storage.signing import UrlSigner
+
+# Names of files being written; a crash mid-write leaves one behind (see sweep).
+_PARTIAL_PREFIX = ".tmp-"
 
 
 class LocalStorage:
@@ -33,7 +37,7 @@ class LocalStorage:
             raise ValueError(f"storage key escapes the root: {key!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so a reader never sees half a file and a crash leaves none.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_PARTIAL_PREFIX)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -58,6 +62,22 @@ class LocalStorage:
 
     def url(self, key: str) -> str:
         return self._public_url + self.signer.path(key)
+
+    async def sweep_partial_writes(self, older_than_s: float = 3600) -> int:
+        """Remove the temporary files of writes that never finished (a process killed
+        mid-write); returns how many. Younger ones may still be in progress."""
+        return await asyncio.to_thread(self._sweep, time.time() - older_than_s)
+
+    def _sweep(self, cutoff: float) -> int:
+        removed = 0
+        for path in self.root.rglob(f"{_PARTIAL_PREFIX}*"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue  # finished (renamed) or swept by another process meanwhile
+        return removed
 
     async def check(self) -> str | None:
         # The data dir is made at start-up; a full or read-only disk shows on the write.
