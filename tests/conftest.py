@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from tests.support.postgres import fresh_database
+from tests.support.sandbox import SandboxProcess
 from tests.support.server import ServerProcess
 
 FAULT_MARKER = "__fail__"
@@ -38,3 +39,23 @@ def server(
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def sandboxes(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], SandboxProcess]]:
+    """``sandboxes("openai")``: that provider's emulator, started once per session and
+    reset (no faults, no stats, no jobs) for each caller."""
+    started: dict[str, SandboxProcess] = {}
+    log_dir = tmp_path_factory.mktemp("sandboxes")
+
+    def get(provider: str) -> SandboxProcess:
+        if provider not in started:
+            started[provider] = SandboxProcess(provider, log_dir).start()
+        started[provider].reset()
+        return started[provider]
+
+    yield get
+    for proc in started.values():
+        proc.stop()

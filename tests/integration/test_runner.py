@@ -12,6 +12,7 @@ from imagegate.domain.jobs import JobStatus
 from imagegate.engine import runner
 from imagegate.providers.base import (
     Capabilities,
+    Correlation,
     GenerationRequest,
     GenerationResult,
     ProgressCallback,
@@ -39,7 +40,7 @@ class Broken:
         return 1
 
     async def generate(
-        self, request: GenerationRequest, progress: ProgressCallback
+        self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
         if self.error is not None:
             raise self.error

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from imagegate.domain.params import STYLES, Mode
-from imagegate.providers.base import GenerationRequest, Provider
+from imagegate.providers.base import GenerationRequest, NoCorrelation, Provider
 from imagegate.providers.builtin import BuiltinProvider
 from imagegate.providers.errors import RetryableProviderError
 
@@ -70,7 +70,7 @@ def test_estimate_credits(mode: Mode, per_image: int, count: int) -> None:
 
 async def test_generate_returns_one_png_per_seed_and_reports_progress() -> None:
     progress = Recorder()
-    result = await BuiltinProvider().generate(request(seeds=(5, 6, 7)), progress)
+    result = await BuiltinProvider().generate(request(seeds=(5, 6, 7)), progress, NoCorrelation())
     assert [image.seed for image in result.images] == [5, 6, 7]
     assert result.provider_job_id is None
     assert result.cost_usd == 0.0
@@ -85,8 +85,8 @@ async def test_generate_returns_one_png_per_seed_and_reports_progress() -> None:
 
 
 async def test_generate_is_deterministic() -> None:
-    first = await BuiltinProvider().generate(request(), Recorder())
-    second = await BuiltinProvider().generate(request(), Recorder())
+    first = await BuiltinProvider().generate(request(), Recorder(), NoCorrelation())
+    second = await BuiltinProvider().generate(request(), Recorder(), NoCorrelation())
     assert [i.data for i in first.images] == [i.data for i in second.images]
 
 
@@ -95,22 +95,28 @@ async def test_fault_marker_fails_early_attempts_then_succeeds() -> None:
     for attempt in (1, 2):
         progress = Recorder()
         with pytest.raises(RetryableProviderError, match="builtin fault injected") as caught:
-            await provider.generate(request("a lake __FAIL__ here", attempt=attempt), progress)
+            await provider.generate(
+                request("a lake __FAIL__ here", attempt=attempt), progress, NoCorrelation()
+            )
         assert caught.value.retryable
         assert progress.values == []
-    result = await provider.generate(request("a lake __FAIL__ here", attempt=3), Recorder())
+    result = await provider.generate(
+        request("a lake __FAIL__ here", attempt=3), Recorder(), NoCorrelation()
+    )
     assert len(result.images) == 2
 
 
 async def test_prompts_without_the_marker_are_unaffected() -> None:
     provider = BuiltinProvider(fault_marker="__fail__")
-    result = await provider.generate(request("a calm lake"), Recorder())
+    result = await provider.generate(request("a calm lake"), Recorder(), NoCorrelation())
     assert len(result.images) == 2
 
 
 async def test_latency_advances_progress_in_small_steps() -> None:
     progress = Recorder()
-    result = await BuiltinProvider(latency_ms=50).generate(request(seeds=(1,)), progress)
+    result = await BuiltinProvider(latency_ms=50).generate(
+        request(seeds=(1,)), progress, NoCorrelation()
+    )
     assert len(result.images) == 1
     progress.assert_well_formed()
     steps = [b - a for a, b in zip([0.0, *progress.values], progress.values, strict=False)]
@@ -120,7 +126,9 @@ async def test_latency_advances_progress_in_small_steps() -> None:
 
 async def test_latency_with_several_images() -> None:
     progress = Recorder()
-    result = await BuiltinProvider(latency_ms=50).generate(request(seeds=(1, 2, 3, 4)), progress)
+    result = await BuiltinProvider(latency_ms=50).generate(
+        request(seeds=(1, 2, 3, 4)), progress, NoCorrelation()
+    )
     assert len(result.images) == 4
     progress.assert_well_formed()
 
@@ -137,7 +145,7 @@ async def test_rendering_leaves_the_event_loop_free() -> None:
 
     task = asyncio.create_task(ticker())
     big = request(seeds=(1, 2), mode=Mode.STANDARD, size=(1024, 1024))
-    await BuiltinProvider().generate(big, Recorder())
+    await BuiltinProvider().generate(big, Recorder(), NoCorrelation())
     done.set()
     await task
     # Rendered inline, the loop would only tick at the few progress awaits.

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from imagegate.cli import client_commands, server_commands
+from imagegate.cli import client_commands, sandbox_command, server_commands
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 server_commands.register(app)
 client_commands.register(app)
+sandbox_command.register(app)

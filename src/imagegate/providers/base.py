@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from imagegate.domain.params import Mode, OutputFormat, variation_seeds
@@ -12,9 +13,55 @@ ProgressCallback = Callable[[float], Awaitable[None]]
 """Called with the fraction done, 0.0 to 1.0, as a provider makes progress."""
 
 
+class Action(StrEnum):
+    """What a provider is asked to do. ``imagine`` makes images from the prompt;
+    ``upscale`` enlarges ``source_image``; ``vary`` makes variations of it."""
+
+    IMAGINE = "imagine"
+    UPSCALE = "upscale"
+    VARY = "vary"
+
+
+class Correlation(Protocol):
+    """The job's link to the provider's own job id.
+
+    An adapter for a provider that runs jobs asynchronously calls :meth:`record` as
+    soon as the provider has given it an id, before it waits for the result. After a
+    crash, the next attempt finds that id in :attr:`existing` and polls it instead of
+    submitting (and paying for) the job again."""
+
+    @property
+    def existing(self) -> str | None:
+        """The provider job id an earlier attempt of this job recorded, if any."""
+        ...
+
+    async def record(self, provider_job_id: str) -> None:
+        """Persist ``provider_job_id`` for this job, durably, before returning."""
+        ...
+
+
+class NoCorrelation:
+    """For callers with nothing to resume (tests, one-off calls)."""
+
+    def __init__(self, existing: str | None = None) -> None:
+        self._existing = existing
+        self.recorded: list[str] = []
+
+    @property
+    def existing(self) -> str | None:
+        return self._existing
+
+    async def record(self, provider_job_id: str) -> None:
+        self.recorded.append(provider_job_id)
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
-    """What to make. ``seeds`` holds one seed per requested image."""
+    """What to make. ``seeds`` holds one seed per requested image.
+
+    For ``upscale`` and ``vary``, ``source_image`` holds the encoded input image;
+    ``upscale_factor`` and ``strength`` (0..1, how far a variation may move) apply to
+    those actions only."""
 
     prompt: str
     negative_prompt: str | None
@@ -26,6 +73,10 @@ class GenerationRequest:
     model: str
     attempt: int = 1
     output_format: OutputFormat = OutputFormat.PNG
+    action: Action = Action.IMAGINE
+    source_image: bytes | None = field(default=None, repr=False)
+    upscale_factor: int | None = None
+    strength: float | None = None
 
     @classmethod
     def from_params(
@@ -75,6 +126,11 @@ class Capabilities:
     max_images: int
     modes: tuple[Mode, ...]
     styles: tuple[str, ...]
+    actions: tuple[Action, ...] = (Action.IMAGINE,)
+    # Whether the provider honours a seed (same seed, same image).
+    seeds: bool = True
+    negative_prompt: bool = True
+    max_pixels: int = 4096 * 4096
 
 
 class Provider(Protocol):
@@ -96,7 +152,9 @@ class Provider(Protocol):
         ...
 
     async def generate(
-        self, request: GenerationRequest, progress: ProgressCallback
+        self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
-        """Make the images, calling ``progress`` as work advances."""
+        """Make the images, calling ``progress`` as work advances. An adapter whose
+        provider hands out job ids records each through ``correlation`` at once, and
+        resumes ``correlation.existing`` instead of submitting again."""
         ...

@@ -12,6 +12,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor
 from imagegate.domain.params import STYLES, Mode
 from imagegate.providers.base import (
     Capabilities,
+    Correlation,
     GeneratedImage,
     GenerationRequest,
     GenerationResult,
@@ -77,7 +78,7 @@ class BuiltinProvider:
         return _CREDITS_PER_IMAGE[request.mode] * len(request.seeds)
 
     async def generate(
-        self, request: GenerationRequest, progress: ProgressCallback
+        self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
         if self._should_fail(request):
             raise RetryableProviderError(

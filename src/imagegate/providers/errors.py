@@ -10,10 +10,15 @@ class ProviderError(Exception):
     code = "provider_error"
     retryable = True
 
-    def __init__(self, message: str, *, provider_job_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, provider_job_id: str | None = None, resumable: bool = False
+    ) -> None:
+        """``resumable``: the provider's job lives on (we only lost sight of it, e.g. a
+        poll failed), so the next attempt should poll it again rather than submit."""
         super().__init__(message)
         self.message = message
         self.provider_job_id = provider_job_id
+        self.resumable = resumable
 
 
 class RetryableProviderError(ProviderError):
@@ -28,9 +33,14 @@ class RateLimitedError(RetryableProviderError):
     code = "provider_rate_limited"
 
     def __init__(
-        self, message: str, *, retry_after: float | None = None, provider_job_id: str | None = None
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        provider_job_id: str | None = None,
+        resumable: bool = False,
     ) -> None:
-        super().__init__(message, provider_job_id=provider_job_id)
+        super().__init__(message, provider_job_id=provider_job_id, resumable=resumable)
         self.retry_after = retry_after
 
 
