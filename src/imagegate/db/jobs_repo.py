@@ -50,6 +50,7 @@ def to_record(row: Mapping[Any, Any], stored: Sequence[Mapping[Any, Any]] = ()) 
         created_at=row["created_at"],
         started_at=row["started_at"],
         completed_at=row["completed_at"],
+        provider_job_id=row["provider_job_id"],
         images=tuple(
             StoredImage(**{c: i[c] for c in _IMAGE_COLUMNS})
             for i in sorted(stored, key=lambda i: (i["kind"], i["index"]))
@@ -163,6 +164,23 @@ async def start_attempt(
         .first()
     )
     return to_record(row) if row is not None else None
+
+
+async def set_provider_job_id(
+    conn: AsyncConnection, job_id: str, provider_job_id: str | None, attempt: int
+) -> bool:
+    """Remember (or forget, with ``None``) the provider's id for the job's work, if
+    ``attempt`` is still the job's latest and it is running."""
+    result = await conn.execute(
+        update(jobs)
+        .where(
+            jobs.c.id == job_id,
+            jobs.c.attempts == attempt,
+            jobs.c.status == JobStatus.RUNNING.value,
+        )
+        .values(provider_job_id=provider_job_id)
+    )
+    return bool(result.rowcount)
 
 
 async def set_progress(conn: AsyncConnection, job_id: str, progress: int, now: datetime) -> bool:

@@ -74,3 +74,5 @@ class JobRecord:
     started_at: datetime | None
     completed_at: datetime | None
     images: tuple[StoredImage, ...] = field(default=())
+    # The provider's own id for the work of the latest attempt, once it exists.
+    provider_job_id: str | None = None

@@ -72,14 +72,17 @@ async def attempt(rt: Runtime, job_id: str, worker_id: str) -> Outcome:
             worker=worker_id,
         )  # fmt: skip
     provider = rt.providers.get(str(job.provider))
+    correlation = _JobCorrelation(rt, job)
     try:
         async with asyncio.timeout(rt.settings.attempt_timeout_s):
-            result = await provider.generate(_request(job), _ProgressWriter(rt, job))
+            result = await provider.generate(_request(job), _ProgressWriter(rt, job), correlation)
         if not result.images:
             raise ProviderError("the provider returned no images")
         stored = await _store(rt, job, list(result.images))
         await _complete(rt, job, stored, result.provider_job_id)
     except ProviderError as error:
+        if not error.resumable:
+            await correlation.forget()
         return Outcome(
             ok=False,
             attempt=job.attempts,
@@ -115,6 +118,34 @@ def _request(job: JobRecord) -> GenerationRequest:
     return GenerationRequest.from_params(
         job.prompt, job.negative_prompt, job.params, str(job.model), job.attempts
     )
+
+
+class _JobCorrelation:
+    """The job row as the keeper of the provider's job id (providers.base.Correlation)."""
+
+    def __init__(self, rt: Runtime, job: JobRecord) -> None:
+        self._rt, self._job = rt, job
+        self._current = job.provider_job_id
+
+    @property
+    def existing(self) -> str | None:
+        return self._job.provider_job_id
+
+    async def record(self, provider_job_id: str) -> None:
+        if provider_job_id == self._current:
+            return
+        async with self._rt.db.begin() as conn:
+            await jobs_repo.set_provider_job_id(
+                conn, self._job.id, provider_job_id, self._job.attempts
+            )
+        self._current = provider_job_id
+
+    async def forget(self) -> None:
+        """The provider's job ended (failed, refused): the next attempt submits anew."""
+        if self._current is not None:
+            async with self._rt.db.begin() as conn:
+                await jobs_repo.set_provider_job_id(conn, self._job.id, None, self._job.attempts)
+            self._current = None
 
 
 class _ProgressWriter:
