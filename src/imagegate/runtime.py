@@ -33,7 +33,11 @@ class Runtime:
     counters: CounterStore
 
     @classmethod
-    def build(cls, settings: Settings, clock: Clock | None = None) -> Runtime:
+    def build(
+        cls, settings: Settings, clock: Clock | None = None, *, with_providers: bool = True
+    ) -> Runtime:
+        """``with_providers=False`` for commands that never generate (key management):
+        they then need neither the provider configuration nor its secrets."""
         settings.ensure_data_dir()
         db = create_engine(settings.resolved_database_url, settings.database_pool_size)
         signer = UrlSigner(settings.resolved_secret_key, settings.signed_url_ttl_s)
@@ -45,7 +49,9 @@ class Runtime:
             sessions=create_session_factory(db),
             storage=storage,
             local_storage=local,
-            providers=ProviderRegistry.from_settings(settings),
+            providers=(
+                ProviderRegistry.from_settings(settings) if with_providers else ProviderRegistry([])
+            ),
             clock=clock,
             counters=build_counter_store(settings.redis_url, clock),
         )

@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     builtin_fault_marker: str | None = None
     builtin_fault_attempts: int = Field(default=1_000_000, ge=0)
 
+    # The provider configuration file (TOML; docs/providers.md). Unset: the built-in
+    # renderer is the only provider.
+    config: Path | None = None
+
     # For the CLI's client commands: which server to talk to, with which key.
     url: str | None = None
     api_key: str | None = None
@@ -219,6 +223,12 @@ class Settings(BaseSettings):
         if self.builtin_processes is not None:
             return self.builtin_processes
         return os.cpu_count() or 1
+
+    @staticmethod
+    def secret(name: str) -> str | None:
+        """An environment variable named by the provider configuration (its API keys):
+        secrets live only in the environment, never in the file."""
+        return os.environ.get(name)
 
 
 def _wait_for_content(path: Path, timeout_s: float = 2.0) -> None:

@@ -9,6 +9,7 @@ import pytest
 from imagegate.db import jobs_repo
 from imagegate.db.migrate import upgrade
 from imagegate.domain.jobs import JobStatus
+from imagegate.domain.params import Mode
 from imagegate.engine import runner
 from imagegate.providers.base import (
     Capabilities,
@@ -34,7 +35,9 @@ class Broken:
         self.error = error
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(models=("broken",), max_images=4, modes=(), styles=())
+        return Capabilities(
+            models=("broken",), max_images=4, modes=(Mode.DRAFT, Mode.STANDARD), styles=()
+        )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
         return 1

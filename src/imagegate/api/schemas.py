@@ -49,6 +49,10 @@ class JobCreate(BaseModel):
     model: str | None = Field(
         default=None, max_length=128, description="'auto' or 'provider:model'"
     )
+    routing: Literal["priority", "cheapest", "fastest"] | None = Field(
+        default=None,
+        description="How 'auto' picks a provider; default: the workspace's or server's policy",
+    )
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=16)
     user: str | None = Field(default=None, min_length=1, max_length=128)
 

@@ -160,7 +160,7 @@ def keys_create(
     from imagegate.runtime import Runtime
     from imagegate.services.keys import create_key
 
-    rt = Runtime.build(_prepared_settings())
+    rt = Runtime.build(_prepared_settings(), with_providers=False)
 
     async def _create() -> NewKey:
         try:
@@ -186,7 +186,7 @@ def keys_list(
     from imagegate.runtime import Runtime
     from imagegate.services.keys import list_keys
 
-    rt = Runtime.build(_prepared_settings())
+    rt = Runtime.build(_prepared_settings(), with_providers=False)
 
     async def _list() -> list[KeyInfo]:
         try:
@@ -208,7 +208,7 @@ def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (key_…)")
     from imagegate.runtime import Runtime
     from imagegate.services.keys import revoke_key
 
-    rt = Runtime.build(_prepared_settings())
+    rt = Runtime.build(_prepared_settings(), with_providers=False)
 
     async def _revoke() -> None:
         try:

@@ -138,10 +138,17 @@ async def move(
 
 
 async def start_attempt(
-    conn: AsyncConnection, job_id: str, now: datetime, worker_id: str
+    conn: AsyncConnection,
+    job_id: str,
+    now: datetime,
+    worker_id: str,
+    *,
+    provider: str,
+    model: str,
 ) -> JobRecord | None:
-    """Mark a queued or running job running on ``worker_id`` and count one more
-    attempt, in one statement; ``None`` if the job is gone or already finished."""
+    """Mark a queued or running job running on ``worker_id`` with ``provider`` and
+    count one more attempt, in one statement; ``None`` if the job is gone or already
+    finished."""
     row = (
         (
             await conn.execute(
@@ -154,6 +161,8 @@ async def start_attempt(
                     status=JobStatus.RUNNING.value,
                     attempts=jobs.c.attempts + 1,
                     worker_id=worker_id,
+                    provider=provider,
+                    model=model,
                     started_at=func.coalesce(jobs.c.started_at, now),
                     updated_at=now,
                 )

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -175,3 +176,48 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(255))
     expires_at: Mapped[datetime]
+
+
+class ProviderCall(Base):
+    """One call of a provider for one attempt: the scorecard and the breakers read
+    these (success rate, latency, moderation, cost, last error)."""
+
+    __tablename__ = "provider_calls"
+    __table_args__ = (Index("ix_provider_calls_provider_started", "provider", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(128))
+    job_id: Mapped[str] = mapped_column(String(40))
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    duration_ms: Mapped[int] = mapped_column(Integer)
+    # ok | failed | moderated
+    outcome: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(String(300))
+    images: Mapped[int] = mapped_column(Integer)
+    cost_usd: Mapped[float] = mapped_column(Float)
+
+
+class ProviderBreaker(Base):
+    """A provider's circuit breaker, shared by every worker."""
+
+    __tablename__ = "provider_breakers"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # closed | open | half_open
+    state: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class ProviderSlot(Base):
+    """One of a provider's ``concurrency`` slots, held by an attempt while it calls."""
+
+    __tablename__ = "provider_slots"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(80))
+    expires_at: Mapped[datetime | None]

@@ -18,6 +18,9 @@ from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 
 QUEUE_NAME = "imagegate-jobs"
+# A job waits for a provider (open circuits, full slots) at most this many times
+# before the wait counts as a failed attempt.
+MAX_DEFERRALS = 200
 # Fixed, so that a new release recovers the runs an old one left (docs/operations.md).
 APPLICATION_VERSION = "imagegate-1"
 log = get_logger("imagegate.engine")
@@ -55,13 +58,19 @@ async def _note_retry(job_id: str, outcome: dict[str, Any], delay_s: float) -> N
 async def run_job(job_id: str) -> str:
     """Attempt the job until it completes, fails for good or is canceled."""
     settings = _rt().settings
-    attempt_in_run = 0
+    attempt_in_run = deferrals = 0
     while True:
         outcome = runner.Outcome.from_dict(await _attempt(job_id))
         if outcome.skipped:
             return "skipped"
         if outcome.ok:
             return "completed"
+        if outcome.deferred and deferrals < MAX_DEFERRALS:
+            # Every able provider is open, busy or at its rate limit: wait, without
+            # spending one of the job's attempts.
+            deferrals += 1
+            await DBOS.sleep_async(outcome.retry_after_s or 1.0)
+            continue
         attempt_in_run += 1
         decision = decide(
             attempt=attempt_in_run,

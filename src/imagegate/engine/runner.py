@@ -10,20 +10,22 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from PIL import Image
 
 from imagegate.db import jobs_repo
+from imagegate.db.providers_repo import FAILED, MODERATED, OK
 from imagegate.domain.jobs import JobStatus
 from imagegate.domain.params import OutputFormat
 from imagegate.domain.records import JobRecord
+from imagegate.engine import routing
 from imagegate.engine.lifecycle import record
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import GeneratedImage, GenerationRequest
-from imagegate.providers.errors import ProviderError, RateLimitedError
+from imagegate.providers.errors import ModeratedError, ProviderError, RateLimitedError
 from imagegate.providers.render import encode, make_grid
 from imagegate.runtime import Runtime
 from imagegate.storage.base import image_key
@@ -46,6 +48,8 @@ class Outcome:
     retryable: bool = False
     retry_after_s: float | None = None
     provider_job_id: str | None = None
+    # No provider could take the job now: wait ``retry_after_s``, not an attempt.
+    deferred: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,30 +63,68 @@ SKIPPED = Outcome(ok=False, skipped=True)
 
 
 async def attempt(rt: Runtime, job_id: str, worker_id: str) -> Outcome:
-    """One attempt on ``worker_id``: mark the job running, call its provider, store
-    the images and complete the job. Failures come back as data for the retry policy."""
+    """One attempt on ``worker_id``: route the job to a provider, mark it running,
+    call the provider, store the images and complete the job. Failures come back as
+    data for the retry policy; a job no provider can take now comes back deferred."""
+    async with rt.db.connect() as conn:
+        job = await jobs_repo.get_job(conn, job_id)
+    if job is None or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        return SKIPPED
+    route = await routing.choose(rt, job, holder=f"{job_id}:{job.attempts + 1}")
+    if isinstance(route, routing.Wait):
+        return _unroutable(job, route)
     now = rt.clock.now()
     async with rt.db.begin() as conn:
-        job = await jobs_repo.start_attempt(conn, job_id, now, worker_id)
-        if job is None:
-            return SKIPPED
-        await record(
-            conn, job_id=job_id, workspace_id=job.workspace_id, event="job.running", now=now,
-            user=job.user, provider=job.provider, model=job.model, attempt=job.attempts,
-            worker=worker_id,
+        started = await jobs_repo.start_attempt(
+            conn, job_id, now, worker_id, provider=route.provider, model=route.model
+        )
+        if started is not None:
+            await record(
+                conn, job_id=job_id, workspace_id=started.workspace_id, event="job.running",
+                now=now, user=started.user, provider=route.provider, model=route.model,
+                attempt=started.attempts, worker=worker_id, probe=route.probe or None,
+            )  # fmt: skip
+    if started is None:
+        if route.slot_holder:
+            await routing.release(rt, route.provider, route.slot_holder)
+        return SKIPPED
+    return await _call(rt, started, route)
+
+
+def _unroutable(job: JobRecord, wait: routing.Wait) -> Outcome:
+    if wait.retry_after_s <= 0:
+        # Nothing configured can ever do it (capabilities): fail now, not after retries.
+        return Outcome(
+            ok=False, attempt=job.attempts, error_code="no_provider",
+            error_message=wait.reason, retryable=False,
         )  # fmt: skip
-    provider = rt.providers.get(str(job.provider))
+    return Outcome(
+        ok=False, attempt=job.attempts, deferred=True, retry_after_s=wait.retry_after_s,
+        error_code="provider_unavailable", error_message=wait.reason, retryable=True,
+    )  # fmt: skip
+
+
+async def _call(rt: Runtime, job: JobRecord, route: routing.Route) -> Outcome:
+    provider = rt.providers.get(route.provider)
     correlation = _JobCorrelation(rt, job)
+    report = routing.CallReport(job.id, job.attempts, rt.clock.now(), time.monotonic(), OK)
     try:
         async with asyncio.timeout(rt.settings.attempt_timeout_s):
             result = await provider.generate(_request(job), _ProgressWriter(rt, job), correlation)
         if not result.images:
             raise ProviderError("the provider returned no images")
+        cost = result.cost_usd or _list_price(rt, job, route, len(result.images))
+        await routing.record(rt, route, replace(report, images=len(result.images), cost_usd=cost))
         stored = await _store(rt, job, list(result.images))
         await _complete(rt, job, stored, result.provider_job_id)
     except ProviderError as error:
         if not error.resumable:
             await correlation.forget()
+        verdict = MODERATED if isinstance(error, ModeratedError) else FAILED
+        await routing.record(
+            rt, route, replace(report, outcome=verdict, error_code=error.code,
+                               error_message=error.message),
+        )  # fmt: skip
         return Outcome(
             ok=False,
             attempt=job.attempts,
@@ -93,17 +135,24 @@ async def attempt(rt: Runtime, job_id: str, worker_id: str) -> Outcome:
             provider_job_id=error.provider_job_id,
         )
     except TimeoutError:
+        message = f"no result within {rt.settings.attempt_timeout_s:g} s"
+        await routing.record(
+            rt, route,
+            replace(report, outcome=FAILED, error_code="provider_timeout", error_message=message),
+        )  # fmt: skip
         return Outcome(
             ok=False,
             attempt=job.attempts,
             error_code="provider_timeout",
-            error_message=f"no result within {rt.settings.attempt_timeout_s:g} s",
+            error_message=message,
             retryable=True,
         )
     except Exception as error:
         # A bug or a full disk must not leave the job running forever: it becomes an
         # attempt that failed, retried a bounded number of times like any other.
-        log.exception("job.attempt_crashed", job_id=job_id, attempt=job.attempts)
+        log.exception("job.attempt_crashed", job_id=job.id, attempt=job.attempts)
+        if route.slot_holder:
+            await routing.release(rt, route.provider, route.slot_holder)
         return Outcome(
             ok=False,
             attempt=job.attempts,
@@ -112,6 +161,15 @@ async def attempt(rt: Runtime, job_id: str, worker_id: str) -> Outcome:
             retryable=True,
         )
     return Outcome(ok=True, attempt=job.attempts, provider_job_id=result.provider_job_id)
+
+
+def _list_price(rt: Runtime, job: JobRecord, route: routing.Route, images: int) -> float:
+    """The configured price of the images, when the provider does not report one."""
+    key = job.params.get("action") or job.params["mode"]
+    price = rt.providers.entry(route.provider).price(route.model, str(key))
+    if price is None:
+        price = rt.providers.entry(route.provider).price(route.model, str(job.params["mode"]))
+    return (price or 0.0) * images
 
 
 def _request(job: JobRecord) -> GenerationRequest:

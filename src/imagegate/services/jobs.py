@@ -14,7 +14,7 @@ from imagegate.domain.ids import new_id
 from imagegate.domain.jobs import JobAction, JobStatus
 from imagegate.domain.rates import Allowance
 from imagegate.domain.records import JobRecord, Principal
-from imagegate.engine import dbos_engine
+from imagegate.engine import dbos_engine, routing
 from imagegate.engine.lifecycle import record
 from imagegate.errors import (
     Forbidden,
@@ -64,6 +64,12 @@ async def submit(
         )
     provider = rt.providers.get(choice.provider)
     p = resolved.params
+    if not routing.candidates_for(rt, {**p, "requested_model": spec.model or "auto"}):
+        raise UnsupportedModel(
+            f"no configured provider can make {p['variations']} {p['mode']} image(s) of "
+            f"{p['width']}x{p['height']} with model {spec.model or 'auto'!r}",
+            field="model",
+        )
     estimate = provider.estimate_credits(
         GenerationRequest.from_params(resolved.prompt, resolved.negative_prompt, p, choice.model)
     )
@@ -89,7 +95,12 @@ async def submit(
                     "api_key_id": principal.key_id, "end_user": spec.user,
                     "status": JobStatus.QUEUED.value, "action": JobAction.IMAGINE.value,
                     "prompt": resolved.prompt, "negative_prompt": resolved.negative_prompt,
-                    "params": {**p, "model": choice.name}, "provider": choice.provider,
+                    "params": {
+                        **p, "model": choice.name, "requested_model": spec.model or "auto",
+                        "routing": spec.routing
+                        or rt.providers.config.policy_for(principal.workspace_name),
+                    },
+                    "provider": choice.provider,
                     "model": choice.model, "estimated_credits": estimate,
                     "metadata": spec.metadata, "created_at": now, "updated_at": now,
                 },

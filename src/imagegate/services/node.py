@@ -53,6 +53,7 @@ async def stop(node: Node) -> None:
     # Heartbeats go on through the drain, so no reaper takes these jobs meanwhile.
     await asyncio.to_thread(dbos_engine.shutdown, drain_s)
     await node.fleet.stop_heartbeat()
+    await node.rt.providers.aclose()
     if me is None:
         return
     left = await _running(node.rt, me)

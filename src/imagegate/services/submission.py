@@ -33,6 +33,7 @@ class JobSpec:
     seed: int | None = None
     mode: str | None = None
     model: str | None = None
+    routing: str | None = None
     output_format: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     user: str | None = None

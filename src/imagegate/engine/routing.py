@@ -1,0 +1,257 @@
+"""Choosing a provider for each attempt, and learning from how it went.
+
+A job asks for ``auto`` or a named ``provider[:model]``. Before every attempt the
+router lists the providers able to do the job, drops those whose circuit is open (or
+that already failed this job, while others remain: the fallback chain), orders the
+rest by the job's policy, and takes the first that has a free concurrency slot and
+room under its rate limit. After the call, the outcome goes into ``provider_calls``,
+which the breakers and the scorecard read."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from imagegate.counters.base import CountersUnavailable
+from imagegate.db import providers_repo
+from imagegate.domain.params import Mode
+from imagegate.domain.records import JobRecord
+from imagegate.domain.routing import (
+    Breaker,
+    BreakerRules,
+    BreakerState,
+    Candidate,
+    ranked,
+    should_open,
+)
+from imagegate.observability.logging import get_logger
+from imagegate.providers.registry import ProviderEntry
+from imagegate.runtime import Runtime
+
+log = get_logger("imagegate.routing")
+
+# How long an unanswered probe keeps a circuit half-open before another may try.
+STALE_PROBE_S = 120.0
+# Waiting for a free slot or for rate-limit room: check again this soon.
+BUSY_RETRY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Route:
+    provider: str
+    model: str
+    probe: bool = False
+    slot_holder: str | None = None
+
+
+@dataclass(frozen=True)
+class Wait:
+    """No provider can take the job now; try again in ``retry_after_s``."""
+
+    retry_after_s: float
+    reason: str
+
+
+def rules(rt: Runtime) -> BreakerRules:
+    b = rt.providers.config.breaker
+    return BreakerRules(b.window_s, b.min_calls, b.failure_rate, b.open_s)
+
+
+def candidates_for(rt: Runtime, params: dict[str, Any]) -> list[tuple[ProviderEntry, str]]:
+    """Every (provider, model) that can do a job with ``params``, before health and
+    policy."""
+    requested = str(params.get("requested_model") or params.get("model") or "auto")
+    mode = Mode(params["mode"])
+    images = int(params["variations"])
+    pixels = int(params["width"]) * int(params["height"])
+    found = []
+    for entry in rt.providers.entries():
+        caps = entry.provider.capabilities()
+        if mode not in caps.modes or images > caps.max_images:
+            continue
+        if pixels > caps.max_pixels:
+            continue
+        for model in caps.models:
+            if requested == "auto" or requested in {entry.name, f"{entry.name}:{model}"}:
+                if requested == entry.name and model != caps.models[0]:
+                    continue  # "provider" alone means its default model
+                found.append((entry, model))
+    return found
+
+
+async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
+    """The provider for the job's next attempt (``holder`` names the attempt)."""
+    now = rt.clock.now()
+    # A provider job in flight from an earlier attempt is resumed where it runs.
+    if job.provider_job_id and job.provider and _exists(rt, job.provider):
+        return Route(job.provider, str(job.model))
+    policy = str(job.params.get("routing") or rt.providers.config.routing.policy)
+    async with rt.db.connect() as conn:
+        breakers = await providers_repo.all_breakers(conn)
+        failed = await providers_repo.failed_providers(conn, job.id)
+        medians = (
+            await providers_repo.median_latencies(conn, now - timedelta(hours=1))
+            if policy == "fastest"
+            else {}
+        )
+    options = _fallback(
+        candidates_for(rt, job.params), failed, rt.providers.config.routing.max_providers
+    )
+    mode = str(job.params["mode"])
+    ranked_options = ranked(
+        [
+            Candidate(e.name, m, e.table.priority, e.order, e.price(m, mode), medians.get(e.name))
+            for e, m in options
+        ],
+        policy,
+    )
+    wait_s = None
+    for candidate in ranked_options:
+        breaker = breakers.get(candidate.provider, Breaker())
+        probe = False
+        if breaker.state is not BreakerState.CLOSED:
+            probe = await _claim_probe(rt, candidate.provider, breaker, now)
+            if not probe:
+                left = breaker.seconds_to_probe(now, rules(rt)) or BUSY_RETRY_S
+                wait_s = min(wait_s or left, left)
+                continue
+        refusal = await _take_capacity(rt, candidate.provider, holder, now)
+        if refusal is not None:
+            wait_s = min(wait_s or refusal, refusal)
+            if probe:  # give the probe back for another attempt to use
+                async with rt.db.begin() as conn:
+                    await providers_repo.reopen(conn, candidate.provider, breaker.opened_at or now)
+            continue
+        entry = rt.providers.entry(candidate.provider)
+        return Route(
+            candidate.provider,
+            candidate.model,
+            probe=probe,
+            slot_holder=holder if entry.table.concurrency else None,
+        )
+    if not ranked_options:
+        return Wait(0.0, "no configured provider can do this job")
+    return Wait(max(wait_s or BUSY_RETRY_S, 0.05), "every able provider is open or busy")
+
+
+def _exists(rt: Runtime, name: str) -> bool:
+    try:
+        rt.providers.entry(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _fallback(
+    options: list[tuple[ProviderEntry, str]], failed: list[str], max_providers: int
+) -> list[tuple[ProviderEntry, str]]:
+    """Leave out providers that already failed this job while others remain, and stop
+    widening once ``max_providers`` different ones have been tried."""
+    names = {entry.name for entry, _ in options}
+    untried = [(e, m) for e, m in options if e.name not in failed]
+    if untried and len(set(failed) & names) < max_providers:
+        return untried
+    return options
+
+
+async def _claim_probe(rt: Runtime, provider: str, breaker: Breaker, now: datetime) -> bool:
+    r = rules(rt)
+    async with rt.db.begin() as conn:
+        if breaker.state is BreakerState.HALF_OPEN:
+            await providers_repo.release_stale_probe(
+                conn, provider, now, now - timedelta(seconds=STALE_PROBE_S)
+            )
+            return False
+        if not breaker.probe_due(now, r):
+            return False
+        claimed = await providers_repo.claim_probe(conn, provider, now, r.open_s)
+    if claimed:
+        log.info("provider.breaker_half_open", provider=provider)
+    return claimed
+
+
+async def _take_capacity(rt: Runtime, provider: str, holder: str, now: datetime) -> float | None:
+    """Take a concurrency slot and a unit of rate; None if both were free, else how
+    long to wait. Slots expire with the attempt timeout, in case a holder dies."""
+    table = rt.providers.entry(provider).table
+    if table.concurrency:
+        async with rt.db.begin() as conn:
+            got = await providers_repo.take_slot(
+                conn, provider, table.concurrency, holder, now, rt.settings.attempt_timeout_s
+            )
+        if not got:
+            return BUSY_RETRY_S
+    rate = table.rate
+    if rate is not None:
+        try:
+            count = await rt.counters.add(f"provider:{provider}", 1, rate.window_s, rate.limit)
+        except CountersUnavailable:
+            count = None  # fail open, as the request limits do
+        if count is not None and not count.accepted:
+            await release(rt, provider, holder)
+            return max(0.05, count.seconds_until_room(1, rate.limit) or BUSY_RETRY_S)
+    return None
+
+
+async def release(rt: Runtime, provider: str, holder: str) -> None:
+    if rt.providers.entry(provider).table.concurrency:
+        async with rt.db.begin() as conn:
+            await providers_repo.release_slot(conn, provider, holder)
+
+
+@dataclass(frozen=True)
+class CallReport:
+    job_id: str
+    attempt: int
+    started_at: datetime
+    started_mono: float
+    outcome: str  # providers_repo.OK | FAILED | MODERATED
+    images: int = 0
+    cost_usd: float = 0.0
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+async def record(rt: Runtime, route: Route, report: CallReport) -> None:
+    """Keep the call in the telemetry, move the breaker, free the slot."""
+    now = rt.clock.now()
+    duration_ms = int((time.monotonic() - report.started_mono) * 1000)
+    r = rules(rt)
+    async with rt.db.begin() as conn:
+        await providers_repo.add_call(
+            conn,
+            {
+                "provider": route.provider, "model": route.model, "job_id": report.job_id,
+                "attempt": report.attempt, "started_at": report.started_at,
+                "duration_ms": duration_ms, "outcome": report.outcome,
+                "error_code": report.error_code,
+                "error_message": (report.error_message or "")[:300] or None,
+                "images": report.images, "cost_usd": report.cost_usd,
+            },
+        )  # fmt: skip
+        failed = report.outcome == providers_repo.FAILED
+        if route.probe:
+            if failed:
+                await providers_repo.reopen(conn, route.provider, now)
+            else:
+                await providers_repo.close_breaker(conn, route.provider, now)
+        elif failed:
+            calls, failures = await providers_repo.window_counts(
+                conn, route.provider, now - timedelta(seconds=r.window_s)
+            )
+            if should_open(calls, failures, r) and await providers_repo.trip(
+                conn, route.provider, now
+            ):
+                log.warning(
+                    "provider.breaker_open", provider=route.provider, calls=calls,
+                    failures=failures, window_s=r.window_s,
+                )  # fmt: skip
+    if route.probe:
+        log.info(
+            "provider.breaker_closed" if not failed else "provider.breaker_reopened",
+            provider=route.provider,
+        )
+    if route.slot_holder:
+        await release(rt, route.provider, route.slot_holder)
