@@ -15,7 +15,7 @@ from imagegate import __version__
 from imagegate.api import errors
 from imagegate.api.limits import BodySizeLimit
 from imagegate.api.rate_limit_headers import RateLimitHeaders
-from imagegate.api.routes import jobs, system
+from imagegate.api.routes import jobs, providers, system
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 from imagegate.services import jobs as jobs_service
@@ -83,6 +83,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.state.authenticator = Authenticator(rt)
     errors.install(app)
     app.include_router(jobs.router)
+    app.include_router(providers.router)
     app.include_router(system.router)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RateLimitHeaders)

@@ -52,12 +52,24 @@ def worker() -> None:
     """Run a worker: it executes jobs and serves no HTTP. Stops on SIGTERM after
     finishing (or handing back) its running jobs."""
     from imagegate.observability.logging import configure
-    from imagegate.runtime import Runtime
 
     settings = load_settings()
     configure(settings.log_level)
-    rt = Runtime.build(_prepared_settings(settings))
+    rt = _runtime(_prepared_settings(settings))
     raise typer.Exit(asyncio.run(_work(rt)))
+
+
+def _runtime(settings: Settings) -> Runtime:
+    """The process's runtime; a broken provider configuration ends it with a clear
+    message instead of a traceback."""
+    from imagegate.providers.config import ConfigError
+    from imagegate.runtime import Runtime
+
+    try:
+        return Runtime.build(settings)
+    except ConfigError as error:
+        console.print(f"error: {error.detail}")
+        raise typer.Exit(2) from error
 
 
 async def _work(rt: Runtime) -> int:
@@ -101,7 +113,6 @@ def _run_http(*, runs_jobs: bool) -> None:
     from imagegate.api.app import create_app
     from imagegate.cli.exclusive import AlreadyInUse, bind, lock_data_dir
     from imagegate.observability.logging import configure
-    from imagegate.runtime import Runtime
 
     settings = load_settings()
     configure(settings.log_level)
@@ -114,7 +125,7 @@ def _run_http(*, runs_jobs: bool) -> None:
         console.print(f"error: {error}")
         raise typer.Exit(1) from error
     _prepared_settings(settings)
-    rt = Runtime.build(settings)
+    rt = _runtime(settings)
     new_key, membership = asyncio.run(_before_start(rt, "serve" if runs_jobs else None))
     if runs_jobs and membership is None:
         raise typer.Exit(1)

@@ -4,6 +4,7 @@ the database knows."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -87,5 +88,5 @@ def percentile(values: list[int], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return float(ordered[rank])
+    rank = math.ceil(q / 100 * len(ordered))
+    return float(ordered[max(0, min(len(ordered), rank) - 1)])

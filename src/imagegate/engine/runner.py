@@ -236,15 +236,18 @@ class _ProgressWriter:
 
 async def _store(rt: Runtime, job: JobRecord, made: list[GeneratedImage]) -> list[dict[str, Any]]:
     stored: list[dict[str, Any]] = []
+    fmt = OutputFormat(job.params.get("output_format", OutputFormat.PNG))
     for index, image in enumerate(made, start=1):
-        fmt = OutputFormat.for_content_type(image.content_type)
+        data = image.data
+        if image.content_type != fmt.content_type:
+            # Providers answer in the formats they know; the client asked for one.
+            data = await asyncio.to_thread(_transcode, image.data, fmt)
         key = image_key(job.workspace_id, job.id, f"{index}.{fmt.extension}")
-        await rt.storage.put(key, image.data, fmt.content_type)
+        await rt.storage.put(key, data, fmt.content_type)
         stored.append(
-            _row("image", index, key, image.width, image.height, image.seed, fmt, len(image.data))
+            _row("image", index, key, image.width, image.height, image.seed, fmt, len(data))
         )
     if len(made) > 1:
-        fmt = OutputFormat(job.params.get("output_format", OutputFormat.PNG))
         data, width, height = await asyncio.to_thread(_grid, [i.data for i in made], fmt)
         key = image_key(job.workspace_id, job.id, f"grid.{fmt.extension}")
         await rt.storage.put(key, data, fmt.content_type)
@@ -266,6 +269,11 @@ def _row(
         "kind": kind, "index": index, "storage_key": key, "width": width, "height": height,
         "seed": seed, "content_type": fmt.content_type, "size_bytes": size,
     }  # fmt: skip
+
+
+def _transcode(data: bytes, fmt: OutputFormat) -> bytes:
+    with Image.open(io.BytesIO(data)) as image:
+        return encode(image, fmt)
 
 
 def _grid(datas: list[bytes], fmt: OutputFormat) -> tuple[bytes, int, int]:

@@ -72,6 +72,8 @@ class ProviderRegistry:
             entries.append(ProviderEntry("builtin", "builtin", builtin, builtin_table, -1))
         for order, (name, table) in enumerate(config.providers.items()):
             kind = config.adapter_type(name)
+            if kind == "builtin" and name != "builtin":
+                raise ConfigError(f"providers.{name}: the built-in renderer is [providers.builtin]")
             if not table.enabled or kind == "builtin":
                 continue
             adapter = _build(kind, name, table, settings.secret)
