@@ -11,6 +11,7 @@ imagegate: ``sandbox:429``, ``sandbox:500``, ``sandbox:503``, ``sandbox:moderate
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import re
 from collections import Counter
@@ -152,11 +153,14 @@ async def render(
     prompt: str, width: int, height: int, seed: int, fmt: OutputFormat = OutputFormat.PNG
 ) -> bytes:
     """A real image for the emulated provider to return (off the event loop)."""
+    return await asyncio.to_thread(_draw, prompt, width, height, seed, fmt)
 
-    def draw() -> bytes:
-        return encode(render_image(prompt, None, "none", seed, width, height), fmt)
 
-    return await asyncio.to_thread(draw)
+# The renderer is deterministic, so a load test that repeats a request costs the
+# emulator one drawing, not one per request.
+@functools.lru_cache(maxsize=64)
+def _draw(prompt: str, width: int, height: int, seed: int, fmt: OutputFormat) -> bytes:
+    return encode(render_image(prompt, None, "none", seed, width, height), fmt)
 
 
 def add_control_routes(app: FastAPI, sandbox: Sandbox) -> None:
