@@ -75,6 +75,7 @@ class Sandbox:
     stats: Counter[str] = field(default_factory=Counter)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Seeded: an error rate gives the same sequence of failures on every run.
+    in_flight: int = 0
     rng: random.Random = field(default_factory=lambda: random.Random(0))  # noqa: S311
 
     def decide(self, prompt: str | None, *, submission: bool = True) -> Decision:
@@ -191,7 +192,15 @@ def add_control_routes(app: FastAPI, sandbox: Sandbox) -> None:
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Response:
-        if not request.url.path.startswith("/_sandbox"):
-            sandbox.count("requests")
-        response: Response = await call_next(request)
+        if request.url.path.startswith("/_sandbox"):
+            response: Response = await call_next(request)
+            return response
+        # Requests at once, and the most ever: a client's concurrency limit, checked.
+        sandbox.count("requests")
+        sandbox.in_flight += 1
+        sandbox.stats["max_in_flight"] = max(sandbox.stats["max_in_flight"], sandbox.in_flight)
+        try:
+            response = await call_next(request)
+        finally:
+            sandbox.in_flight -= 1
         return response
