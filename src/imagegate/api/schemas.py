@@ -101,6 +101,8 @@ class JobPublic(BaseModel):
     grid_url: str | None
     provider: str | None
     model: str | None
+    # The provider's own id for the work (its prediction, request, task), for support.
+    provider_job_id: str | None
     attempts: int
     dead_letter: bool
     error: JobError | None
@@ -139,6 +141,7 @@ class JobPublic(BaseModel):
             grid_url=storage.url(grid.storage_key) if grid else None,
             provider=job.provider,
             model=job.model,
+            provider_job_id=job.provider_job_id,
             attempts=job.attempts,
             dead_letter=job.dead_letter,
             error=JobError(code=job.error_code, message=job.error_message)
