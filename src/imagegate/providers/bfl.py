@@ -1,0 +1,363 @@
+"""Black Forest Labs FLUX: ``POST /{model}`` submits a task, its ``polling_url`` (or
+``GET /get_result?id=``) reports it until ``Ready``, and ``result.sample`` is a
+delivery URL valid for 10 minutes. See docs/providers/bfl.md.
+
+One task makes one image, so a job of n images is n tasks: submitted in turn, each id
+recorded at once (the job's correlation holds them comma-joined, in seed order), then
+followed together. A resumed attempt asks BFL about each recorded id and submits
+again only for the ones it no longer knows."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+from collections.abc import Coroutine, Iterable, Iterator
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from imagegate.domain.params import MAX_VARIATIONS, STYLES, Mode, OutputFormat
+from imagegate.providers.base import (
+    Action,
+    Capabilities,
+    Correlation,
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    ProgressCallback,
+    Provider,
+)
+from imagegate.providers.errors import (
+    ModeratedError,
+    PermanentProviderError,
+    ProviderError,
+    RetryableProviderError,
+)
+from imagegate.providers.http import (
+    ProviderConfig,
+    call,
+    decode_image,
+    error_for,
+    fetch_image,
+    json_body,
+    make_client,
+    poll_until,
+)
+
+DEFAULT_BASE_URL = "https://api.bfl.ai/v1"
+_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
+_MODERATED = {"Request Moderated", "Content Moderated"}
+_FAILED = {"Error", "Failed"}
+_NOT_FOUND = "Task not found"
+# The job row keeps at most this many characters of ids: three 36-character task ids.
+_MAX_ID_CHARS = 128
+_MIN_SIDE, _MAX_SIDE, _SIDE_STEP = 256, 1440, 32
+_MIN_RATIO, _MAX_RATIO = Fraction(9, 21), Fraction(21, 9)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Rules:
+    # "pixels": width and height; "ratio": aspect_ratio (the model picks the pixels).
+    sizing: str
+    # The field that carries the source image for vary.
+    image_field: str
+    max_pixels: int
+
+
+_MODELS = {
+    "flux-pro-1.1": _Rules("pixels", "image_prompt", _MAX_SIDE * _MAX_SIDE),
+    "flux-dev": _Rules("pixels", "image_prompt", _MAX_SIDE * _MAX_SIDE),
+    "flux-pro-1.1-ultra": _Rules("ratio", "image_prompt", 2048 * 2048),
+    "flux-kontext-pro": _Rules("ratio", "input_image", 1024 * 1024),
+    "flux-kontext-max": _Rules("ratio", "input_image", 1024 * 1024),
+}
+
+
+@dataclass(frozen=True)
+class _Task:
+    id: str
+    polling_url: str
+
+
+def snap_pixels(width: int, height: int) -> tuple[int, int]:
+    """Width and height as FLUX takes them: scaled (aspect kept) into 256..1440, then
+    each rounded to the nearest multiple of 32."""
+    scale = min(1.0, _MAX_SIDE / max(width, height))
+    scale = max(scale, _MIN_SIDE / min(width, height))
+
+    def side(value: int) -> int:
+        # Halves round up (round() would round them to even: 720 to 704, not 736).
+        snapped = math.floor(value * scale / _SIDE_STEP + 0.5) * _SIDE_STEP
+        return min(_MAX_SIDE, max(_MIN_SIDE, snapped))
+
+    return side(width), side(height)
+
+
+def aspect_ratio(width: int, height: int) -> str:
+    """``W:H`` in small numbers, within the 21:9..9:21 that ultra and Kontext accept."""
+    ratio = min(_MAX_RATIO, max(_MIN_RATIO, Fraction(width, height)))
+    near = ratio.limit_denominator(21)
+    if not _MIN_RATIO <= near <= _MAX_RATIO:
+        near = ratio
+    return f"{near.numerator}:{near.denominator}"
+
+
+class BFLProvider:
+    """Adapter for the Black Forest Labs API."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        unknown = set(config.models) - set(_MODELS)
+        if unknown:
+            raise ValueError(
+                f"providers.{config.name}: unknown FLUX model(s) {sorted(unknown)}; "
+                f"choose from {sorted(_MODELS)}"
+            )
+        self.name = config.name
+        self._models = config.models or tuple(_MODELS)
+        self._timeout_s = config.timeout_s
+        self._interval_s = config.poll_interval_s
+        self._safety_tolerance = int(config.options.get("safety_tolerance", 2))
+        self._host = urlsplit(config.base_url or "").hostname
+        headers = {"x-key": config.api_key} if config.api_key else {}
+        self._client = make_client(config, headers)
+        # Delivery URLs live on another host: they must never see the API key.
+        self._downloads = make_client(config)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await self._downloads.aclose()
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            models=self._models,
+            # One task per image; imagegate's own cap on variations bounds a job.
+            max_images=MAX_VARIATIONS,
+            modes=(Mode.DRAFT, Mode.STANDARD),
+            styles=STYLES,
+            actions=(Action.IMAGINE, Action.VARY),
+            seeds=True,
+            negative_prompt=False,
+            max_pixels=max(_MODELS[m].max_pixels for m in self._models),
+        )
+
+    def estimate_credits(self, request: GenerationRequest) -> int:
+        return _CREDITS_PER_IMAGE[request.mode] * len(request.seeds)
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
+    ) -> GenerationResult:
+        rules = self._rules(request)
+        known = correlation.existing.split(",") if correlation.existing else []
+        recorded = correlation.existing
+        tasks: list[_Task] = []
+        for index, seed in enumerate(request.seeds):
+            task = await self._find(known[index]) if index < len(known) else None
+            if task is None:
+                task = await self._submit(request, rules, seed, resumable=bool(recorded))
+            tasks.append(task)
+            # The ids not yet looked at stay recorded: a crash now must not forget them.
+            ids = _joined([t.id for t in tasks] + known[len(tasks) :])
+            if ids != recorded:
+                await correlation.record(ids)
+                recorded = ids
+        tracker = _Progress(len(tasks), progress)
+        images = await _gather(
+            self._follow(task, seed, index, tracker)
+            for index, (task, seed) in enumerate(zip(tasks, request.seeds, strict=True))
+        )
+        return GenerationResult(tuple(images), provider_job_id=_joined([t.id for t in tasks]))
+
+    def _rules(self, request: GenerationRequest) -> _Rules:
+        if request.model not in self._models:
+            raise PermanentProviderError(f"{self.name}: model {request.model!r} not configured")
+        if request.action is Action.UPSCALE:
+            raise PermanentProviderError(f"{self.name}: FLUX cannot upscale")
+        if request.action is Action.VARY and not request.source_image:
+            raise PermanentProviderError(f"{self.name}: vary needs a source image")
+        return _MODELS[request.model]
+
+    async def _submit(
+        self, request: GenerationRequest, rules: _Rules, seed: int, *, resumable: bool
+    ) -> _Task:
+        """One task. ``resumable``: tasks are already recorded for this job, so a refused
+        submission must leave them to the next attempt rather than have it start over."""
+        what = f"{self.name} submit {request.model}"
+        body = _body(request, rules, seed, self._safety_tolerance)
+        try:
+            response = await call(self._client, "POST", f"/{request.model}", what, json=body)
+            if response.status_code != 200:
+                raise error_for(response, what)
+            answer = json_body(response, what)
+            task_id = answer.get("id") if isinstance(answer, dict) else None
+            if not isinstance(task_id, str) or not task_id:
+                raise ProviderError(f"{what}: no task id in {answer!r:.200}")
+        except ProviderError as error:
+            error.resumable = error.resumable or resumable
+            raise
+        polling_url = answer.get("polling_url")
+        if not isinstance(polling_url, str) or not self._trusted(polling_url):
+            polling_url = f"/get_result?id={task_id}"
+        return _Task(task_id, polling_url)
+
+    def _trusted(self, url: str) -> bool:
+        """Whether ``url`` may be sent the key: BFL's own hosts (its regional polling
+        hosts are ``api.<region>.bfl.ai``) or the configured one."""
+        host = urlsplit(url).hostname or ""
+        return host == self._host or host == "bfl.ai" or host.endswith(".bfl.ai")
+
+    async def _find(self, task_id: str) -> _Task | None:
+        """The recorded task, if BFL still knows it; ``None`` means submit anew."""
+        task = _Task(task_id, f"/get_result?id={task_id}")
+        answer = await self._poll(task)
+        return None if answer.get("status") == _NOT_FOUND else task
+
+    async def _poll(self, task: _Task) -> dict[str, Any]:
+        """One look at a task. Failing to look is resumable: the task lives on."""
+        what = f"{self.name} poll {task.id}"
+        try:
+            response = await call(self._client, "GET", task.polling_url, what)
+            if response.status_code == 404:
+                return {"status": _NOT_FOUND}
+            if response.status_code != 200:
+                raise error_for(response, what)
+            answer = json_body(response, what)
+            if not isinstance(answer, dict) or not isinstance(answer.get("status"), str):
+                raise ProviderError(f"{what}: no status in {answer!r:.200}")
+        except ProviderError as error:
+            error.provider_job_id, error.resumable = task.id, True
+            raise
+        return answer
+
+    async def _follow(
+        self, task: _Task, seed: int, index: int, tracker: _Progress
+    ) -> GeneratedImage:
+        what = f"{self.name} task {task.id}"
+
+        async def check() -> dict[str, Any] | None:
+            answer = await self._poll(task)
+            status = answer["status"]
+            if status == "Ready":
+                return answer
+            _raise_for(status, answer, what, task.id)
+            await tracker.update(index, _fraction(answer.get("progress")))
+            return None
+
+        answer = await poll_until(
+            check, interval_s=self._interval_s, timeout_s=self._timeout_s, what=what,
+            provider_job_id=task.id,
+        )  # fmt: skip
+        result = answer.get("result")
+        sample = result.get("sample") if isinstance(result, dict) else None
+        if not isinstance(sample, str):
+            raise ProviderError(f"{what}: Ready without result.sample", provider_job_id=task.id)
+        data = await fetch_image(self._downloads, sample, what, provider_job_id=task.id)
+        image = decode_image(data, seed, what)
+        await tracker.update(index, 1.0)
+        return image
+
+
+def _raise_for(status: str, answer: dict[str, Any], what: str, task_id: str) -> None:
+    """The error a finished-but-not-Ready status means; nothing for one still running."""
+    details = answer.get("details")
+    if status in _MODERATED:
+        raise ModeratedError(f"{what}: {status} {details or ''}".strip(), provider_job_id=task_id)
+    if status in _FAILED:
+        # BFL documents no cause for Error: unclassified, retried a bounded number of times.
+        raise ProviderError(f"{what}: {status} {details or ''}".strip(), provider_job_id=task_id)
+    if status == _NOT_FOUND:
+        raise RetryableProviderError(
+            f"{what}: BFL no longer knows the task", provider_job_id=task_id
+        )
+    # Pending, or a status BFL may add later: keep polling until the deadline.
+
+
+def _body(request: GenerationRequest, rules: _Rules, seed: int, tolerance: int) -> dict[str, Any]:
+    # FLUX answers jpeg or png; webp is asked as png (lossless) and transcoded by the runner.
+    fmt = "jpeg" if request.output_format is OutputFormat.JPEG else "png"
+    body: dict[str, Any] = {
+        "prompt": _prompt(request), "seed": seed, "output_format": fmt,
+        "safety_tolerance": tolerance,
+    }  # fmt: skip
+    if rules.sizing == "pixels":
+        body["width"], body["height"] = snap_pixels(request.width, request.height)
+    else:
+        body["aspect_ratio"] = aspect_ratio(request.width, request.height)
+    if request.action is Action.VARY and request.source_image:
+        body[rules.image_field] = base64.b64encode(request.source_image).decode()
+        if request.model == "flux-pro-1.1-ultra" and request.strength is not None:
+            # Ultra blends toward the image prompt by this much; strength says how far to move.
+            body["image_prompt_strength"] = round(1.0 - request.strength, 3)
+    return body
+
+
+def _prompt(request: GenerationRequest) -> str:
+    # FLUX has no style parameter: the prompt carries imagegate's preset.
+    if request.style and request.style != "none":
+        return f"{request.prompt}, {request.style} style"
+    return request.prompt
+
+
+def _fraction(progress: Any) -> float:
+    """BFL's ``progress`` (its unit is not documented: a fraction or a percentage)."""
+    if not isinstance(progress, int | float) or isinstance(progress, bool) or progress < 0:
+        return 0.0
+    value = float(progress) / 100 if progress > 1 else float(progress)
+    return 0.0 if math.isnan(value) else min(value, 1.0)
+
+
+def _joined(ids: list[str]) -> str:
+    """The task ids, in seed order, as many as fit the job row's column; a resumed
+    attempt submits again for those left out."""
+    kept: list[str] = []
+    for task_id in ids:
+        if len(",".join([*kept, task_id])) > _MAX_ID_CHARS:
+            break
+        kept.append(task_id)
+    return ",".join(kept)
+
+
+class _Progress:
+    """The job's progress: the mean of its tasks', reported only when it grows."""
+
+    def __init__(self, count: int, callback: ProgressCallback) -> None:
+        self._parts = [0.0] * count
+        self._callback = callback
+        self._reported = 0.0
+
+    async def update(self, index: int, fraction: float) -> None:
+        self._parts[index] = max(self._parts[index], fraction)
+        overall = sum(self._parts) / len(self._parts)
+        if overall > self._reported:
+            self._reported = overall
+            await self._callback(overall)
+
+
+async def _gather(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run the coroutines together; the first failure cancels the rest and is raised
+    as itself (a moderation verdict first: it must not be retried)."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            running = [group.create_task(job) for job in coroutines]
+    except ExceptionGroup as failures:
+        leaves = list(_leaves(failures))
+        moderated = [e for e in leaves if isinstance(e, ModeratedError)]
+        raise (moderated or leaves)[0] from None
+    return [task.result() for task in running]
+
+
+def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            yield from _leaves(error)
+        else:
+            yield error
+
+
+def build(config: ProviderConfig) -> Provider:
+    """The adapter for a ``type = "bfl"`` provider table."""
+    if not config.base_url:
+        config = replace(config, base_url=DEFAULT_BASE_URL)
+    return BFLProvider(config)
