@@ -25,7 +25,14 @@ def sandbox(
         console.print(f"error: no emulator for {provider!r}; choose from {', '.join(EMULATORS)}")
         raise typer.Exit(2)
     console.print(f"{provider} sandbox listening on http://{host}:{port}  (stats: /_sandbox/stats)")
-    uvicorn.run(create_app(provider), host=host, port=port, log_level="warning")
+    # A request told to hang (``sandbox:timeout``) must not hold up shutdown.
+    uvicorn.run(
+        create_app(provider),
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -86,7 +86,8 @@ class Job(Base):
     progress: Mapped[int] = mapped_column(Integer, default=0)
     provider: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(128))
-    provider_job_id: Mapped[str | None] = mapped_column(String(128))
+    # Several ids, comma-joined, for providers that take one image per call.
+    provider_job_id: Mapped[str | None] = mapped_column(String(1024))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     runs: Mapped[int] = mapped_column(Integer, default=1)
     error_code: Mapped[str | None] = mapped_column(String(64))

@@ -51,8 +51,8 @@ _CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 _MODERATED = {"Request Moderated", "Content Moderated"}
 _FAILED = {"Error", "Failed"}
 _NOT_FOUND = "Task not found"
-# The job row keeps at most this many characters of ids: three 36-character task ids.
-_MAX_ID_CHARS = 128
+# The job row keeps at most this many characters of ids (jobs.provider_job_id).
+_MAX_ID_CHARS = 1024
 _MIN_SIDE, _MAX_SIDE, _SIDE_STEP = 256, 1440, 32
 _MIN_RATIO, _MAX_RATIO = Fraction(9, 21), Fraction(21, 9)
 T = TypeVar("T")

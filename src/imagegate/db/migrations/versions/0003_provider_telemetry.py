@@ -17,6 +17,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # Providers that make one image per call have one id per image (comma-joined).
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.alter_column(
+            "provider_job_id",
+            existing_type=sa.String(length=128),
+            type_=sa.String(length=1024),
+            existing_nullable=True,
+        )
     op.create_table(
         "provider_calls",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -55,6 +63,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("jobs", schema=None) as batch_op:
+        batch_op.alter_column(
+            "provider_job_id",
+            existing_type=sa.String(length=1024),
+            type_=sa.String(length=128),
+            existing_nullable=True,
+        )
     op.drop_table("provider_slots")
     op.drop_table("provider_breakers")
     op.drop_index("ix_provider_calls_provider_started", table_name="provider_calls")
