@@ -1,0 +1,345 @@
+"""Stability AI adapter: the REST API v2beta ``stable-image`` endpoints.
+
+Generation (``ultra``, ``core``, the ``sd3.5-*`` models) is synchronous and makes one
+image per call, so a job with several seeds makes one call per seed. Upscaling is
+``upscale-fast`` and ``upscale-conservative`` (synchronous) or ``upscale-creative``
+(asynchronous: its id is recorded, then ``GET /v2beta/results/{id}`` is polled, and a
+later attempt resumes it). See docs/providers/stability.md."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from dataclasses import replace
+from typing import Any
+
+import httpx
+
+from imagegate.domain.params import MAX_VARIATIONS, STYLES, Mode, OutputFormat
+from imagegate.observability.logging import get_logger
+from imagegate.providers.base import (
+    Action,
+    Capabilities,
+    Correlation,
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    ProgressCallback,
+    Provider,
+)
+from imagegate.providers.errors import ModeratedError, PermanentProviderError, ProviderError
+from imagegate.providers.http import (
+    ProviderConfig,
+    ResultExpiredError,
+    call,
+    decode_image,
+    error_for,
+    json_body,
+    make_client,
+    poll_until,
+)
+
+log = get_logger("imagegate.providers.stability")
+
+DEFAULT_BASE_URL = "https://api.stability.ai"
+ASPECT_RATIOS = ("1:1", "16:9", "9:16", "21:9", "9:21", "3:2", "2:3", "5:4", "4:5")
+SD3_MODELS = ("sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium", "sd3.5-flash")
+UPSCALERS = {
+    "upscale-fast": "fast",
+    "upscale-conservative": "conservative",
+    "upscale-creative": "creative",
+}
+DEFAULT_MODELS = ("core", "ultra", *SD3_MODELS, *UPSCALERS)
+# Our style names that have an obvious Stability preset; the others send none.
+STYLE_PRESETS = {
+    "cinematic": "cinematic",
+    "photographic": "photographic",
+    "anime": "anime",
+    "fantasy": "fantasy-art",
+    "neon": "neon-punk",
+    "vintage": "analog-film",
+}
+# The turbo and flash models are distilled without a negative branch: they take none.
+_NO_NEGATIVE_PROMPT = frozenset({"sd3.5-large-turbo", "sd3.5-flash"})
+# Models that accept ``image`` + ``strength`` (image-to-image), used for variations.
+_VARIES = frozenset({"ultra", *SD3_MODELS})
+_DEFAULT_STRENGTH = 0.5
+_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
+_GONE = object()  # a result the API no longer has (404): only a new submission helps
+
+
+class StabilityProvider:
+    """Translates imagegate requests to Stability's multipart forms and back."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self.name = config.name
+        self.config = config
+        self.models = config.models or DEFAULT_MODELS
+        headers = {"Accept": "application/json", "stability-client-id": "imagegate"}
+        if config.api_key:
+            headers["Authorization"] = f"Bearer {config.api_key}"
+        self._client = make_client(
+            replace(config, base_url=config.base_url or DEFAULT_BASE_URL), headers
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def capabilities(self) -> Capabilities:
+        actions = []
+        if any(m not in UPSCALERS for m in self.models):
+            actions.append(Action.IMAGINE)
+        if any(m in _VARIES for m in self.models):
+            actions.append(Action.VARY)
+        if any(m in UPSCALERS for m in self.models):
+            actions.append(Action.UPSCALE)
+        return Capabilities(
+            models=tuple(self.models),
+            max_images=MAX_VARIATIONS,  # one call per image, so the job's limit is ours
+            modes=(Mode.DRAFT, Mode.STANDARD),
+            styles=tuple(s for s in STYLES if s == "none" or s in STYLE_PRESETS),
+            actions=tuple(actions),
+            seeds=True,
+            negative_prompt=True,
+        )
+
+    def estimate_credits(self, request: GenerationRequest) -> int:
+        return _CREDITS_PER_IMAGE[request.mode] * max(1, len(request.seeds))
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
+    ) -> GenerationResult:
+        if request.action is Action.UPSCALE:
+            return await self._upscale(request, progress, correlation)
+        path, fields, files = _generation_form(request)
+        images: list[GeneratedImage] = []
+        request_ids: list[str] = []
+        for index, seed in enumerate(request.seeds):
+            what = f"stability {path.rsplit('/', 1)[-1]} (seed {seed})"
+            response = await self._post(path, {**fields, "seed": str(seed)}, files, what)
+            images.append(_image(response, what, seed))
+            request_ids.append(response.headers.get("x-request-id", ""))
+            await progress((index + 1) / len(request.seeds))
+        if not request.seeds:
+            await progress(1.0)
+        # Synchronous calls leave no job to resume; the first request id helps support.
+        first_id = request_ids[0] if request_ids else ""
+        return GenerationResult(tuple(images), provider_job_id=first_id or None)
+
+    async def _post(
+        self, path: str, fields: dict[str, str], files: dict[str, Any], what: str
+    ) -> httpx.Response:
+        response = await call(self._client, "POST", path, what, data=fields, files=files)
+        if response.status_code != 200:
+            raise _failure(response, what)
+        return response
+
+    async def _upscale(
+        self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
+    ) -> GenerationResult:
+        kind = _upscaler(request.model, self.config.options)
+        fields, files = _upscale_form(kind, request)
+        seed = request.seeds[0] if request.seeds else 0
+        if kind == "creative":
+            image, job_id = await self._creative(fields, files, seed, progress, correlation)
+            await progress(1.0)
+            return GenerationResult((image,), provider_job_id=job_id)
+        what = f"stability upscale/{kind}"
+        response = await self._post(f"/v2beta/stable-image/upscale/{kind}", fields, files, what)
+        image = _image(response, what, seed)
+        await progress(1.0)
+        return GenerationResult((image,), provider_job_id=response.headers.get("x-request-id"))
+
+    async def _creative(
+        self,
+        fields: dict[str, str],
+        files: dict[str, Any],
+        seed: int,
+        progress: ProgressCallback,
+        correlation: Correlation,
+    ) -> tuple[GeneratedImage, str]:
+        """The asynchronous upscale: resume the recorded job if the API still has it,
+        otherwise submit, record the id before waiting, and poll for the result."""
+        existing = correlation.existing
+        if existing:
+            found = await self._follow(existing, seed)
+            if found is not _GONE:
+                return found, existing
+            log.info("stability.resume_gone", provider_job_id=existing)
+        what = "stability upscale/creative"
+        response = await self._post("/v2beta/stable-image/upscale/creative", fields, files, what)
+        body = json_body(response, what)
+        job_id = body.get("id") if isinstance(body, dict) else None
+        if not isinstance(job_id, str) or not job_id:
+            raise ProviderError(f"{what}: no id in the answer: {str(body)[:200]!r}")
+        await correlation.record(job_id)
+        await progress(0.1)
+        found = await self._follow(job_id, seed)
+        if found is _GONE:
+            raise ResultExpiredError(f"{what}: result {job_id} is gone", provider_job_id=job_id)
+        return found, job_id
+
+    async def _follow(self, job_id: str, seed: int) -> Any:
+        """Poll ``GET /v2beta/results/{id}``: the image, or ``_GONE`` on 404."""
+        what = f"stability results/{job_id}"
+
+        async def check() -> Any:
+            try:
+                response = await call(self._client, "GET", f"/v2beta/results/{job_id}", what)
+            except ProviderError as lost:
+                _resumable(lost, job_id)
+                raise
+            if response.status_code == 202:
+                return None
+            if response.status_code == 404:
+                return _GONE
+            if response.status_code != 200:
+                failure = _failure(response, what, job_id)
+                # Throttling says nothing about the job, which lives on. A 5xx may be
+                # the job's own failure: resubmitting is the way to an image then.
+                if response.status_code == 429:
+                    _resumable(failure, job_id)
+                raise failure
+            return _image(response, what, seed)
+
+        return await poll_until(
+            check,
+            interval_s=self.config.poll_interval_s,
+            timeout_s=self.config.timeout_s,
+            what=what,
+            provider_job_id=job_id,
+        )
+
+
+def aspect_ratio(width: int, height: int) -> str:
+    """Stability takes an aspect ratio, not a size: the allowed ratio nearest to
+    ``width:height`` on a log scale (so 2:1 and 1:2 are equally far from 1:1). The API
+    then picks the pixel size (about one megapixel), which the result reports."""
+    target = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        w, h = ratio.split(":")
+        return abs(math.log(int(w) / int(h)) - target)
+
+    return min(ASPECT_RATIOS, key=distance)
+
+
+def _generation_form(request: GenerationRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The endpoint and form fields shared by every seed of an imagine or vary job."""
+    model = request.model
+    if model in ("ultra", "core"):
+        path, fields = f"/v2beta/stable-image/generate/{model}", {}
+    elif model in SD3_MODELS:
+        path, fields = "/v2beta/stable-image/generate/sd3", {"model": model}
+    elif model in UPSCALERS:
+        raise PermanentProviderError(
+            f"stability: {model} only upscales; it cannot {request.action}"
+        )
+    else:
+        raise PermanentProviderError(f"stability: unknown model {model!r}")
+    fields["prompt"] = request.prompt
+    fields["output_format"] = _output_format(model, request.output_format)
+    if request.negative_prompt and model not in _NO_NEGATIVE_PROMPT:
+        fields["negative_prompt"] = request.negative_prompt
+    preset = STYLE_PRESETS.get(request.style)
+    if preset and model in ("ultra", "core"):  # sd3 takes no style preset
+        fields["style_preset"] = preset
+    if request.action is not Action.VARY:
+        fields["aspect_ratio"] = aspect_ratio(request.width, request.height)
+        if model in SD3_MODELS:
+            fields["mode"] = "text-to-image"
+        # An empty file part makes httpx send multipart/form-data, which the API requires.
+        return path, fields, {"none": ("", b"")}
+    if model not in _VARIES:
+        raise PermanentProviderError(
+            f"stability: {model} makes images from text only; vary needs ultra or sd3.5"
+        )
+    if request.source_image is None:
+        raise PermanentProviderError("stability: vary needs a source image")
+    strength = request.strength if request.strength is not None else _DEFAULT_STRENGTH
+    fields["strength"] = f"{strength:g}"
+    if model in SD3_MODELS:
+        fields["mode"] = "image-to-image"
+    return path, fields, {"image": ("source", request.source_image)}
+
+
+def _output_format(model: str, wanted: OutputFormat) -> str:
+    # The sd3 endpoint encodes PNG and JPEG only; a WebP request gets PNG.
+    if model in SD3_MODELS and wanted is OutputFormat.WEBP:
+        return OutputFormat.PNG.value
+    return wanted.value
+
+
+def _upscaler(model: str, options: dict[str, Any]) -> str:
+    """The upscale endpoint: the model names it (``upscale-fast`` …); a job that names a
+    generation model gets ``options.upscaler`` (default ``fast``)."""
+    if model in UPSCALERS:
+        return UPSCALERS[model]
+    default = str(options.get("upscaler", "fast"))
+    if default not in UPSCALERS.values():
+        raise PermanentProviderError(
+            f"stability: options.upscaler {default!r} is not fast, conservative or creative"
+        )
+    return default
+
+
+def _upscale_form(kind: str, request: GenerationRequest) -> tuple[dict[str, str], dict[str, Any]]:
+    if request.source_image is None:
+        raise PermanentProviderError("stability: upscale needs a source image")
+    if len(request.seeds) > 1:
+        raise PermanentProviderError("stability: an upscale makes one image; ask for one")
+    fields = {"output_format": request.output_format.value}
+    if kind != "fast":  # the fast upscaler takes the image alone
+        fields["prompt"] = request.prompt
+        fields["seed"] = str(request.seeds[0] if request.seeds else 0)
+        if request.negative_prompt:
+            fields["negative_prompt"] = request.negative_prompt
+    return fields, {"image": ("source", request.source_image)}
+
+
+def _image(response: httpx.Response, what: str, seed: int) -> GeneratedImage:
+    """``{image (base64), finish_reason, seed}`` → the image, or the verdict."""
+    body = json_body(response, what)
+    if not isinstance(body, dict) or not isinstance(body.get("image"), str):
+        raise ProviderError(f"{what}: no image in the answer: {str(body)[:200]!r}")
+    if body.get("finish_reason") == "CONTENT_FILTERED":
+        raise ModeratedError(f"{what}: the output was withheld by Stability's content filter")
+    try:
+        data = base64.b64decode(body["image"], validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ProviderError(f"{what}: image is not valid base64") from error
+    returned = body.get("seed")
+    # Seed 0 asks Stability to choose one; the answer says which it used.
+    used = int(returned) if isinstance(returned, int | str) and str(returned).isdigit() else seed
+    return decode_image(data, used, what)
+
+
+def _failure(response: httpx.Response, what: str, job_id: str | None = None) -> ProviderError:
+    # The API documents 403 as its content moderation's refusal of the request.
+    if response.status_code == 403:
+        return ModeratedError(
+            f"{what}: refused by Stability's content moderation: {_errors(response)}",
+            provider_job_id=job_id,
+        )
+    return error_for(response, what, provider_job_id=job_id)
+
+
+def _errors(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return "; ".join(str(e) for e in errors) if isinstance(errors, list) else str(body)[:200]
+
+
+def _resumable(error: ProviderError, job_id: str) -> None:
+    """A failed poll loses sight of the job, not the job: the next attempt polls again."""
+    if error.retryable:
+        error.resumable = True
+        error.provider_job_id = job_id
+
+
+def build(config: ProviderConfig) -> Provider:
+    return StabilityProvider(config)
