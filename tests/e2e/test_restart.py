@@ -84,3 +84,44 @@ def test_a_job_recorded_but_never_queued_runs_after_restart(tmp_path: Path) -> N
         assert '"requeued_jobs": 1' in restarted.log()
     finally:
         restarted.stop()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_render_processes_die_with_a_killed_server(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", IMAGEGATE_BUILTIN_PROCESSES="2").start()
+    with client(server.url, server.admin_key) as http:
+        job = http.post("/api/image/jobs", json={"prompt": "x", "variations": 1, "mode": "draft"})
+        wait_until(
+            lambda: (
+                http.get(f"/api/image/jobs/{job.json()['job_id']}").json()["status"] == "completed"
+            ),
+            timeout=30,
+        )
+    assert server.proc is not None
+    renderers = [pid for pid in _children(server.proc.pid) if b"spawn_main" in _cmdline(pid)]
+    assert renderers, "no render process was started"
+    server.kill(signal.SIGKILL)
+    wait_until(
+        lambda: not any(Path(f"/proc/{pid}").exists() for pid in renderers),
+        timeout=10,
+        what="render processes to exit",
+    )
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -5,8 +5,11 @@ double too: ``latency_ms`` (a slow provider) and ``fault_marker`` (a flaky one).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 from concurrent.futures import Executor, ProcessPoolExecutor
 
 from imagegate.domain.params import STYLES, Mode
@@ -56,7 +59,8 @@ class BuiltinProvider:
             self._pool = ProcessPoolExecutor(
                 self.processes,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority,
+                initializer=_init_render_process,
+                initargs=(os.getpid(),),
             )
         return self._pool
 
@@ -121,10 +125,23 @@ class BuiltinProvider:
             await progress((index + (step + 1) / (slices + 1)) / total)
 
 
-def _lower_priority() -> None:
+def _init_render_process(parent_pid: int) -> None:
     # Rendering is batch work; the server's own process answers requests. When the
     # cores are busy the kernel should favour the latter.
     os.nice(10)
+    _die_with_parent(parent_pid)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """A server killed with SIGKILL cannot stop its render processes; on Linux the
+    kernel can, when the parent dies. Elsewhere they exit when their pipe closes."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the request took effect
+        os._exit(0)
 
 
 def render_encoded(request: GenerationRequest, seed: int) -> bytes:
