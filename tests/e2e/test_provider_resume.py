@@ -24,7 +24,11 @@ api_key_env = "RESUME_TEST_KEY"
 poll_interval_s = 0.2
 """
 # provider → (path under the emulator's root, a key its emulator accepts)
-PROVIDERS = {"replicate": ("/v1", "r8_resume_test_key")}
+PROVIDERS = {
+    "replicate": ("/v1", "r8_resume_test_key"),
+    "fal": ("", "resume-id:resume-secret"),
+    "bfl": ("/v1", "bfl-sandbox"),
+}
 
 
 def recorded_provider_job_id(data_dir: Path, job_id: str) -> str | None:
