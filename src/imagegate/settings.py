@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     retry_max_delay_s: float = Field(default=60.0, ge=0)
 
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+    # The longest a create may wait for its job with ``Prefer: wait=N``.
+    prefer_wait_max_s: int = Field(default=60, ge=0, le=600)
     key_cache_ttl_s: float = Field(default=30.0, ge=0)
 
     # Shared counters and rate limits (docs/configuration.md#rate-limits). With a Redis

@@ -15,11 +15,12 @@ from imagegate import __version__
 from imagegate.api import errors
 from imagegate.api.limits import BodySizeLimit
 from imagegate.api.rate_limit_headers import RateLimitHeaders
-from imagegate.api.routes import jobs, providers, system
+from imagegate.api.routes import events, jobs, providers, system
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 from imagegate.services import jobs as jobs_service
 from imagegate.services import node
+from imagegate.services.event_feed import EventFeed
 from imagegate.services.fleet import Membership
 from imagegate.services.keys import Authenticator
 
@@ -48,11 +49,14 @@ async def _housekeeping(rt: Runtime) -> None:
 def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     """The HTTP app; with a ``membership`` (a worker id) this process also runs jobs."""
 
+    feed = EventFeed(rt)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # DBOS runs async workflows on the loop that launched it: this one, which also
         # owns the database pool (an asyncio pool cannot be shared between loops).
         running = await node.start(rt, membership)
+        await feed.start()
         # Objects made at start-up live forever; moving them out of the collector's
         # view keeps gen-2 collections (and their latency spikes) small.
         gc.collect()
@@ -68,6 +72,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
             yield
         finally:
             housekeeping.cancel()
+            await feed.stop()
             await node.stop(running)
             await rt.close()
 
@@ -80,10 +85,12 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = rt
+    app.state.event_feed = feed
     app.state.authenticator = Authenticator(rt)
     errors.install(app)
     app.include_router(jobs.router)
     app.include_router(providers.router)
+    app.include_router(events.router)
     app.include_router(system.router)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RateLimitHeaders)

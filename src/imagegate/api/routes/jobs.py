@@ -14,6 +14,7 @@ from imagegate.api.rate_limit_headers import remember
 from imagegate.api.schemas import JobCreate, JobPublic, JobsPublic, Problem
 from imagegate.domain.jobs import JobStatus
 from imagegate.errors import IdempotencyKeyInvalid, InvalidRequest
+from imagegate.services import event_feed
 from imagegate.services import jobs as jobs_service
 from imagegate.services.submission import JobSpec
 
@@ -43,8 +44,11 @@ async def create_job(
     rt: RuntimeDep,
     principal: PrincipalDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    prefer: Annotated[str | None, Header(alias="Prefer")] = None,
 ) -> JSONResponse:
-    """Queue an image job. Answers 202 with the job; poll its ``Location``."""
+    """Queue an image job. Answers 202 with the job; poll its ``Location``. With
+    ``Prefer: wait=N`` the answer waits up to N seconds for the job to end: 200 with the
+    finished job, or 202 as usual if it has not."""
     spec = JobSpec(**body.model_dump(exclude_unset=True))
     result = await jobs_service.submit(
         rt,
@@ -57,7 +61,28 @@ async def create_job(
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
     remember(request, result.rate_limit)
-    return JSONResponse(result.body, status_code=result.status_code, headers=headers)
+    answer, status = result.body, result.status_code
+    wait_s = wait_preference(prefer, rt.settings.prefer_wait_max_s)
+    if wait_s is not None and status == 202 and result.job_id:
+        await event_feed.wait_for_end(
+            request.app.state.event_feed, rt, workspace_id=principal.workspace_id,
+            job_id=result.job_id, timeout_s=wait_s,
+        )  # fmt: skip
+        job = await jobs_service.get(rt, principal, result.job_id)
+        answer = JobPublic.from_record(job, rt.storage).model_dump(mode="json")
+        status = 200 if job.status.is_terminal() else 202
+        headers["Preference-Applied"] = f"wait={wait_s}"
+    return JSONResponse(answer, status_code=status, headers=headers)
+
+
+def wait_preference(prefer: str | None, cap_s: int) -> int | None:
+    """The ``wait`` of a ``Prefer`` header (RFC 7240), capped; None if absent. Other
+    or malformed preferences are ignored, as the RFC asks."""
+    for preference in (prefer or "").split(","):
+        name, _, value = preference.split(";", 1)[0].strip().partition("=")
+        if name.strip().lower() == "wait" and value.strip().isdigit():
+            return min(int(value.strip()), cap_s)
+    return None
 
 
 @router.get("", response_model=JobsPublic, operation_id="list_jobs", responses=ERRORS)
