@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+TEST_STAMP := $(VENV)/.installed-test-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: run test lint unit integration e2e bench clean
 
@@ -17,6 +18,12 @@ $(STAMP): $(BIN)/python pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
+# The suite also runs the local diffusers adapter (on a tiny pipeline it builds), so the
+# test path adds the diffusers extra; run and the helpers install only what they need.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,diffusers]'
+	touch $(TEST_STAMP)
+
 # serve applies the migrations itself before it starts.
 run: $(STAMP)
 	$(BIN)/imagegate serve
@@ -26,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: lint
+test: $(TEST_STAMP) lint
 	$(BIN)/pytest -q tests
 
 unit: $(STAMP)

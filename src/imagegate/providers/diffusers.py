@@ -1,0 +1,254 @@
+"""Local generation with Hugging Face diffusers, in this process.
+
+The optional extra ``imagegate[diffusers]`` brings torch and diffusers; they are
+imported on first use, so the base install never needs them. Options:
+
+- ``model``: a pipeline folder (``save_pretrained`` layout) or a hub id (required);
+- ``local_files_only`` (default true): never download at job time;
+- ``device``: ``cpu`` (default), ``cuda``, ``mps`` or ``auto`` (cuda when available);
+- ``dtype``: ``float32`` (default on the CPU), ``float16`` (default on cuda), ``bfloat16``;
+- ``steps`` (default 30) and ``draft_steps`` (default half), ``guidance_scale``;
+- ``max_images`` (default 4): images per job, made in one batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from imagegate.domain.params import STYLES, Mode
+from imagegate.observability.logging import get_logger
+from imagegate.providers.base import (
+    Action,
+    Capabilities,
+    Correlation,
+    GeneratedImage,
+    GenerationRequest,
+    GenerationResult,
+    ProgressCallback,
+)
+from imagegate.providers.comfyui import style_prompt
+from imagegate.providers.config import ConfigError
+from imagegate.providers.errors import (
+    ModeratedError,
+    PermanentProviderError,
+    ProviderError,
+    RetryableProviderError,
+)
+from imagegate.providers.http import ProviderConfig
+from imagegate.providers.render import encode
+
+log = get_logger("imagegate.providers.diffusers")
+
+INSTALL_HINT = "pip install 'imagegate[diffusers]'"
+_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
+# Stable Diffusion's VAE works on 1/8 of the image: both sides must be multiples of 8.
+_SIZE_STEP, _MIN_SIDE, _MAX_SIDE = 8, 16, 4096
+_DEFAULT_STEPS = 30
+
+
+def snap_side(value: int) -> int:
+    """The nearest side the pipeline accepts: a multiple of 8 within 16..4096."""
+    return min(_MAX_SIDE, max(_MIN_SIDE, round(value / _SIZE_STEP) * _SIZE_STEP))
+
+
+def _import(name: str) -> Any:
+    """torch or diffusers, or a permanent error saying how to install them."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise PermanentProviderError(
+            f"diffusers provider: {name} is not installed ({error}); {INSTALL_HINT}"
+        ) from error
+
+
+class DiffusersProvider:
+    """One pipeline, loaded on first use, running one job at a time in a thread."""
+
+    def __init__(self, config: ProviderConfig) -> None:
+        options = config.options
+        model = options.get("model")
+        if not model:
+            raise ConfigError(
+                f"providers.{config.name}: options.model (path or hub id) is required"
+            )
+        self.name = config.name
+        self._config = config
+        self._source = str(model)
+        self._models = config.models or (Path(self._source).name,)
+        self._steps = int(options.get("steps", _DEFAULT_STEPS))
+        self._draft_steps = int(options.get("draft_steps", max(1, self._steps // 2)))
+        self._pipeline: Any = None
+        self._device = "cpu"
+        # Diffusers pipelines are not safe to call from two threads at once, and one job
+        # already uses every core (or the whole GPU): jobs queue here, one at a time.
+        self._lock = threading.Lock()
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            models=self._models,
+            max_images=int(self._config.options.get("max_images", 4)),
+            modes=(Mode.DRAFT, Mode.STANDARD),
+            styles=STYLES,
+            actions=(Action.IMAGINE,),
+            seeds=True,
+            negative_prompt=True,
+            max_pixels=_MAX_SIDE * _MAX_SIDE,
+        )
+
+    def estimate_credits(self, request: GenerationRequest) -> int:
+        return _CREDITS_PER_IMAGE[request.mode] * len(request.seeds)
+
+    async def aclose(self) -> None:
+        """Drop the pipeline (its weights are freed with it)."""
+        self._pipeline = None
+
+    async def generate(
+        self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
+    ) -> GenerationResult:
+        # In-process: there is no provider job to record, and none survives a crash.
+        self._check(request)
+        reporter = _Reporter(asyncio.get_running_loop())
+        work = asyncio.ensure_future(asyncio.to_thread(self._run, request, reporter))
+        try:
+            while not work.done():
+                changed = asyncio.ensure_future(reporter.changed.wait())
+                await asyncio.wait({work, changed}, return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+                await reporter.report(progress)
+        except asyncio.CancelledError:
+            reporter.cancelled = True  # the thread stops at its next step
+            work.cancel()  # and what it returns then is dropped, not left unretrieved
+            raise
+        images = work.result()
+        await progress(1.0)
+        return GenerationResult(images=images, provider_job_id=None)
+
+    def _check(self, request: GenerationRequest) -> None:
+        if request.action is not Action.IMAGINE:
+            raise PermanentProviderError(f"{self.name}: only text-to-image is supported")
+        if request.model not in self._models:
+            raise PermanentProviderError(f"{self.name}: unknown model {request.model!r}")
+        limit = self.capabilities().max_images
+        if not 1 <= len(request.seeds) <= limit:
+            raise PermanentProviderError(f"{self.name}: 1 to {limit} images per job")
+
+    def _run(self, request: GenerationRequest, reporter: _Reporter) -> tuple[GeneratedImage, ...]:
+        """In a worker thread: load the pipeline if need be, then make the images."""
+        with self._lock:
+            pipeline = self._load()
+            torch = _import("torch")
+            steps = self._draft_steps if request.mode is Mode.DRAFT else self._steps
+            width, height = snap_side(request.width), snap_side(request.height)
+            # One CPU generator per image: the same seed gives the same image on any device.
+            generators = [torch.Generator("cpu").manual_seed(seed) for seed in request.seeds]
+            extra = {}
+            if "guidance_scale" in self._config.options:
+                extra["guidance_scale"] = float(self._config.options["guidance_scale"])
+            try:
+                output = pipeline(
+                    prompt=style_prompt(request.prompt, request.style),
+                    negative_prompt=request.negative_prompt or None,
+                    width=width,
+                    height=height,
+                    num_inference_steps=steps,
+                    num_images_per_prompt=len(request.seeds),
+                    generator=generators,
+                    callback_on_step_end=reporter.step_callback(steps),
+                    output_type="pil",
+                    **extra,
+                )
+            except Exception as error:
+                raise _classify(error) from error
+        if reporter.cancelled:
+            raise RetryableProviderError(f"{self.name}: cancelled")
+        if any(getattr(output, "nsfw_content_detected", None) or []):
+            raise ModeratedError(f"{self.name}: the pipeline's safety checker flagged the image")
+        fmt = request.output_format
+        return tuple(
+            GeneratedImage(encode(image, fmt), fmt.content_type, image.width, image.height, seed)
+            for image, seed in zip(output.images, request.seeds, strict=True)
+        )
+
+    def _load(self) -> Any:
+        if self._pipeline is not None:
+            return self._pipeline
+        torch, diffusers = _import("torch"), _import("diffusers")
+        options = self._config.options
+        device = self._resolve_device(torch, str(options.get("device", "cpu")))
+        dtype_name = str(options.get("dtype", "float32" if device == "cpu" else "float16"))
+        dtype = getattr(torch, dtype_name, None)
+        if not isinstance(dtype, torch.dtype):
+            raise PermanentProviderError(f"{self.name}: unknown dtype {dtype_name!r}")
+        log.info("diffusers.loading", provider=self.name, device=device, dtype=dtype_name)
+        try:
+            # ``dtype`` (diffusers 0.40 and later; ``torch_dtype`` before, now deprecated).
+            pipeline = diffusers.AutoPipelineForText2Image.from_pretrained(
+                self._source,
+                dtype=dtype,
+                local_files_only=bool(options.get("local_files_only", True)),
+            )
+        except (OSError, ValueError) as error:
+            raise PermanentProviderError(
+                f"{self.name}: cannot load pipeline {self._source!r}: {error}"
+            ) from error
+        pipeline.set_progress_bar_config(disable=True)
+        self._pipeline, self._device = pipeline.to(device), device
+        return self._pipeline
+
+    def _resolve_device(self, torch: Any, wanted: str) -> str:
+        if wanted == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if wanted.startswith("cuda") and not torch.cuda.is_available():
+            raise PermanentProviderError(
+                f"{self.name}: device {wanted!r}, but CUDA is not available"
+            )
+        return wanted
+
+
+def _classify(error: Exception) -> ProviderError:
+    """A pipeline failure in the taxonomy: out of memory may pass, bad input will not."""
+    if type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower():
+        return RetryableProviderError(f"diffusers: out of memory: {error}")
+    if isinstance(error, ValueError | TypeError):
+        return PermanentProviderError(f"diffusers: the pipeline refused the request: {error}")
+    return ProviderError(f"diffusers: {type(error).__name__}: {error}")
+
+
+class _Reporter:
+    """Carries step progress from the pipeline's thread to the event loop, keeping
+    only the latest value, so a slow progress callback never holds up sampling."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.changed = asyncio.Event()
+        self._latest = self._reported = 0.0
+        self.cancelled = False
+
+    def step_callback(self, steps: int) -> Callable[..., dict[str, Any]]:
+        def on_step_end(pipeline: Any, step: int, _: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            if self.cancelled:
+                pipeline._interrupt = True  # diffusers skips the remaining steps
+            self._loop.call_soon_threadsafe(self._set, min(0.99, (step + 1) / steps))
+            return kwargs
+
+        return on_step_end
+
+    def _set(self, fraction: float) -> None:
+        self._latest = max(self._latest, fraction)
+        self.changed.set()
+
+    async def report(self, progress: ProgressCallback) -> None:
+        self.changed.clear()
+        if self._latest > self._reported:
+            self._reported = self._latest
+            await progress(self._latest)
+
+
+def build(config: ProviderConfig) -> DiffusersProvider:
+    """The adapter for a ``type = "diffusers"`` provider table. Loads nothing yet."""
+    return DiffusersProvider(config)
