@@ -115,6 +115,27 @@ class UnsupportedModel(InvalidRequest):
     title = "Unsupported model"
 
 
+class UnsafeUrl(InvalidRequest):
+    """This URL may not be called: it must be https and reach a public address."""
+
+    code = "unsafe_url"
+    title = "Unsafe URL"
+
+
+class WebhookEndpointNotFound(NotFound):
+    """No webhook endpoint with this id in your workspace."""
+
+    code = "webhook_endpoint_not_found"
+    title = "Webhook endpoint not found"
+
+
+class DeliveryNotFound(NotFound):
+    """No webhook delivery with this id in your workspace."""
+
+    code = "delivery_not_found"
+    title = "Delivery not found"
+
+
 class FileLinkInvalid(ImagegateError):
     """This file link is invalid or has expired; fetch the job again for a fresh one."""
 

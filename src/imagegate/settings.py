@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import time
@@ -21,6 +22,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagegate.domain.rates import Rate, parse_rate
+from imagegate.domain.webhooks import parse_schedule
 
 
 class Settings(BaseSettings):
@@ -100,6 +102,54 @@ class Settings(BaseSettings):
     # a client polling its jobs never meets them; they stop runaway loops.
     rate_limit_requests: str | None = "6000/minute"  # per API key, every request
     rate_limit_jobs: str | None = "600/minute"  # per workspace, job creation
+
+    # Webhooks and the SSRF guard (docs/configuration.md#webhooks). Every user-given URL
+    # must be https and resolve to public addresses only; the allowlist (CIDRs,
+    # comma-separated) admits self-hosted intranets, over http as well.
+    ssrf_allowlist: str = ""
+    ssrf_resolve_timeout_s: float = Field(default=5.0, gt=0)
+    webhook_allow_http: bool = False
+    # The delay before each attempt, seconds (±10 % jitter); then the delivery is
+    # exhausted. The default is Standard Webhooks' suggestion, about 3 days in all.
+    webhook_schedule_s: str = "0,5,300,1800,7200,18000,36000,50400,72000,86400"
+    webhook_timeout_s: float = Field(default=15.0, gt=0, le=300)
+    # After a rotation the old secret signs beside the new one for this long.
+    webhook_secret_grace_s: int = Field(default=24 * 3600, ge=0)
+    # The longest a receiver's Retry-After (on 429/502/503/504) can hold a delivery.
+    webhook_retry_after_max_s: float = Field(default=6 * 3600, ge=0)
+    # Requests in flight at once, per worker process.
+    webhook_concurrency: int = Field(default=64, ge=1, le=10_000)
+    # How often each worker looks for new deliveries to start.
+    webhook_dispatch_interval_s: float = Field(default=0.05, gt=0, le=60)
+
+    @field_validator("ssrf_allowlist")
+    @classmethod
+    def _check_allowlist(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"IMAGEGATE_SSRF_ALLOWLIST: not a CIDR: {part!r}") from None
+        return value
+
+    @field_validator("webhook_schedule_s")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        try:
+            parse_schedule(value)
+        except ValueError as error:
+            raise ValueError(f"IMAGEGATE_WEBHOOK_SCHEDULE_S: {error}") from None
+        return value
+
+    @cached_property
+    def ssrf_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        parts = (p.strip() for p in self.ssrf_allowlist.split(","))
+        return tuple(ipaddress.ip_network(p, strict=False) for p in parts if p)
+
+    @cached_property
+    def webhook_schedule(self) -> tuple[float, ...]:
+        return parse_schedule(self.webhook_schedule_s)
 
     builtin_latency_ms: int = Field(default=0, ge=0)
     # Worker processes the built-in renderer draws in; unset = one per CPU, 0 = threads.

@@ -1,0 +1,1 @@
+"""Calling URLs that users give us: the SSRF guard and the transport that obeys it."""
