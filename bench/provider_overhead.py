@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 BIN = Path(sys.executable).parent
 BODY = {"prompt": "a lighthouse at dusk", "variations": 1, "mode": "draft", "seed": 7}
@@ -57,6 +58,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 class Setup:
     def __init__(self, provider: str, tmp: Path, **server_env: str) -> None:
         self.tmp = tmp
+        self.database = server_env.get("IMAGEGATE_DATABASE_URL")
         self.sandbox_port = free_port()
         log = (tmp / "sandbox.log").open("wb")
         self.sandbox = subprocess.Popen(
@@ -78,7 +80,7 @@ class Setup:
             "IMAGEGATE_DATA_DIR": str(tmp / "data"),
             "IMAGEGATE_PORT": str(self.port),
             "IMAGEGATE_CONFIG": str(config),
-            "BENCH_PROVIDER_KEY": "sk-bench",
+            "BENCH_PROVIDER_KEY": "sk-sandbox",
             "IMAGEGATE_LOG_LEVEL": "WARNING",
             "IMAGEGATE_RATE_LIMIT_REQUESTS": "off",
             "IMAGEGATE_RATE_LIMIT_JOBS": "off",
@@ -115,7 +117,7 @@ async def adapter_alone(provider: str, base_url: str, runs: int) -> list[float]:
     from imagegate.providers.registry import _build
 
     table = ProviderTable(base_url=base_url, api_key_env="BENCH_PROVIDER_KEY")
-    os.environ["BENCH_PROVIDER_KEY"] = "sk-bench"
+    os.environ["BENCH_PROVIDER_KEY"] = "sk-sandbox"
     adapter = _build(provider, provider, table, os.environ.get)
     model = adapter.capabilities().models[0]
     request = GenerationRequest(
@@ -170,15 +172,20 @@ def _ms(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000
 
 
-def inflight(provider: str, jobs: int) -> None:
+def inflight(provider: str, jobs: int, database: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        env = {"IMAGEGATE_DATABASE_URL": database} if database else {}
         setup = Setup(
             provider, Path(tmp),
-            IMAGEGATE_WORKSPACE_CONCURRENCY=str(jobs), IMAGEGATE_DATABASE_POOL_SIZE="20",
+            IMAGEGATE_WORKSPACE_CONCURRENCY=str(jobs), IMAGEGATE_DATABASE_POOL_SIZE="20", **env,
         )  # fmt: skip
         try:
             setup.faults(latency_ms=2000)
-            created, done = asyncio.run(_flood(setup, jobs))
+            try:
+                created, done = asyncio.run(_flood(setup, jobs))
+            except Exception:
+                print((setup.tmp / "server.log").read_text()[-3000:])
+                raise
             rss = _peak_rss_mib(setup.server.pid)
         finally:
             setup.stop()
@@ -201,18 +208,25 @@ async def _flood(setup: Setup, jobs: int) -> tuple[float, float]:
         )
         created = time.perf_counter() - start
         assert all(r.status_code == 202 for r in responses), responses[0].text
-        # Counted in the database, so that polling does not load the server measured.
-        database = setup.tmp / "data" / "imagegate.db"
-        while _finished(database) < jobs:
+        while await _finished(setup) < jobs:
             await asyncio.sleep(0.05)
         return created, time.perf_counter() - start
 
 
-def _finished(database: Path) -> int:
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM jobs WHERE status IN ('completed', 'failed')"
-        ).fetchone()
+async def _finished(setup: Setup) -> int:
+    # Counted in the database, so that polling does not load the server measured.
+    if setup.database:
+        async with await psycopg.AsyncConnection.connect(setup.database) as conn:
+            cursor = await conn.execute(
+                "SELECT count(*) FROM jobs WHERE status IN ('completed', 'failed')"
+            )
+            row = await cursor.fetchone()
+    else:
+        with sqlite3.connect(f"file:{setup.tmp / 'data' / 'imagegate.db'}?mode=ro", uri=True) as c:
+            row = c.execute(
+                "SELECT count(*) FROM jobs WHERE status IN ('completed', 'failed')"
+            ).fetchone()
+    assert row is not None
     return int(row[0])
 
 
@@ -228,11 +242,14 @@ def main() -> None:
     parser.add_argument("what", choices=["overhead", "inflight"])
     parser.add_argument("--provider", default="openai")
     parser.add_argument("--jobs", type=int)
+    parser.add_argument(
+        "--postgres", metavar="URL", help="run the server on this (empty) PostgreSQL database"
+    )
     args = parser.parse_args()
     if args.what == "overhead":
         overhead(args.provider, args.jobs or 200)
     else:
-        inflight(args.provider, args.jobs or 1000)
+        inflight(args.provider, args.jobs or 1000, args.postgres)
 
 
 if __name__ == "__main__":

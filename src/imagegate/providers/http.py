@@ -53,7 +53,12 @@ def make_client(config: ProviderConfig, headers: dict[str, str] | None = None) -
         base_url=config.base_url or "",
         headers=headers or {},
         timeout=httpx.Timeout(config.timeout_s, connect=10.0),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        # Calls wait on providers for seconds to minutes: one process may hold a
+        # thousand at once (options.max_connections lowers it for a touchy provider).
+        limits=httpx.Limits(
+            max_connections=int(config.options.get("max_connections", 1000)),
+            max_keepalive_connections=100,
+        ),
         follow_redirects=False,
     )
 
