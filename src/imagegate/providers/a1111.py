@@ -35,6 +35,7 @@ from imagegate.providers.base import (
     GenerationRequest,
     GenerationResult,
     ProgressCallback,
+    standard_credits,
 )
 from imagegate.providers.errors import PermanentProviderError, ProviderError
 from imagegate.providers.http import (
@@ -50,7 +51,6 @@ DEFAULT_MODEL = "default"  # the checkpoint the WebUI has loaded
 DEFAULT_UPSCALER = "R-ESRGAN 4x+"
 DEFAULT_STRENGTH = 0.6
 _STEPS = {Mode.DRAFT: 20, Mode.STANDARD: 30}
-_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 # 500s that no retry can cure: the request names something the WebUI does not have,
 # or sends an image it cannot read. (Out of memory, also a 500, is worth a retry.)
 _PERMANENT_500 = re.compile(
@@ -88,7 +88,7 @@ class A1111Provider:
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
-        return _CREDITS_PER_IMAGE[request.mode] * max(1, len(request.seeds))
+        return standard_credits(request)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation

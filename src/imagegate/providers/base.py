@@ -133,6 +133,15 @@ class Capabilities:
     max_pixels: int = 4096 * 4096
 
 
+_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
+
+
+def standard_credits(request: GenerationRequest) -> int:
+    """imagegate's own unit, the same for every provider: 1 credit per draft image,
+    2 per standard one (money is in the configured price table, not here)."""
+    return _CREDITS_PER_IMAGE[request.mode] * max(1, len(request.seeds))
+
+
 class Provider(Protocol):
     """An image provider adapter.
 

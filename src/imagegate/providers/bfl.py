@@ -28,6 +28,7 @@ from imagegate.providers.base import (
     GenerationResult,
     ProgressCallback,
     Provider,
+    standard_credits,
 )
 from imagegate.providers.errors import (
     ModeratedError,
@@ -47,7 +48,6 @@ from imagegate.providers.http import (
 )
 
 DEFAULT_BASE_URL = "https://api.bfl.ai/v1"
-_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 _MODERATED = {"Request Moderated", "Content Moderated"}
 _FAILED = {"Error", "Failed"}
 _NOT_FOUND = "Task not found"
@@ -144,7 +144,7 @@ class BFLProvider:
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
-        return _CREDITS_PER_IMAGE[request.mode] * len(request.seeds)
+        return standard_credits(request)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation

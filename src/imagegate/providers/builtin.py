@@ -20,11 +20,11 @@ from imagegate.providers.base import (
     GenerationRequest,
     GenerationResult,
     ProgressCallback,
+    standard_credits,
 )
 from imagegate.providers.errors import RetryableProviderError
 from imagegate.providers.render import encode, render_image
 
-_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 _LATENCY_SLICES = 20  # progress moves in 5 % steps while a simulated latency elapses
 
 
@@ -79,7 +79,7 @@ class BuiltinProvider:
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
-        return _CREDITS_PER_IMAGE[request.mode] * len(request.seeds)
+        return standard_credits(request)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation

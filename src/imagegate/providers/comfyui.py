@@ -28,6 +28,7 @@ from imagegate.providers.base import (
     GenerationRequest,
     GenerationResult,
     ProgressCallback,
+    standard_credits,
 )
 from imagegate.providers.comfyui_socket import Progress, about, finished, next_message
 from imagegate.providers.comfyui_workflows import Filled, Template, TemplateError
@@ -50,7 +51,6 @@ from imagegate.providers.http import (
     snippet,
 )
 
-_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 # ComfyUI's latents are 1/8 of the image; EmptyLatentImage takes 16..16384 in steps of 8.
 _SIZE_STEP, _MIN_SIDE, _MAX_SIDE = 8, 16, 16384
 _DEFAULT_MODERATION = r"(?i)nsfw|safety|content.?(filter|policy|moderat)"
@@ -114,7 +114,7 @@ class ComfyUIProvider:
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
-        return _CREDITS_PER_IMAGE[request.mode] * len(request.seeds)
+        return standard_credits(request)
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -30,6 +30,7 @@ from imagegate.providers.base import (
     GenerationRequest,
     GenerationResult,
     ProgressCallback,
+    standard_credits,
 )
 from imagegate.providers.comfyui import style_prompt
 from imagegate.providers.config import ConfigError
@@ -45,7 +46,6 @@ from imagegate.providers.render import encode
 log = get_logger("imagegate.providers.diffusers")
 
 INSTALL_HINT = "pip install 'imagegate[diffusers]'"
-_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 # Stable Diffusion's VAE works on 1/8 of the image: both sides must be multiples of 8.
 _SIZE_STEP, _MIN_SIDE, _MAX_SIDE = 8, 16, 4096
 _DEFAULT_STEPS = 30
@@ -101,7 +101,7 @@ class DiffusersProvider:
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
-        return _CREDITS_PER_IMAGE[request.mode] * len(request.seeds)
+        return standard_credits(request)
 
     async def aclose(self) -> None:
         """Drop the pipeline (its weights are freed with it)."""

@@ -27,6 +27,7 @@ from imagegate.providers.base import (
     GenerationResult,
     ProgressCallback,
     Provider,
+    standard_credits,
 )
 from imagegate.providers.errors import ModeratedError, PermanentProviderError, ProviderError
 from imagegate.providers.http import (
@@ -47,7 +48,6 @@ DEFAULT_BASE_URL = "https://queue.fal.run"
 DEFAULT_MODELS = ("fal-ai/flux/dev", "fal-ai/flux/schnell", "fal-ai/fast-sdxl")
 # Ids under these namespaces carry one more segment before the app: workflows/owner/app.
 _NAMESPACES = ("workflows", "comfy")
-_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 # FLUX works on 16-pixel latent patches (and 16 is a multiple of SDXL's 8).
 _SIDE_STEP, _MIN_SIDE, _MAX_SIDE = 16, 256, 4096
 _STEP = re.compile(r"(\d+)/(\d+)")
@@ -129,7 +129,7 @@ class FalProvider:
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
-        return _CREDITS_PER_IMAGE[request.mode] * max(1, len(request.seeds))
+        return standard_credits(request)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation

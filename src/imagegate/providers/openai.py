@@ -29,6 +29,7 @@ from imagegate.providers.base import (
     GenerationResult,
     ProgressCallback,
     Provider,
+    standard_credits,
 )
 from imagegate.providers.errors import (
     ModeratedError,
@@ -47,7 +48,6 @@ from imagegate.providers.http import (
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 # The error codes OpenAI uses for a refusal on content grounds: dall-e's, gpt-image-1's.
 _MODERATION_CODES = {"content_policy_violation", "moderation_blocked"}
 # The ids the job row keeps are at most this long (one x-request-id is 36 characters).
@@ -132,7 +132,7 @@ class OpenAIProvider:
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
-        return _CREDITS_PER_IMAGE[request.mode] * len(request.seeds)
+        return standard_credits(request)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation

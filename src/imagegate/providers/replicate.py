@@ -32,6 +32,7 @@ from imagegate.providers.base import (
     GenerationRequest,
     GenerationResult,
     ProgressCallback,
+    standard_credits,
 )
 from imagegate.providers.errors import (
     ModeratedError,
@@ -59,7 +60,6 @@ from imagegate.providers.replicate_inputs import (
 )
 
 DEFAULT_PREFER_WAIT_S = 2
-_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 _TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
 # How image models say their safety checker refused every output ("NSFW content
 # detected…", "All generated images contained NSFW content…"), and the wording of
@@ -106,7 +106,7 @@ class ReplicateProvider:
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
-        return _CREDITS_PER_IMAGE[request.mode] * max(1, len(request.seeds))
+        return standard_credits(request)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation

@@ -27,6 +27,7 @@ from imagegate.providers.base import (
     GenerationResult,
     ProgressCallback,
     Provider,
+    standard_credits,
 )
 from imagegate.providers.errors import ModeratedError, PermanentProviderError, ProviderError
 from imagegate.providers.http import (
@@ -65,7 +66,6 @@ _NO_NEGATIVE_PROMPT = frozenset({"sd3.5-large-turbo", "sd3.5-flash"})
 # Models that accept ``image`` + ``strength`` (image-to-image), used for variations.
 _VARIES = frozenset({"ultra", *SD3_MODELS})
 _DEFAULT_STRENGTH = 0.5
-_CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 _GONE = object()  # a result the API no longer has (404): only a new submission helps
 
 
@@ -105,7 +105,7 @@ class StabilityProvider:
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
-        return _CREDITS_PER_IMAGE[request.mode] * max(1, len(request.seeds))
+        return standard_credits(request)
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
