@@ -15,7 +15,7 @@ from imagegate import __version__
 from imagegate.api import errors
 from imagegate.api.limits import BodySizeLimit
 from imagegate.api.rate_limit_headers import RateLimitHeaders
-from imagegate.api.routes import events, jobs, providers, system
+from imagegate.api.routes import events, jobs, providers, system, webhooks
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 from imagegate.services import jobs as jobs_service
@@ -91,6 +91,8 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(providers.router)
     app.include_router(events.router)
+    app.include_router(webhooks.router)
+    app.include_router(webhooks.jobs_router)
     app.include_router(system.router)
     app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(RateLimitHeaders)

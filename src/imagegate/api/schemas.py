@@ -55,6 +55,13 @@ class JobCreate(BaseModel):
     )
     metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=16)
     user: str | None = Field(default=None, min_length=1, max_length=128)
+    webhook_url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="Also deliver this job's events here (https, public addresses), signed "
+        "with the workspace's default secret (GET /api/image/webhooks/default/secret)",
+    )
 
     @field_validator("metadata", mode="before")
     @classmethod
@@ -109,6 +116,7 @@ class JobPublic(BaseModel):
     cost: JobCost
     user: str | None
     metadata: dict[str, str]
+    webhook_url: str | None = None
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -152,6 +160,7 @@ class JobPublic(BaseModel):
             ),
             user=job.user,
             metadata=job.metadata,
+            webhook_url=job.webhook_url,
             created_at=job.created_at,
             started_at=job.started_at,
             completed_at=job.completed_at,

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from imagegate.db import webhooks_repo
 from imagegate.db.models import Image, Job, JobEvent
 from imagegate.domain.jobs import JobStatus, sources_of
 from imagegate.domain.records import JobRecord, StoredImage
@@ -51,6 +52,7 @@ def to_record(row: Mapping[Any, Any], stored: Sequence[Mapping[Any, Any]] = ()) 
         started_at=row["started_at"],
         completed_at=row["completed_at"],
         provider_job_id=row["provider_job_id"],
+        webhook_url=row.get("webhook_url"),
         images=tuple(
             StoredImage(**{c: i[c] for c in _IMAGE_COLUMNS})
             for i in sorted(stored, key=lambda i: (i["kind"], i["index"]))
@@ -224,12 +226,17 @@ async def add_event(
     type_: str,
     data: dict[str, Any],
     now: datetime,
-) -> None:
-    await conn.execute(
-        insert(events),
-        {"job_id": job_id, "workspace_id": workspace_id, "type": type_, "data": data,
-         "created_at": now},
+) -> int:
+    """Log the event, and in the same transaction its webhook deliveries (the outbox:
+    every event, lifecycle or progress, passes here). Returns the event's id."""
+    row = {"job_id": job_id, "workspace_id": workspace_id, "type": type_, "data": data,
+           "created_at": now}  # fmt: skip
+    event_id = int(await conn.scalar(insert(events).returning(events.c.id), row))
+    await webhooks_repo.add_deliveries(
+        conn, event_id=event_id, job_id=job_id, workspace_id=workspace_id, event_type=type_,
+        event_at=now,
     )  # fmt: skip
+    return event_id
 
 
 async def running_on(conn: AsyncConnection, worker_id: str) -> int:

@@ -96,6 +96,8 @@ class Job(Base):
     estimated_credits: Mapped[int] = mapped_column(Integer, default=0)
     charged_credits: Mapped[int] = mapped_column(Integer, default=0)
     job_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    # Where this job's own events are delivered, besides the workspace's endpoints.
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
     # The worker that started the latest attempt: operators' "where is this running".
     worker_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
@@ -222,3 +224,89 @@ class ProviderSlot(Base):
     slot: Mapped[int] = mapped_column(Integer, primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(80))
     expires_at: Mapped[datetime | None]
+
+
+class WebhookEndpoint(Base):
+    """A workspace's webhook receiver. Secrets are sealed (webhooks.signing.SecretBox)."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (Index("ix_webhook_endpoints_workspace_id", "workspace_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"))
+    url: Mapped[str] = mapped_column(String(2048))
+    # Comma-joined between commas (",job.queued,job.completed,"): matched with LIKE.
+    event_types: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(String(500))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    disabled_reason: Mapped[str | None] = mapped_column(String(300))
+    secret: Mapped[str] = mapped_column(Text)
+    previous_secret: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class WebhookSecret(Base):
+    """A workspace's default secret: it signs deliveries to jobs' own ``webhook_url``."""
+
+    __tablename__ = "webhook_secrets"
+
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    secret: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """One event for one receiver (an endpoint, or the job's URL): the outbox row,
+    written with the event, and the state of its delivery."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_dispatch", "dispatched", "id"),
+        Index("ix_webhook_deliveries_job", "workspace_id", "job_id", "id"),
+        Index("ix_webhook_deliveries_endpoint", "workspace_id", "endpoint_id", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[int] = mapped_column(Integer)
+    event_type: Mapped[str] = mapped_column(String(32))
+    event_at: Mapped[datetime]
+    endpoint_id: Mapped[str | None] = mapped_column(String(40))
+    url: Mapped[str] = mapped_column(String(2048))
+    # The Standard Webhooks ``webhook-id``: the same on every attempt and redelivery.
+    webhook_id: Mapped[str] = mapped_column(String(40))
+    # "<event id>:<endpoint id or 'job'>" on the deliveries an event fans out to (so
+    # that happens once); empty on redeliveries.
+    fanout_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    redelivery_of: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime | None]
+    # Whether its workflow was started (the dispatcher looks for False).
+    dispatched: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery."""
+
+    __tablename__ = "webhook_attempts"
+    __table_args__ = (
+        UniqueConstraint("delivery_id", "attempt", name="uq_webhook_attempts_delivery_attempt"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    delivery_id: Mapped[str] = mapped_column(String(40))
+    workspace_id: Mapped[str] = mapped_column(String(40))
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    url: Mapped[str] = mapped_column(String(2048))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int | None] = mapped_column(Integer)
+    response_snippet: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(String(500))

@@ -76,3 +76,5 @@ class JobRecord:
     images: tuple[StoredImage, ...] = field(default=())
     # The provider's own id for the work of the latest attempt, once it exists.
     provider_job_id: str | None = None
+    # Where the job's own events are delivered (besides the workspace's endpoints).
+    webhook_url: str | None = None

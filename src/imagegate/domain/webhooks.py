@@ -155,3 +155,52 @@ def encode_body(body: dict[str, Any], limit: int = MAX_BODY_BYTES) -> bytes:
 
 def _dump(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class EndpointRecord:
+    """A webhook endpoint as stored; its secrets still sealed."""
+
+    id: str
+    workspace_id: str
+    url: str
+    event_types: tuple[str, ...]
+    description: str | None
+    enabled: bool
+    disabled_reason: str | None
+    sealed_secret: str
+    sealed_previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    attempt: int
+    at: datetime
+    url: str
+    status_code: int | None
+    latency_ms: int | None
+    response_snippet: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    id: str
+    workspace_id: str
+    job_id: str
+    event_id: int
+    event_type: str
+    event_at: datetime
+    endpoint_id: str | None
+    url: str
+    webhook_id: str
+    redelivery_of: str | None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    created_at: datetime
+    finished_at: datetime | None
+    attempt_log: tuple[AttemptRecord, ...] = ()

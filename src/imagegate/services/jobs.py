@@ -27,7 +27,7 @@ from imagegate.errors import (
 )
 from imagegate.providers.base import GenerationRequest
 from imagegate.runtime import Runtime
-from imagegate.services import rate_limits
+from imagegate.services import rate_limits, webhooks
 from imagegate.services.submission import JobSpec, resolve
 
 # An in-flight claim older than this belongs to a request that died mid-way.
@@ -55,6 +55,8 @@ async def submit(
 ) -> Submitted:
     """Record a job and queue it. ``idempotency`` is (key, hash of the request body)."""
     resolved = resolve(spec)
+    if spec.webhook_url is not None:
+        await webhooks.check_url(rt, spec.webhook_url, "webhook_url")
     choice = rt.providers.resolve(spec.model or "auto")
     if choice is None:
         raise UnsupportedModel(
@@ -103,6 +105,7 @@ async def submit(
                     "provider": choice.provider,
                     "model": choice.model, "estimated_credits": estimate,
                     "metadata": spec.metadata, "created_at": now, "updated_at": now,
+                    "webhook_url": spec.webhook_url,
                 },
             )  # fmt: skip
             await record(

@@ -37,6 +37,7 @@ class JobSpec:
     output_format: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     user: str | None = None
+    webhook_url: str | None = None
 
 
 @dataclass(frozen=True)

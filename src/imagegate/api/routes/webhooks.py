@@ -1,0 +1,200 @@
+"""/api/image/webhooks: endpoints, secrets, delivery logs, redelivery; and a job's
+delivery log at /api/image/jobs/{job_id}/deliveries."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from imagegate.api.deps import PrincipalDep, RuntimeDep
+from imagegate.api.schemas import Problem
+from imagegate.api.webhook_schemas import (
+    DeliveriesPublic,
+    DeliveryPublic,
+    WebhookEndpointCreate,
+    WebhookEndpointCreated,
+    WebhookEndpointPublic,
+    WebhookEndpointsPublic,
+    WebhookEndpointUpdate,
+    WebhookSecretPublic,
+)
+from imagegate.services import webhooks as service
+from imagegate.services.webhooks import DeliveryPage
+
+router = APIRouter(prefix="/api/image/webhooks", tags=["webhooks"])
+jobs_router = APIRouter(prefix="/api/image/jobs", tags=["webhooks"])
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {"application/problem+json": {}}}
+    for code in (400, 401, 404, 409, 422, 429)
+}
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+def _page(page: DeliveryPage) -> DeliveriesPublic:
+    return DeliveriesPublic(
+        data=[DeliveryPublic.from_record(d) for d in page.deliveries],
+        next_cursor=page.next_cursor,
+        has_more=page.next_cursor is not None,
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=WebhookEndpointCreated,
+    operation_id="create_webhook_endpoint",
+    responses=ERRORS,
+)
+async def create_endpoint(
+    body: WebhookEndpointCreate, rt: RuntimeDep, principal: PrincipalDep, response: Response
+) -> WebhookEndpointCreated:
+    """Add a receiver for the workspace's job events; the answer carries its secret."""
+    endpoint, secret = await service.create_endpoint(rt, principal, **body.model_dump())
+    response.headers["Location"] = f"/api/image/webhooks/{endpoint.id}"
+    public = WebhookEndpointPublic.from_record(endpoint)
+    return WebhookEndpointCreated(**public.model_dump(), secret=secret)
+
+
+@router.get(
+    "",
+    response_model=WebhookEndpointsPublic,
+    operation_id="list_webhook_endpoints",
+    responses=ERRORS,
+)
+async def list_endpoints(rt: RuntimeDep, principal: PrincipalDep) -> WebhookEndpointsPublic:
+    """The workspace's endpoints, oldest first."""
+    found = await service.list_endpoints(rt, principal)
+    return WebhookEndpointsPublic(data=[WebhookEndpointPublic.from_record(e) for e in found])
+
+
+@router.get(
+    "/default/secret",
+    response_model=WebhookSecretPublic,
+    operation_id="get_default_webhook_secret",
+    responses=ERRORS,
+)
+async def get_default_secret(rt: RuntimeDep, principal: PrincipalDep) -> WebhookSecretPublic:
+    """The secret that signs deliveries to jobs' own ``webhook_url``."""
+    return WebhookSecretPublic(key=await service.default_secret(rt, principal.workspace_id))
+
+
+@router.get(
+    "/{endpoint_id}",
+    response_model=WebhookEndpointPublic,
+    operation_id="get_webhook_endpoint",
+    responses=ERRORS,
+)
+async def get_endpoint(
+    endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
+) -> WebhookEndpointPublic:
+    """One endpoint (without its secret: see ``/secret``)."""
+    return WebhookEndpointPublic.from_record(await service.get_endpoint(rt, principal, endpoint_id))
+
+
+@router.patch(
+    "/{endpoint_id}",
+    response_model=WebhookEndpointPublic,
+    operation_id="update_webhook_endpoint",
+    responses=ERRORS,
+)
+async def update_endpoint(
+    endpoint_id: str, body: WebhookEndpointUpdate, rt: RuntimeDep, principal: PrincipalDep
+) -> WebhookEndpointPublic:
+    """Change the URL, event types, description, or enable/disable it."""
+    changes = body.model_dump(exclude_unset=True)
+    changes = {k: v for k, v in changes.items() if v is not None or k == "description"}
+    endpoint = await service.update_endpoint(rt, principal, endpoint_id, **changes)
+    return WebhookEndpointPublic.from_record(endpoint)
+
+
+@router.delete(
+    "/{endpoint_id}",
+    status_code=204,
+    operation_id="delete_webhook_endpoint",
+    responses=ERRORS,
+)
+async def delete_endpoint(endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep) -> Response:
+    """Remove the endpoint and its delivery log; pending deliveries to it stop."""
+    await service.delete_endpoint(rt, principal, endpoint_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{endpoint_id}/secret",
+    response_model=WebhookSecretPublic,
+    operation_id="get_webhook_endpoint_secret",
+    responses=ERRORS,
+)
+async def get_secret(
+    endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
+) -> WebhookSecretPublic:
+    """The endpoint's current signing secret."""
+    secrets = service.open_secrets(rt, await service.get_endpoint(rt, principal, endpoint_id))
+    live = secrets.previous_expires_at if secrets.previous else None
+    return WebhookSecretPublic(key=secrets.current, previous_key_expires_at=live)
+
+
+@router.post(
+    "/{endpoint_id}/rotate-secret",
+    response_model=WebhookSecretPublic,
+    operation_id="rotate_webhook_endpoint_secret",
+    responses=ERRORS,
+)
+async def rotate_secret(
+    endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
+) -> WebhookSecretPublic:
+    """A new secret; the old one signs beside it until ``previous_key_expires_at``."""
+    key, expires = await service.rotate_secret(rt, principal, endpoint_id)
+    return WebhookSecretPublic(key=key, previous_key_expires_at=expires)
+
+
+@router.get(
+    "/{endpoint_id}/deliveries",
+    response_model=DeliveriesPublic,
+    operation_id="list_webhook_endpoint_deliveries",
+    responses=ERRORS,
+)
+async def list_endpoint_deliveries(
+    endpoint_id: str,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    cursor: str | None = None,
+    limit: Limit = 20,
+) -> DeliveriesPublic:
+    """The endpoint's deliveries, newest first, each with its attempts."""
+    page = await service.list_deliveries(
+        rt, principal, endpoint_id=endpoint_id, cursor=cursor, limit=limit
+    )
+    return _page(page)
+
+
+@router.post(
+    "/deliveries/{delivery_id}/redeliver",
+    status_code=202,
+    response_model=DeliveryPublic,
+    operation_id="redeliver_webhook",
+    responses=ERRORS,
+)
+async def redeliver(delivery_id: str, rt: RuntimeDep, principal: PrincipalDep) -> DeliveryPublic:
+    """Send the delivery's event again: a new delivery, same ``webhook-id``."""
+    return DeliveryPublic.from_record(await service.redeliver(rt, principal, delivery_id))
+
+
+@jobs_router.get(
+    "/{job_id}/deliveries",
+    response_model=DeliveriesPublic,
+    operation_id="list_job_deliveries",
+    responses=ERRORS,
+)
+async def list_job_deliveries(
+    job_id: str,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    cursor: str | None = None,
+    limit: Limit = 20,
+) -> DeliveriesPublic:
+    """The job's webhook deliveries (every endpoint, and its own URL), newest first."""
+    page = await service.list_deliveries(rt, principal, job_id=job_id, cursor=cursor, limit=limit)
+    return _page(page)

@@ -1,0 +1,1 @@
+"""Webhooks: Standard Webhooks signatures, sealed secrets, and the HTTP attempt."""
