@@ -16,6 +16,8 @@ from imagegate.api import errors
 from imagegate.api.limits import BodySizeLimit
 from imagegate.api.rate_limit_headers import RateLimitHeaders
 from imagegate.api.routes import events, jobs, providers, system, webhooks
+from imagegate.api.schemas import JobPublic
+from imagegate.engine.webhook_delivery import JobPresenter
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 from imagegate.services import jobs as jobs_service
@@ -46,6 +48,11 @@ async def _housekeeping(rt: Runtime) -> None:
         await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
 
 
+def job_presenter(rt: Runtime) -> JobPresenter:
+    """Webhook bodies carry the job as the API shows it."""
+    return lambda job: JobPublic.from_record(job, rt.storage).model_dump(mode="json")
+
+
 def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     """The HTTP app; with a ``membership`` (a worker id) this process also runs jobs."""
 
@@ -55,7 +62,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # DBOS runs async workflows on the loop that launched it: this one, which also
         # owns the database pool (an asyncio pool cannot be shared between loops).
-        running = await node.start(rt, membership)
+        running = await node.start(rt, membership, present_job=job_presenter(rt))
         await feed.start()
         # Objects made at start-up live forever; moving them out of the collector's
         # view keeps gen-2 collections (and their latency spikes) small.

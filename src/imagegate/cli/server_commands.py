@@ -75,13 +75,14 @@ def _runtime(settings: Settings) -> Runtime:
 async def _work(rt: Runtime) -> int:
     import signal
 
+    from imagegate.api.app import job_presenter
     from imagegate.services import node
 
     membership = await _join(rt, "worker")
     if membership is None:
         await rt.close()
         return 1
-    running = await node.start(rt, membership)
+    running = await node.start(rt, membership, present_job=job_presenter(rt))
     console.print(f"imagegate worker {membership.worker_id} is taking jobs")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -239,7 +239,11 @@ async def mark_dispatched(conn: AsyncConnection, delivery_ids: Sequence[str]) ->
 
 
 async def get_delivery(
-    conn: AsyncConnection, delivery_id: str, workspace_id: str | None = None
+    conn: AsyncConnection,
+    delivery_id: str,
+    workspace_id: str | None = None,
+    *,
+    with_attempts: bool = True,
 ) -> DeliveryRecord | None:
     query = select(deliveries).where(deliveries.c.id == delivery_id)
     if workspace_id is not None:
@@ -247,7 +251,8 @@ async def get_delivery(
     row = (await conn.execute(query)).mappings().first()
     if row is None:
         return None
-    return _delivery(row, (await _attempts_of(conn, [delivery_id])).get(delivery_id, []))
+    log = (await _attempts_of(conn, [delivery_id])).get(delivery_id, []) if with_attempts else []
+    return _delivery(row, log)
 
 
 async def record_attempt(

@@ -10,7 +10,8 @@ import asyncio
 from dataclasses import dataclass
 
 from imagegate.db import jobs_repo
-from imagegate.engine import dbos_engine
+from imagegate.engine import dbos_engine, webhook_engine
+from imagegate.engine.webhook_delivery import JobPresenter
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 from imagegate.services import fleet
@@ -32,11 +33,16 @@ class Node:
         return self.membership is not None
 
 
-async def start(rt: Runtime, membership: Membership | None) -> Node:
-    """Launch the engine in this event loop (it runs jobs only with a membership),
-    queue any job a crash left unqueued, and begin heartbeats and reaping."""
+async def start(rt: Runtime, membership: Membership | None, present_job: JobPresenter) -> Node:
+    """Launch the engine in this event loop (it runs jobs and webhook deliveries only
+    with a membership), queue any job a crash left unqueued, and begin heartbeats and
+    reaping. ``present_job`` renders the job that webhook bodies carry."""
     executor_id = membership.worker_id if membership else f"api-{fleet.process_name()}"
+    if membership is not None:
+        webhook_engine.prepare(rt, present_job)
     await dbos_engine.launch(rt, executor_id, runs_jobs=membership is not None)
+    if membership is not None:
+        await webhook_engine.start(rt)
     requeued = await jobs_service.reconcile(rt)
     return Node(rt, membership, Fleet(rt, membership).start(), requeued)
 
@@ -45,6 +51,7 @@ async def stop(node: Node) -> None:
     """Stop taking jobs, give running ones IMAGEGATE_DRAIN_TIMEOUT_S to finish, then
     free the worker id: whatever is still unfinished goes to the other workers."""
     await node.fleet.stop_reaping()
+    await webhook_engine.stop_dispatching()
     me = node.membership
     drain_s = node.rt.settings.drain_timeout_s if me and await _running(node.rt, me) else 0
     if drain_s:
@@ -54,6 +61,7 @@ async def stop(node: Node) -> None:
     await asyncio.to_thread(dbos_engine.shutdown, drain_s)
     await node.fleet.stop_heartbeat()
     await node.rt.providers.aclose()
+    await webhook_engine.close()
     if me is None:
         return
     left = await _running(node.rt, me)

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
-
 from imagegate.db import jobs_repo
 from imagegate.db import webhooks_repo as repo
 from imagegate.domain.ids import new_id
@@ -28,7 +26,9 @@ from imagegate.errors import (
 from imagegate.net.ssrf import CheckedUrl, UrlGuard, UrlPolicy
 from imagegate.runtime import Runtime
 from imagegate.settings import Settings
-from imagegate.webhooks.signing import SecretBox, new_secret, secret_box
+from imagegate.webhooks import secrets
+from imagegate.webhooks.secrets import Secrets, box, open_secrets
+from imagegate.webhooks.signing import new_secret
 
 MAX_ENDPOINTS = 50
 _UNSET: Any = object()
@@ -41,36 +41,6 @@ def guard(settings: Settings) -> UrlGuard:
 async def check_url(rt: Runtime, url: str, field: str) -> CheckedUrl:
     """Refuse (422 ``unsafe_url``, naming ``field``) a URL imagegate may not call."""
     return await guard(rt.settings).check(url, field=field)
-
-
-def box(rt: Runtime) -> SecretBox:
-    return secret_box(rt.settings.resolved_secret_key)
-
-
-@dataclass(frozen=True)
-class Secrets:
-    """An endpoint's signing keys, opened: the current one, then the previous one
-    while its grace period lasts."""
-
-    current: str
-    previous: str | None
-    previous_expires_at: datetime | None
-
-    def signing_keys(self, now: datetime) -> list[str]:
-        keys = [self.current]
-        if self.previous and self.previous_expires_at and now < self.previous_expires_at:
-            keys.append(self.previous)
-        return keys
-
-
-def open_secrets(rt: Runtime, endpoint: EndpointRecord) -> Secrets:
-    sealer = box(rt)
-    previous = endpoint.sealed_previous_secret
-    return Secrets(
-        sealer.open(endpoint.sealed_secret, endpoint.id),
-        sealer.open(previous, endpoint.id) if previous else None,
-        endpoint.previous_secret_expires_at,
-    )
 
 
 async def create_endpoint(
@@ -171,23 +141,6 @@ async def rotate_secret(
     return secret, expires
 
 
-async def default_secret(rt: Runtime, workspace_id: str) -> str:
-    """The workspace's default secret, made on first use (by whichever process asks
-    first: the others read the one it stored)."""
-    async with rt.db.connect() as conn:
-        sealed = await repo.get_default_secret(conn, workspace_id)
-    if sealed is None:
-        try:
-            async with rt.db.begin() as conn:
-                sealed = box(rt).seal(new_secret(), workspace_id)
-                await repo.insert_default_secret(conn, workspace_id, sealed, rt.clock.now())
-        except IntegrityError:
-            async with rt.db.connect() as conn:
-                sealed = await repo.get_default_secret(conn, workspace_id)
-    assert sealed is not None
-    return box(rt).open(sealed, workspace_id)
-
-
 @dataclass(frozen=True)
 class DeliveryPage:
     deliveries: list[DeliveryRecord]
@@ -254,3 +207,12 @@ async def redeliver(rt: Runtime, principal: Principal, delivery_id: str) -> Deli
                 )
             url = endpoint.url
         return await repo.insert_redelivery(conn, original, url, rt.clock.now())
+
+
+async def endpoint_secrets(rt: Runtime, principal: Principal, endpoint_id: str) -> Secrets:
+    return open_secrets(rt, await get_endpoint(rt, principal, endpoint_id))
+
+
+async def default_secret(rt: Runtime, principal: Principal) -> str:
+    """The workspace's default secret (signs jobs' own ``webhook_url``)."""
+    return await secrets.default_secret(rt, principal.workspace_id)

@@ -77,7 +77,7 @@ async def list_endpoints(rt: RuntimeDep, principal: PrincipalDep) -> WebhookEndp
 )
 async def get_default_secret(rt: RuntimeDep, principal: PrincipalDep) -> WebhookSecretPublic:
     """The secret that signs deliveries to jobs' own ``webhook_url``."""
-    return WebhookSecretPublic(key=await service.default_secret(rt, principal.workspace_id))
+    return WebhookSecretPublic(key=await service.default_secret(rt, principal))
 
 
 @router.get(
@@ -131,7 +131,7 @@ async def get_secret(
     endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
 ) -> WebhookSecretPublic:
     """The endpoint's current signing secret."""
-    secrets = service.open_secrets(rt, await service.get_endpoint(rt, principal, endpoint_id))
+    secrets = await service.endpoint_secrets(rt, principal, endpoint_id)
     live = secrets.previous_expires_at if secrets.previous else None
     return WebhookSecretPublic(key=secrets.current, previous_key_expires_at=live)
 

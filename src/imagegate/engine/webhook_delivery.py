@@ -1,0 +1,191 @@
+"""One attempt of one webhook delivery, as a plain async function over a Runtime: read
+the delivery and its receiver, build and sign the body, send it, decide what follows,
+record it. ``engine.webhook_engine`` runs it as a durable step and sleeps between.
+
+Safe to run twice (a crash between its effect and the engine recording it replays
+it): an attempt already recorded is not sent again, and every write is guarded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from imagegate.db import jobs_repo
+from imagegate.db import webhooks_repo as repo
+from imagegate.domain.records import JobRecord
+from imagegate.domain.webhooks import (
+    AttemptRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    EndpointRecord,
+    decide,
+    encode_body,
+)
+from imagegate.net.ssrf import UrlGuard, UrlPolicy
+from imagegate.observability.logging import get_logger
+from imagegate.runtime import Runtime
+from imagegate.webhooks.secrets import default_secret, open_secrets
+from imagegate.webhooks.sender import USER_AGENT, AttemptResult, guarded_client, send
+from imagegate.webhooks.signing import SecretUnreadable, signature_header
+
+log = get_logger("imagegate.webhooks")
+
+# The public body of a job (api.schemas.JobPublic), handed in by the process's wiring:
+# the payload is the API's own job document, and the engine does not import the API.
+JobPresenter = Callable[[JobRecord], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """What an attempt came to: the delivery is over (``done``), or try again after
+    ``delay_s``."""
+
+    done: bool
+    status: str
+    delay_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Deliverer:
+    def __init__(
+        self,
+        rt: Runtime,
+        present: JobPresenter,
+        client: httpx.AsyncClient | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        settings = rt.settings
+        self.rt, self._present, self._monotonic = rt, present, monotonic
+        self.schedule = settings.webhook_schedule
+        self._client = client or guarded_client(
+            UrlGuard(UrlPolicy.from_settings(settings)), settings.webhook_timeout_s
+        )
+        self._slots = asyncio.Semaphore(settings.webhook_concurrency)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def attempt(self, delivery_id: str, number: int) -> Step:
+        """Attempt number ``number`` (1-based) of the delivery."""
+        now = self.rt.clock.now()
+        async with self.rt.db.connect() as conn:
+            delivery = await repo.get_delivery(conn, delivery_id, with_attempts=False)
+            endpoint = (
+                await repo.get_endpoint(conn, delivery.endpoint_id)
+                if delivery is not None and delivery.endpoint_id
+                else None
+            )
+        if delivery is None:
+            return Step(done=True, status="gone")
+        if delivery.status.is_final():
+            return Step(done=True, status=delivery.status.value)
+        if delivery.attempts >= number:
+            # Recorded before a crash: wait out the rest of the delay, do not resend.
+            left = (delivery.next_attempt_at or now) - now
+            return Step(done=False, status=delivery.status.value, delay_s=_seconds(left))
+        if delivery.endpoint_id is not None and (endpoint is None or not endpoint.enabled):
+            return await self._stop(delivery, endpoint, now)
+        url = endpoint.url if endpoint is not None else delivery.url
+        result = await self._send(delivery, endpoint, now)
+        return await self._record(delivery, number, url, result, now)
+
+    async def _stop(
+        self, delivery: DeliveryRecord, endpoint: EndpointRecord | None, now: datetime
+    ) -> Step:
+        """The endpoint was deleted (failed) or disabled: no attempt, and no more."""
+        status = DeliveryStatus.FAILED if endpoint is None else DeliveryStatus.DISABLED
+        async with self.rt.db.begin() as conn:
+            await repo.finish(conn, delivery.id, status, now)
+        return Step(done=True, status=status.value)
+
+    async def _send(
+        self, delivery: DeliveryRecord, endpoint: EndpointRecord | None, now: datetime
+    ) -> AttemptResult:
+        try:
+            keys = await self._keys(delivery, endpoint, now)
+        except SecretUnreadable as error:
+            return AttemptResult(None, 0, None, str(error))
+        body = await self._body(delivery)
+        headers = {
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "webhook-id": delivery.webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": signature_header(keys, delivery.webhook_id, now, body),
+        }
+        async with self._slots:
+            return await send(
+                self._client, endpoint.url if endpoint else delivery.url, headers, body,
+                timeout_s=self.rt.settings.webhook_timeout_s, now=self.rt.clock.now,
+                monotonic=self._monotonic,
+            )  # fmt: skip
+
+    async def _keys(
+        self, delivery: DeliveryRecord, endpoint: EndpointRecord | None, now: datetime
+    ) -> list[str]:
+        if endpoint is not None:
+            return open_secrets(self.rt, endpoint).signing_keys(now)
+        return [await default_secret(self.rt, delivery.workspace_id)]
+
+    async def _body(self, delivery: DeliveryRecord) -> bytes:
+        """The event with the job as it is now: a late retry carries fresh links."""
+        async with self.rt.db.connect() as conn:
+            job = await jobs_repo.get_job(conn, delivery.job_id, delivery.workspace_id)
+        assert job is not None, "jobs are never deleted"
+        return encode_body(
+            {"type": delivery.event_type, "timestamp": _iso(delivery.event_at),
+             "data": self._present(job)}
+        )  # fmt: skip
+
+    async def _record(
+        self,
+        delivery: DeliveryRecord,
+        number: int,
+        url: str,
+        result: AttemptResult,
+        now: datetime,
+    ) -> Step:
+        decision = decide(
+            attempt=number,
+            schedule=self.schedule,
+            status_code=result.status_code,
+            retry_after_s=result.retry_after_s,
+            retry_after_max_s=self.rt.settings.webhook_retry_after_max_s,
+            jitter_key=f"{delivery.id}:{number}",
+        )
+        attempt = AttemptRecord(
+            attempt=number, at=now, url=url, status_code=result.status_code,
+            latency_ms=result.latency_ms, response_snippet=result.response_snippet,
+            error=result.error,
+        )  # fmt: skip
+        next_at = now + timedelta(seconds=decision.delay_s) if not decision.final else None
+        async with self.rt.db.begin() as conn:
+            recorded = await repo.record_attempt(
+                conn, delivery.id, delivery.workspace_id, attempt, decision.status, next_at
+            )
+            if recorded and decision.status is DeliveryStatus.DISABLED and delivery.endpoint_id:
+                reason = f"410 Gone from {attempt.url} at {_iso(now)}"
+                await repo.disable_endpoint(conn, delivery.endpoint_id, reason, now)
+        log.info(
+            "webhook.attempt", delivery_id=delivery.id, job_id=delivery.job_id,
+            workspace=delivery.workspace_id, event_type=delivery.event_type, attempt=number,
+            status_code=result.status_code, latency_ms=result.latency_ms, error=result.error,
+            outcome=decision.status.value, next_in_s=decision.delay_s or None,
+        )  # fmt: skip
+        return Step(done=decision.final, status=decision.status.value, delay_s=decision.delay_s)
+
+
+def _seconds(delta: timedelta) -> float:
+    return max(0.0, round(delta.total_seconds(), 3))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
