@@ -11,7 +11,9 @@ from tests.support.server import ServerProcess, wait_until
 
 def test_create_list_and_revoke(server: ServerProcess) -> None:
     workspace = f"keys-{uuid.uuid4().hex[:8]}"
-    secret = server.create_key(workspace)
+    created = server.cli("keys", "create", "--workspace", workspace, "--name", "ci")
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip().splitlines()[-1]
     headers = {"Authorization": f"Bearer {secret}"}
     assert httpx.get(server.url + "/api/image/jobs", headers=headers).status_code == 200
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -13,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from imagegate.runtime import Runtime
+from imagegate.services.keys import create_key
 from imagegate.settings import Settings
 
 BIN = Path(sys.executable).parent
@@ -126,7 +129,16 @@ class ServerProcess:
         )
 
     def create_key(self, workspace: str, admin: bool = False) -> str:
-        args = ["keys", "create", "--workspace", workspace, "--name", "test"]
-        result = self.cli(*args, *(["--admin"] if admin else []))
-        assert result.returncode == 0, result.stderr
-        return result.stdout.strip().splitlines()[-1]
+        """A new key for ``workspace``, written straight to the server's database (the
+        CLI's own path is tested in tests/e2e/test_keys.py; a subprocess per test costs
+        seconds)."""
+
+        async def make() -> str:
+            rt = Runtime.build(self.settings(), with_providers=False)
+            try:
+                key = await create_key(rt, workspace, "test", role="admin" if admin else "member")
+            finally:
+                await rt.close()
+            return key.secret
+
+        return asyncio.run(make())

@@ -269,7 +269,8 @@ async def test_resuming_a_finished_prompt_fetches_it_without_submitting(
 async def test_resuming_a_running_prompt_waits_for_it_without_submitting(
     provider: ComfyUIProvider, sandbox: SandboxProcess
 ) -> None:
-    sandbox.faults(job_duration_ms=1500)
+    # Long enough that the cancel below lands while the prompt runs, on a busy machine too.
+    sandbox.faults(job_duration_ms=5000)
     crashed = NoCorrelation()
     attempt = asyncio.create_task(provider.generate(request(), Progress(), crashed))
     await asyncio.wait_for(_until(lambda: bool(crashed.recorded)), 10)
