@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID
+from dbos import _dbos as dbos_module
 
 from imagegate.domain.retry import decide
 from imagegate.engine import runner
@@ -155,6 +156,17 @@ def _prepare_sqlite(url: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA journal_mode=WAL")
+
+
+def stop_dequeuing() -> None:
+    """Take no more work from the queues (the first thing ``DBOS.destroy`` does), so a
+    drain can wait for this worker's running jobs alone: ``destroy``'s own wait counts
+    every active workflow, webhook deliveries sleeping for hours between attempts too
+    (they resume after a restart wherever they were)."""
+    instance = dbos_module._dbos_global_instance
+    if instance is not None:
+        for event in instance.background_thread_stop_events:
+            event.set()
 
 
 def shutdown(timeout_s: int = 0) -> None:

@@ -19,6 +19,7 @@ from imagegate.services import jobs as jobs_service
 from imagegate.services.fleet import Fleet, Membership
 
 log = get_logger("imagegate.node")
+DRAIN_POLL_S = 0.2
 
 
 @dataclass
@@ -54,11 +55,13 @@ async def stop(node: Node) -> None:
     await webhook_engine.stop_dispatching()
     me = node.membership
     drain_s = node.rt.settings.drain_timeout_s if me and await _running(node.rt, me) else 0
-    if drain_s:
-        log.info("worker.draining", worker_id=me.worker_id if me else None, timeout_s=drain_s)
-    # In a thread: the running jobs need this event loop to finish on.
-    # Heartbeats go on through the drain, so no reaper takes these jobs meanwhile.
-    await asyncio.to_thread(dbos_engine.shutdown, drain_s)
+    if drain_s and me is not None:
+        log.info("worker.draining", worker_id=me.worker_id, timeout_s=drain_s)
+        # Heartbeats go on through the drain, so no reaper takes these jobs meanwhile.
+        dbos_engine.stop_dequeuing()
+        await _drain(node.rt, me, drain_s)
+    # In a thread: the engine's threads may need this event loop to finish on.
+    await asyncio.to_thread(dbos_engine.shutdown, 0)
     await node.fleet.stop_heartbeat()
     await node.rt.providers.aclose()
     await webhook_engine.close()
@@ -67,6 +70,13 @@ async def stop(node: Node) -> None:
     left = await _running(node.rt, me)
     reason = f"stopped, handed back {left} running jobs" if left else "stopped"
     await fleet.leave(node.rt, me, reason[:64])
+
+
+async def _drain(rt: Runtime, me: Membership, timeout_s: float) -> None:
+    """Wait up to ``timeout_s`` for this worker's running jobs to end."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while await _running(rt, me) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(DRAIN_POLL_S)
 
 
 async def _running(rt: Runtime, me: Membership) -> int:
