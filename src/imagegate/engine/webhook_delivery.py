@@ -30,7 +30,7 @@ from imagegate.domain.webhooks import (
 from imagegate.net.ssrf import UrlGuard, UrlPolicy
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
-from imagegate.webhooks.secrets import default_secret, open_secrets
+from imagegate.webhooks.secrets import box, default_secret, open_secrets
 from imagegate.webhooks.sender import USER_AGENT, AttemptResult, guarded_client, send
 from imagegate.webhooks.signing import SecretUnreadable, signature_header
 
@@ -39,6 +39,14 @@ log = get_logger("imagegate.webhooks")
 # The public body of a job (api.schemas.JobPublic), handed in by the process's wiring:
 # the payload is the API's own job document, and the engine does not import the API.
 JobPresenter = Callable[[JobRecord], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    delivery: DeliveryRecord
+    endpoint: EndpointRecord | None
+    job: JobRecord | None
+    sealed_default: str | None  # the workspace's default secret, for a job's own URL
 
 
 @dataclass(frozen=True)
@@ -76,15 +84,10 @@ class Deliverer:
     async def attempt(self, delivery_id: str, number: int) -> Step:
         """Attempt number ``number`` (1-based) of the delivery."""
         now = self.rt.clock.now()
-        async with self.rt.db.connect() as conn:
-            delivery = await repo.get_delivery(conn, delivery_id, with_attempts=False)
-            endpoint = (
-                await repo.get_endpoint(conn, delivery.endpoint_id)
-                if delivery is not None and delivery.endpoint_id
-                else None
-            )
-        if delivery is None:
+        loaded = await self._load(delivery_id)
+        if loaded is None:
             return Step(done=True, status="gone")
+        delivery, endpoint = loaded.delivery, loaded.endpoint
         if delivery.status.is_final():
             return Step(done=True, status=delivery.status.value)
         if delivery.attempts >= number:
@@ -94,8 +97,29 @@ class Deliverer:
         if delivery.endpoint_id is not None and (endpoint is None or not endpoint.enabled):
             return await self._stop(delivery, endpoint, now)
         url = endpoint.url if endpoint is not None else delivery.url
-        result = await self._send(delivery, endpoint, now)
+        result = await self._send(loaded, url, now)
         return await self._record(delivery, number, url, result, now)
+
+    async def _load(self, delivery_id: str) -> _Loaded | None:
+        """Everything an attempt reads, on one connection."""
+        async with self.rt.db.connect() as conn:
+            delivery = await repo.get_delivery(conn, delivery_id, with_attempts=False)
+            if delivery is None:
+                return None
+            endpoint = (
+                await repo.get_endpoint(conn, delivery.endpoint_id)
+                if delivery.endpoint_id
+                else None
+            )
+            if delivery.status.is_final():
+                return _Loaded(delivery, endpoint, None, None)
+            job = await jobs_repo.get_job(conn, delivery.job_id, delivery.workspace_id)
+            sealed = (
+                await repo.get_default_secret(conn, delivery.workspace_id)
+                if endpoint is None
+                else None
+            )
+        return _Loaded(delivery, endpoint, job, sealed)
 
     async def _stop(
         self, delivery: DeliveryRecord, endpoint: EndpointRecord | None, now: datetime
@@ -106,14 +130,18 @@ class Deliverer:
             await repo.finish(conn, delivery.id, status, now)
         return Step(done=True, status=status.value)
 
-    async def _send(
-        self, delivery: DeliveryRecord, endpoint: EndpointRecord | None, now: datetime
-    ) -> AttemptResult:
+    async def _send(self, loaded: _Loaded, url: str, now: datetime) -> AttemptResult:
+        delivery = loaded.delivery
         try:
-            keys = await self._keys(delivery, endpoint, now)
+            keys = await self._keys(loaded, now)
         except SecretUnreadable as error:
             return AttemptResult(None, 0, None, str(error))
-        body = await self._body(delivery)
+        assert loaded.job is not None, "jobs are never deleted"
+        # The job as it is now: a late retry carries fresh links.
+        body = encode_body(
+            {"type": delivery.event_type, "timestamp": _iso(delivery.event_at),
+             "data": self._present(loaded.job)}
+        )  # fmt: skip
         headers = {
             "content-type": "application/json",
             "user-agent": USER_AGENT,
@@ -123,27 +151,17 @@ class Deliverer:
         }
         async with self._slots:
             return await send(
-                self._client, endpoint.url if endpoint else delivery.url, headers, body,
-                timeout_s=self.rt.settings.webhook_timeout_s, now=self.rt.clock.now,
-                monotonic=self._monotonic,
+                self._client, url, headers, body, timeout_s=self.rt.settings.webhook_timeout_s,
+                now=self.rt.clock.now, monotonic=self._monotonic,
             )  # fmt: skip
 
-    async def _keys(
-        self, delivery: DeliveryRecord, endpoint: EndpointRecord | None, now: datetime
-    ) -> list[str]:
-        if endpoint is not None:
-            return open_secrets(self.rt, endpoint).signing_keys(now)
-        return [await default_secret(self.rt, delivery.workspace_id)]
-
-    async def _body(self, delivery: DeliveryRecord) -> bytes:
-        """The event with the job as it is now: a late retry carries fresh links."""
-        async with self.rt.db.connect() as conn:
-            job = await jobs_repo.get_job(conn, delivery.job_id, delivery.workspace_id)
-        assert job is not None, "jobs are never deleted"
-        return encode_body(
-            {"type": delivery.event_type, "timestamp": _iso(delivery.event_at),
-             "data": self._present(job)}
-        )  # fmt: skip
+    async def _keys(self, loaded: _Loaded, now: datetime) -> list[str]:
+        if loaded.endpoint is not None:
+            return open_secrets(self.rt, loaded.endpoint).signing_keys(now)
+        workspace_id = loaded.delivery.workspace_id
+        if loaded.sealed_default is not None:
+            return [box(self.rt).open(loaded.sealed_default, workspace_id)]
+        return [await default_secret(self.rt, workspace_id)]
 
     async def _record(
         self,

@@ -15,6 +15,7 @@ over with its jobs (``services.fleet``)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
@@ -31,6 +32,8 @@ log = get_logger("imagegate.webhooks")
 
 _deliverer: Deliverer | None = None
 _dispatcher: asyncio.Task[None] | None = None
+# The tasks running deliveries in this process, to stop them before the engine stops.
+_running: set[asyncio.Task[Any]] = set()
 
 
 def _get() -> Deliverer:
@@ -50,16 +53,23 @@ async def _attempt(delivery_id: str, number: int) -> dict[str, Any]:
 async def deliver(delivery_id: str) -> str:
     """Attempt the delivery on the schedule until it is delivered, exhausted,
     disabled or its endpoint is gone."""
-    first = jittered(_get().schedule[0], f"{delivery_id}:0")
-    if first > 0:
-        await DBOS.sleep_async(first)
-    number = 0
-    while True:
-        number += 1
-        step = await _attempt(delivery_id, number)
-        if step["done"]:
-            return str(step["status"])
-        await DBOS.sleep_async(float(step["delay_s"]))
+    task = asyncio.current_task()
+    if task is not None:
+        _running.add(task)
+    try:
+        first = jittered(_get().schedule[0], f"{delivery_id}:0")
+        if first > 0:
+            await DBOS.sleep_async(first)
+        number = 0
+        while True:
+            number += 1
+            step = await _attempt(delivery_id, number)
+            if step["done"]:
+                return str(step["status"])
+            await DBOS.sleep_async(float(step["delay_s"]))
+    finally:
+        if task is not None:
+            _running.discard(task)
 
 
 def prepare(rt: Runtime, present: JobPresenter) -> None:
@@ -86,6 +96,22 @@ async def stop_dispatching() -> None:
         _dispatcher.cancel()
         await asyncio.gather(_dispatcher, return_exceptions=True)
         _dispatcher = None
+
+
+async def stop_deliveries() -> None:
+    """Stop the deliveries running in this process, before the engine stops. They stay
+    pending in the engine and resume where they were at the next start, or on another
+    worker; left running, each would fail against the stopped engine, noisily."""
+    tasks = [task for task in _running if not task.done()]
+    engine_log = logging.getLogger("dbos")
+    level = engine_log.level
+    engine_log.setLevel(logging.ERROR)  # the engine warns of every cancelled workflow
+    try:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        engine_log.setLevel(level)
 
 
 async def close() -> None:

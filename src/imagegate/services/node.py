@@ -55,11 +55,12 @@ async def stop(node: Node) -> None:
     await webhook_engine.stop_dispatching()
     me = node.membership
     drain_s = node.rt.settings.drain_timeout_s if me and await _running(node.rt, me) else 0
+    dbos_engine.stop_dequeuing()
     if drain_s and me is not None:
         log.info("worker.draining", worker_id=me.worker_id, timeout_s=drain_s)
         # Heartbeats go on through the drain, so no reaper takes these jobs meanwhile.
-        dbos_engine.stop_dequeuing()
         await _drain(node.rt, me, drain_s)
+    await webhook_engine.stop_deliveries()
     # In a thread: the engine's threads may need this event loop to finish on.
     await asyncio.to_thread(dbos_engine.shutdown, 0)
     await node.fleet.stop_heartbeat()
