@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.api import client
 from tests.support.receiver import Receiver
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, wait_until
 
 UNSAFE = [
     "https://127.0.0.1/hook",
@@ -159,6 +159,10 @@ def test_another_workspace_sees_none_of_it(
     job = hook_http.post("/api/image/jobs", json={"prompt": "a fox --draft"}).json()
     mine = hook_http.get("/api/image/webhooks/default/secret").json()["key"]
     path = f"/api/image/webhooks/{endpoint['id']}"
+    [queued, *_] = wait_until(
+        lambda: hook_http.get(f"/api/image/jobs/{job['job_id']}/deliveries").json()["data"],
+        10, what="a delivery",
+    )  # fmt: skip
     with client(hook_server.url, hook_server.create_key(f"ws-{uuid.uuid4().hex[:10]}")) as other:
         for method, url in [
             ("GET", path), ("PATCH", path), ("DELETE", path), ("GET", path + "/secret"),
@@ -168,6 +172,9 @@ def test_another_workspace_sees_none_of_it(
             assert response.status_code == 404, (method, url)
             assert response.json()["code"] == "webhook_endpoint_not_found"
         assert other.get(f"/api/image/jobs/{job['job_id']}/deliveries").status_code == 404
+        redeliver = other.post(f"/api/image/webhooks/deliveries/{queued['id']}/redeliver")
+        assert redeliver.status_code == 404
+        assert redeliver.json()["code"] == "delivery_not_found"
         assert other.get("/api/image/webhooks").json()["data"] == []
         assert other.get("/api/image/webhooks/default/secret").json()["key"] != mine
     assert hook_http.get(path).status_code == 200
