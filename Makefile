@@ -34,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: $(TEST_STAMP) lint
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=15 tests
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -109,7 +109,10 @@ async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
     )
     wait_s = None
     for candidate in ranked_options:
-        breaker = breakers.get(candidate.provider, Breaker())
+        entry = rt.providers.entry(candidate.provider)
+        breaker = (
+            breakers.get(candidate.provider, Breaker()) if entry.breaker_enabled else Breaker()
+        )
         probe = False
         if breaker.state is not BreakerState.CLOSED:
             probe = await _claim_probe(rt, candidate.provider, breaker, now)
@@ -124,7 +127,6 @@ async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
                 async with rt.db.begin() as conn:
                     await providers_repo.reopen(conn, candidate.provider, breaker.opened_at or now)
             continue
-        entry = rt.providers.entry(candidate.provider)
         return Route(
             candidate.provider,
             candidate.model,
@@ -237,7 +239,7 @@ async def record(rt: Runtime, route: Route, report: CallReport) -> None:
                 await providers_repo.reopen(conn, route.provider, now)
             else:
                 await providers_repo.close_breaker(conn, route.provider, now)
-        elif failed:
+        elif failed and rt.providers.entry(route.provider).breaker_enabled:
             calls, failures = await providers_repo.window_counts(
                 conn, route.provider, now - timedelta(seconds=r.window_s)
             )

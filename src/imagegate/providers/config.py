@@ -58,6 +58,9 @@ class ProviderTable(_Strict):
     rate_limit: str | None = None
     timeout_s: float = Field(default=120.0, gt=0)
     poll_interval_s: float = Field(default=1.0, gt=0)
+    # The circuit breaker; unset: on for network providers, off for the ones that run
+    # here (builtin, diffusers), whose failures say nothing about availability.
+    breaker: bool | None = None
     prices: PriceTable = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -26,6 +26,10 @@ class ModelChoice:
         return self.provider if self.model == self.provider else f"{self.provider}:{self.model}"
 
 
+# Providers that run in this process: no remote service whose health a breaker tracks.
+LOCAL_TYPES = frozenset({"builtin", "diffusers"})
+
+
 @dataclass(frozen=True)
 class ProviderEntry:
     """A configured provider: its adapter and what the routing needs to know."""
@@ -39,6 +43,12 @@ class ProviderEntry:
     @property
     def models(self) -> tuple[str, ...]:
         return self.provider.capabilities().models
+
+    @property
+    def breaker_enabled(self) -> bool:
+        if self.table.breaker is not None:
+            return self.table.breaker
+        return self.type not in LOCAL_TYPES
 
     def price(self, model: str, key: str) -> float | None:
         """USD per image for ``model`` and ``key`` (a mode or an action), if listed."""
