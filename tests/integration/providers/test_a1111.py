@@ -23,7 +23,7 @@ from imagegate.providers.errors import (
     RateLimitedError,
     RetryableProviderError,
 )
-from imagegate.providers.http import ProviderConfig
+from tests.support.adapters import adapter_factory
 from tests.support.sandbox import SandboxProcess
 
 Make = Callable[..., A1111Provider]
@@ -36,24 +36,8 @@ def sandbox(sandboxes: Callable[[str], SandboxProcess]) -> SandboxProcess:
 
 @pytest.fixture
 async def make(sandbox: SandboxProcess) -> AsyncIterator[Make]:
-    made: list[A1111Provider] = []
-
-    def build(api_key: str | None = None, timeout_s: float = 15.0, **options: Any) -> A1111Provider:
-        config = ProviderConfig(
-            name="a1111",
-            type="a1111",
-            base_url=sandbox.url,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            poll_interval_s=0.02,
-            options=options,
-        )
-        made.append(A1111Provider(config))
-        return made[-1]
-
-    yield build
-    for provider in made:
-        await provider.aclose()
+    async with adapter_factory(A1111Provider, "a1111", sandbox.url, None) as build:
+        yield build
 
 
 @pytest.fixture

@@ -23,8 +23,9 @@ from imagegate.providers.errors import (
     RateLimitedError,
     RetryableProviderError,
 )
-from imagegate.providers.http import ProviderConfig, ResultExpiredError
+from imagegate.providers.http import ResultExpiredError
 from imagegate.providers.sandbox.bfl import API_KEY
+from tests.support.adapters import adapter_factory
 from tests.support.sandbox import SandboxProcess
 
 Make = Callable[..., BFLProvider]
@@ -37,19 +38,8 @@ def sandbox(sandboxes: Callable[[str], SandboxProcess]) -> SandboxProcess:
 
 @pytest.fixture
 async def make(sandbox: SandboxProcess) -> AsyncIterator[Make]:
-    made: list[BFLProvider] = []
-
-    def build(api_key: str = API_KEY, timeout_s: float = 15.0, **options: Any) -> BFLProvider:
-        config = ProviderConfig(
-            name="bfl", type="bfl", base_url=sandbox.url + "/v1", api_key=api_key,
-            timeout_s=timeout_s, poll_interval_s=0.02, options=options,
-        )  # fmt: skip
-        made.append(BFLProvider(config))
-        return made[-1]
-
-    yield build
-    for provider in made:
-        await provider.aclose()
+    async with adapter_factory(BFLProvider, "bfl", sandbox.url + "/v1", API_KEY) as build:
+        yield build
 
 
 def request(prompt: str = "a lighthouse at dusk", **fields: Any) -> GenerationRequest:

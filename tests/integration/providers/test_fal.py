@@ -23,6 +23,7 @@ from imagegate.providers.errors import (
 )
 from imagegate.providers.fal import FalProvider, app_root, snap_side
 from imagegate.providers.http import ProviderConfig, ResultExpiredError
+from tests.support.adapters import adapter_factory
 from tests.support.sandbox import SandboxProcess
 from tests.support.server import wait_until
 
@@ -38,24 +39,8 @@ def sandbox(sandboxes: Callable[[str], SandboxProcess]) -> SandboxProcess:
 
 @pytest.fixture
 async def make(sandbox: SandboxProcess) -> AsyncIterator[Make]:
-    made: list[FalProvider] = []
-
-    def build(api_key: str = KEY, timeout_s: float = 15.0, **options: Any) -> FalProvider:
-        config = ProviderConfig(
-            name="fal",
-            type="fal",
-            base_url=sandbox.url,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            poll_interval_s=0.02,
-            options=options,
-        )
-        made.append(FalProvider(config))
-        return made[-1]
-
-    yield build
-    for provider in made:
-        await provider.aclose()
+    async with adapter_factory(FalProvider, "fal", sandbox.url, KEY) as build:
+        yield build
 
 
 def request(prompt: str = "a lighthouse on a cliff", **fields: Any) -> GenerationRequest:

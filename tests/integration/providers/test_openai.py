@@ -21,9 +21,10 @@ from imagegate.providers.errors import (
     RateLimitedError,
     RetryableProviderError,
 )
-from imagegate.providers.http import ProviderConfig, ResultExpiredError
+from imagegate.providers.http import ResultExpiredError
 from imagegate.providers.openai import OpenAIProvider, duration_s, snap_size
 from imagegate.providers.sandbox.openai import API_KEY
+from tests.support.adapters import adapter_factory
 from tests.support.sandbox import SandboxProcess
 
 Make = Callable[..., OpenAIProvider]
@@ -37,19 +38,8 @@ def sandbox(sandboxes: Callable[[str], SandboxProcess]) -> SandboxProcess:
 
 @pytest.fixture
 async def make(sandbox: SandboxProcess) -> AsyncIterator[Make]:
-    made: list[OpenAIProvider] = []
-
-    def build(api_key: str = API_KEY, timeout_s: float = 15.0, **options: Any) -> OpenAIProvider:
-        config = ProviderConfig(
-            name="openai", type="openai", base_url=sandbox.url + "/v1", api_key=api_key,
-            timeout_s=timeout_s, options=options,
-        )  # fmt: skip
-        made.append(OpenAIProvider(config))
-        return made[-1]
-
-    yield build
-    for provider in made:
-        await provider.aclose()
+    async with adapter_factory(OpenAIProvider, "openai", sandbox.url + "/v1", API_KEY) as build:
+        yield build
 
 
 def request(prompt: str = "a lighthouse at dusk", **fields: Any) -> GenerationRequest:

@@ -21,9 +21,10 @@ from imagegate.providers.errors import (
     RateLimitedError,
     RetryableProviderError,
 )
-from imagegate.providers.http import ProviderConfig, ResultExpiredError
+from imagegate.providers.http import ResultExpiredError
 from imagegate.providers.replicate import ReplicateProvider
 from imagegate.providers.replicate_inputs import SDXL
+from tests.support.adapters import adapter_factory
 from tests.support.sandbox import SandboxProcess
 
 KEY = "r8_contract_tests"
@@ -38,24 +39,8 @@ def sandbox(sandboxes: Callable[[str], SandboxProcess]) -> SandboxProcess:
 
 @pytest.fixture
 async def make(sandbox: SandboxProcess) -> AsyncIterator[Make]:
-    made: list[ReplicateProvider] = []
-
-    def build(api_key: str = KEY, timeout_s: float = 15.0, **options: Any) -> ReplicateProvider:
-        config = ProviderConfig(
-            name="replicate",
-            type="replicate",
-            base_url=sandbox.url + "/v1",
-            api_key=api_key,
-            timeout_s=timeout_s,
-            poll_interval_s=0.02,
-            options=options,
-        )
-        made.append(ReplicateProvider(config))
-        return made[-1]
-
-    yield build
-    for provider in made:
-        await provider.aclose()
+    async with adapter_factory(ReplicateProvider, "replicate", sandbox.url + "/v1", KEY) as build:
+        yield build
 
 
 def request(prompt: str = "a lighthouse at dusk", **fields: Any) -> GenerationRequest:

@@ -24,6 +24,7 @@ from imagegate.providers.errors import (
 )
 from imagegate.providers.http import ProviderConfig, ResultExpiredError
 from imagegate.providers.stability import StabilityProvider, aspect_ratio
+from tests.support.adapters import adapter_factory
 from tests.support.sandbox import SandboxProcess
 
 KEY = "sk-contract-tests"
@@ -37,24 +38,8 @@ def sandbox(sandboxes: Callable[[str], SandboxProcess]) -> SandboxProcess:
 
 @pytest.fixture
 async def make(sandbox: SandboxProcess) -> AsyncIterator[Make]:
-    made: list[StabilityProvider] = []
-
-    def build(api_key: str = KEY, timeout_s: float = 15.0, **options: Any) -> StabilityProvider:
-        config = ProviderConfig(
-            name="stability",
-            type="stability",
-            base_url=sandbox.url,
-            api_key=api_key,
-            timeout_s=timeout_s,
-            poll_interval_s=0.02,
-            options=options,
-        )
-        made.append(StabilityProvider(config))
-        return made[-1]
-
-    yield build
-    for provider in made:
-        await provider.aclose()
+    async with adapter_factory(StabilityProvider, "stability", sandbox.url, KEY) as build:
+        yield build
 
 
 def request(prompt: str = "a lighthouse on a cliff", **fields: Any) -> GenerationRequest:
