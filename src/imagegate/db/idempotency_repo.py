@@ -7,10 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Insert, Table, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db.models import IdempotencyRecord
+from imagegate.db.upsert import dialect_insert
 
 records: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
 
@@ -29,11 +29,10 @@ class StoredResponse:
 
 
 def _insert_ignoring_conflict(conn: AsyncConnection) -> Insert:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     # RETURNING says whether the row went in: psycopg's rowcount for an insert that
     # hit the conflict is not reliable (-1), SQLite's is.
-    return (  # type: ignore[no-any-return]
-        dialect.insert(records)
+    return (
+        dialect_insert(conn, records)
         .on_conflict_do_nothing(index_elements=["workspace_id", "key"])
         .returning(records.c.key)
     )

@@ -11,10 +11,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, Table, and_, case, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db.models import ProviderBreaker, ProviderCall, ProviderSlot
+from imagegate.db.upsert import dialect_insert
 from imagegate.domain.routing import Breaker, BreakerState
 
 calls: Table = ProviderCall.__table__  # type: ignore[assignment]
@@ -114,18 +114,13 @@ async def all_breakers(conn: AsyncConnection) -> dict[str, Breaker]:
     }
 
 
-def _upsert(conn: AsyncConnection) -> Insert:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(breakers)  # type: ignore[no-any-return]
-
-
 async def trip(conn: AsyncConnection, provider: str, now: datetime) -> bool:
     """Open a closed circuit (a missing row is closed); False if it was not closed."""
     values = {"state": BreakerState.OPEN.value, "opened_at": now, "updated_at": now}
     statement = (
-        _upsert(conn)
+        dialect_insert(conn, breakers)
         .values(provider=provider, **values)
-        .on_conflict_do_update(  # type: ignore[attr-defined]
+        .on_conflict_do_update(
             index_elements=["provider"],
             set_=values,
             where=breakers.c.state == BreakerState.CLOSED.value,
@@ -213,10 +208,7 @@ async def take_slot(
 
 
 def _slot_insert(conn: AsyncConnection) -> Insert:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(slots).on_conflict_do_nothing(  # type: ignore[no-any-return]
-        index_elements=["provider", "slot"]
-    )
+    return dialect_insert(conn, slots).on_conflict_do_nothing(index_elements=["provider", "slot"])
 
 
 async def release_slot(conn: AsyncConnection, provider: str, holder: str) -> None:

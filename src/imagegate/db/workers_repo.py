@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Table, delete, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db.models import Lease, Worker
+from imagegate.db.upsert import dialect_insert
 
 workers: Table = Worker.__table__  # type: ignore[assignment]
 leases: Table = Lease.__table__  # type: ignore[assignment]
@@ -29,11 +29,6 @@ class WorkerRow:
     heartbeat_at: datetime
     stopped_at: datetime | None
     stop_reason: str | None
-
-
-def _upsert(conn: AsyncConnection, table: Table) -> Insert:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)  # type: ignore[no-any-return]
 
 
 async def get(conn: AsyncConnection, worker_id: str) -> WorkerRow | None:
@@ -68,9 +63,9 @@ async def claim(
         (workers.c.host == host) & (workers.c.pid == (dead_pid if dead_pid is not None else -1)),
     )
     statement = (
-        _upsert(conn, workers)
+        dialect_insert(conn, workers)
         .values(id=worker_id, **values)
-        .on_conflict_do_update(index_elements=["id"], set_=values, where=free)  # type: ignore[attr-defined]
+        .on_conflict_do_update(index_elements=["id"], set_=values, where=free)
         .returning(workers.c.id)
     )
     return (await conn.execute(statement)).first() is not None
@@ -131,9 +126,9 @@ async def take_lease(
     already ours. Exactly one of several concurrent callers gets it."""
     expires = now + timedelta(seconds=ttl_s)
     statement = (
-        _upsert(conn, leases)
+        dialect_insert(conn, leases)
         .values(name=name, holder=holder, expires_at=expires)
-        .on_conflict_do_update(  # type: ignore[attr-defined]
+        .on_conflict_do_update(
             index_elements=["name"],
             set_={"holder": holder, "expires_at": expires},
             where=or_(leases.c.holder == holder, leases.c.expires_at < now),
