@@ -43,7 +43,11 @@ async def next_message(
         await asyncio.sleep(wait_s)
         return None, None
     try:
-        raw = await asyncio.wait_for(socket.recv(), wait_s)
+        # Not asyncio.wait_for: on Python 3.11 it returns a message that arrives in the
+        # same turn of the loop as a cancel and drops the cancel, so a cancelled attempt
+        # would run its prompt to the end. asyncio.timeout re-raises the cancel.
+        async with asyncio.timeout(wait_s):
+            raw = await socket.recv()
     except TimeoutError:
         return None, socket
     except Exception:
