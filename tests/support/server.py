@@ -39,6 +39,28 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.02, what: str
         time.sleep(interval)
 
 
+def wait_for_progress(
+    measure: Any, target: int, stall_s: float, interval: float = 0.2, what: str = ""
+) -> int:
+    """Poll ``measure`` (a count that grows as work gets done) until it reaches
+    ``target``; fail only when it has not grown for ``stall_s``. A deadline scaled to the
+    work: a slow machine that keeps finishing jobs passes, a stuck run fails after
+    ``stall_s`` whatever the size of the run, and the message says how far it got."""
+    best, moved_at = -1, time.monotonic()
+    while True:
+        value = int(measure())
+        if value >= target:
+            return value
+        now = time.monotonic()
+        if value > best:
+            best, moved_at = value, now
+        elif now - moved_at > stall_s:
+            raise AssertionError(
+                f"no progress for {stall_s:g}s waiting for {what or measure}: {best}/{target}"
+            )
+        time.sleep(interval)
+
+
 class ServerProcess:
     """``imagegate serve`` (or ``api``, or ``worker``, which has no port) in a child
     process with its own data dir and port."""
