@@ -18,8 +18,8 @@ from pathlib import Path
 # The scenario lives with the tests (tests/support/outage.py), so both run one copy.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.outage import run_outage  # noqa: E402
-from tests.support.postgres import fresh_database  # noqa: E402
+from tests.support.outage import run_outage
+from tests.support.postgres import fresh_database
 
 
 def main() -> None:

@@ -48,9 +48,7 @@ def wanted(*extras: str) -> list[Requirement]:
     return [Requirement(r) for r in declared]
 
 
-@pytest.mark.parametrize(
-    ("lock", "extras"), [("run.txt", ()), ("test.txt", ("dev", "diffusers"))]
-)
+@pytest.mark.parametrize(("lock", "extras"), [("run.txt", ()), ("test.txt", ("dev", "diffusers"))])
 def test_every_declared_dependency_is_locked_within_its_range(
     lock: str, extras: tuple[str, ...]
 ) -> None:
