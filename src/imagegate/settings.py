@@ -151,6 +151,19 @@ class Settings(BaseSettings):
     def webhook_schedule(self) -> tuple[float, ...]:
         return parse_schedule(self.webhook_schedule_s)
 
+    # Reads from providers (docs/configuration.md#provider-reads): every answer is read
+    # with a byte cap and a deadline. Result images are streamed up to the image cap
+    # (per image); JSON answers up to the JSON cap (answers that carry base64 images
+    # get the image cap per image on top). Result downloads follow redirects only
+    # through the SSRF guard: public addresses, the allowlist above, and the
+    # provider's own base_url.
+    provider_max_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    provider_max_json_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    provider_download_timeout_s: float = Field(default=120.0, gt=0)
+    # Output images decoded (transcoded, put in the grid) at once, per process;
+    # unset = one per CPU. Each holds a full decoded image in memory.
+    image_decode_concurrency: int | None = Field(default=None, ge=1, le=256)
+
     builtin_latency_ms: int = Field(default=0, ge=0)
     # Worker processes the built-in renderer draws in; unset = one per CPU, 0 = threads.
     builtin_processes: int | None = Field(default=None, ge=0, le=64)
@@ -269,6 +282,10 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(32))
         return path.read_text().strip().encode()
+
+    @property
+    def resolved_image_decode_concurrency(self) -> int:
+        return self.image_decode_concurrency or os.cpu_count() or 1
 
     @property
     def resolved_builtin_processes(self) -> int:

@@ -163,7 +163,12 @@ class A1111Provider:
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         what = f"a1111: {path}"
-        response = await call(self._client, "POST", f"/sdapi/v1/{path}", what, json=body)
+        # The images come back inside the JSON, base64 (and a grid beside several).
+        count = int(body.get("batch_size", 1)) * int(body.get("n_iter", 1)) + 1
+        cap = self._config.reads.inline_images_cap(count)
+        response = await call(
+            self._client, "POST", f"/sdapi/v1/{path}", what, json=body, max_bytes=cap
+        )
         if response.status_code != 200:
             raise _http_error(response, what)
         answer = json_body(response, what)

@@ -44,6 +44,7 @@ from imagegate.providers.http import (
     fetch_image,
     json_body,
     make_client,
+    make_download_client,
     poll_until,
 )
 
@@ -124,7 +125,7 @@ class BFLProvider:
         headers = {"x-key": config.api_key} if config.api_key else {}
         self._client = make_client(config, headers)
         # Delivery URLs live on another host: they must never see the API key.
-        self._downloads = make_client(config)
+        self._downloads = make_download_client(config)
 
     async def aclose(self) -> None:
         await self._client.aclose()

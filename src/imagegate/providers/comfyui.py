@@ -48,6 +48,7 @@ from imagegate.providers.http import (
     fetch_image,
     json_body,
     make_client,
+    make_download_client,
     snippet,
 )
 
@@ -98,6 +99,10 @@ class ComfyUIProvider:
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._headers = headers
         self._client = make_client(config, headers)
+        # /view goes through the SSRF guard like every result download (the server's
+        # own base_url is trusted); the headers are passed per request, so a redirect
+        # elsewhere does not carry them.
+        self._downloads = make_download_client(config)
         base = (config.base_url or "").rstrip("/")
         self._ws_url = re.sub(r"^http", "ws", base) + "/ws"
 
@@ -118,6 +123,7 @@ class ComfyUIProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self._downloads.aclose()
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
@@ -303,8 +309,9 @@ class ComfyUIProvider:
         query = {k: str(ref.get(k, "")) for k in ("filename", "subfolder", "type")}
         try:
             return await fetch_image(
-                self._client, f"/view?{urlencode(query)}", "comfyui view", provider_job_id=prompt_id
-            )
+                self._downloads, f"/view?{urlencode(query)}", "comfyui view",
+                provider_job_id=prompt_id, headers=self._headers,
+            )  # fmt: skip
         except ProviderError as error:
             # The prompt is done; unless its files are gone, the next attempt can fetch them.
             error.resumable = not isinstance(error, ResultExpiredError | PermanentProviderError)

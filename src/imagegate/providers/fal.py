@@ -39,6 +39,7 @@ from imagegate.providers.http import (
     fetch_image,
     json_body,
     make_client,
+    make_download_client,
     poll_until,
 )
 
@@ -110,7 +111,9 @@ class FalProvider:
             replace(config, base_url=config.base_url or DEFAULT_BASE_URL), headers
         )
         # Result images live on fal's CDN: fetched without our key, which stays with fal.
-        self._media = make_client(replace(config, base_url=None))
+        self._media = make_download_client(
+            replace(config, base_url=config.base_url or DEFAULT_BASE_URL)
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -45,6 +45,7 @@ from imagegate.providers.http import (
     fetch_image,
     json_body,
     make_client,
+    make_download_client,
 )
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -112,7 +113,8 @@ class OpenAIProvider:
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._client = make_client(config, headers)
         # Result URLs live on another host: they must never see the API key.
-        self._downloads = make_client(config)
+        self._downloads = make_download_client(config)
+        self._reads = config.reads
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -181,7 +183,10 @@ class OpenAIProvider:
         fields["prompt"] = _prompt(request)
         fields["quality"] = self._quality.get(request.mode.value, rules.quality[request.mode])
         what = f"{self.name} generations"
-        response = await call(self._client, "POST", "/images/generations", what, json=fields)
+        response = await call(
+            self._client, "POST", "/images/generations", what, json=fields,
+            max_bytes=self._reads.inline_images_cap(len(request.seeds)),
+        )  # fmt: skip
         if response.status_code != 200:
             raise _error(response, what)
         return response
@@ -212,6 +217,7 @@ class OpenAIProvider:
             self._client, "POST", path, what,
             data={key: str(value) for key, value in fields.items()},
             files={"image": (f"source.{extension}", source, content_type)},
+            max_bytes=self._reads.inline_images_cap(len(request.seeds)),
         )  # fmt: skip
         if response.status_code != 200:
             raise _error(response, what)

@@ -8,11 +8,14 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from imagegate.observability.logging import get_logger
 from imagegate.providers.base import Provider
 from imagegate.providers.builtin import BuiltinProvider
 from imagegate.providers.config import ConfigError, ConfigFile, ProviderTable, api_key, load
-from imagegate.providers.http import ProviderConfig
+from imagegate.providers.http import ProviderConfig, ReadLimits
 from imagegate.settings import Settings
+
+log = get_logger("imagegate.providers")
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ class ProviderRegistry:
                 raise ConfigError(f"providers.{name}: the built-in renderer is [providers.builtin]")
             if not table.enabled or kind == "builtin":
                 continue
-            adapter = _build(kind, name, table, settings.secret)
+            adapter = _build(kind, name, table, settings.secret, ReadLimits.from_settings(settings))
             entries.append(ProviderEntry(name, kind, adapter, table, order))
         if not entries:
             raise ConfigError("no provider is enabled: enable one, or the built-in renderer")
@@ -100,13 +103,18 @@ class ProviderRegistry:
                 close()
 
     async def aclose(self) -> None:
-        """Close connection pools and worker processes."""
+        """Close every adapter's connection pools (``aclose``, awaited) and worker
+        processes. One adapter failing to close does not leave the others open."""
         for entry in self._entries.values():
             aclose = getattr(entry.provider, "aclose", None)
-            if aclose is not None:
+            if aclose is None:
+                continue
+            try:
                 result = aclose()
                 if inspect.isawaitable(result):
                     await result
+            except Exception:
+                log.exception("provider.close_failed", provider=entry.name)
         self.close()
 
     def get(self, name: str) -> Provider:
@@ -143,7 +151,11 @@ class ProviderRegistry:
 
 
 def _build(
-    kind: str, name: str, table: ProviderTable, secret: Callable[[str], str | None]
+    kind: str,
+    name: str,
+    table: ProviderTable,
+    secret: Callable[[str], str | None],
+    reads: ReadLimits | None = None,
 ) -> Provider:
     """The adapter for one table: ``imagegate.providers.<type>.build(ProviderConfig)``."""
     config = ProviderConfig(
@@ -155,6 +167,7 @@ def _build(
         timeout_s=table.timeout_s,
         poll_interval_s=table.poll_interval_s,
         options=dict(table.options),
+        reads=reads or ReadLimits(),
     )
     try:
         module = importlib.import_module(f"imagegate.providers.{kind}")

@@ -49,6 +49,7 @@ from imagegate.providers.http import (
     fetch_image,
     json_body,
     make_client,
+    make_download_client,
     poll_until,
 )
 from imagegate.providers.replicate_inputs import (
@@ -87,10 +88,12 @@ class ReplicateProvider:
         self._price_per_s = float(price) if price is not None else None
         self._upscale_model = str(options.get("upscale_model", UPSCALER))
         self._vary_model = str(options.get("vary_model", VARIATION_MODEL))
-        self._client = make_client(config, {"Authorization": f"Bearer {config.api_key or ''}"})
+        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._client = make_client(config, self._auth)
         # Output files on replicate.delivery are public: the token goes only to files
-        # served by the API's own host (the files API), which asks for it.
-        self._files = make_client(replace(config, base_url=None, api_key=None))
+        # served by the API's own host (the files API), which asks for it. Every file
+        # is fetched through the SSRF guard, redirects included.
+        self._files = make_download_client(replace(config, api_key=None))
         self._api_origin = httpx.URL(config.base_url or "").copy_with(path="/", query=None)
 
     def capabilities(self) -> Capabilities:
@@ -229,16 +232,18 @@ class ReplicateProvider:
             raise _too_few(prediction, len(urls), wanted)
         what = f"replicate: output of {prediction_id}"
         downloads = [
-            fetch_image(self._client_for(url), url, what, provider_job_id=prediction_id)
+            fetch_image(
+                self._files, url, what, provider_job_id=prediction_id, headers=self._auth_for(url)
+            )
             for url in urls[:wanted]
         ]
         blobs = await asyncio.gather(*downloads)
         pairs = zip(blobs, seeds[:wanted], strict=True)
         return tuple(decode_image(data, seed, what) for data, seed in pairs)
 
-    def _client_for(self, url: str) -> httpx.AsyncClient:
+    def _auth_for(self, url: str) -> dict[str, str] | None:
         same_host = httpx.URL(url).copy_with(path="/", query=None) == self._api_origin
-        return self._client if same_host else self._files
+        return self._auth if same_host else None
 
     def _cost(self, prediction: dict[str, Any]) -> float:
         metrics = prediction.get("metrics") or {}

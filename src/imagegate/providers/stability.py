@@ -82,6 +82,8 @@ class StabilityProvider:
         self._client = make_client(
             replace(config, base_url=config.base_url or DEFAULT_BASE_URL), headers
         )
+        # Every answer that ends a generation carries its one image (bytes or base64).
+        self._image_cap = config.reads.inline_images_cap(1)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -130,7 +132,9 @@ class StabilityProvider:
     async def _post(
         self, path: str, fields: dict[str, str], files: dict[str, Any], what: str
     ) -> httpx.Response:
-        response = await call(self._client, "POST", path, what, data=fields, files=files)
+        response = await call(
+            self._client, "POST", path, what, data=fields, files=files, max_bytes=self._image_cap
+        )
         if response.status_code != 200:
             raise _failure(response, what)
         return response
@@ -186,7 +190,10 @@ class StabilityProvider:
 
         async def check() -> Any:
             try:
-                response = await call(self._client, "GET", f"/v2beta/results/{job_id}", what)
+                response = await call(
+                    self._client, "GET", f"/v2beta/results/{job_id}", what,
+                    max_bytes=self._image_cap,
+                )  # fmt: skip
             except ProviderError as lost:
                 _resumable(lost, job_id)
                 raise
