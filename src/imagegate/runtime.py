@@ -3,7 +3,8 @@ providers, clock. Built by the CLI, handed to the API and the engine."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -31,6 +32,11 @@ class Runtime:
     clock: Clock
     # Rate-limit counts (quotas later): in Redis when configured, else in this process.
     counters: CounterStore
+    # Output images being decoded at once (each holds a full bitmap in memory).
+    decodes: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.decodes = asyncio.Semaphore(self.settings.resolved_image_decode_concurrency)
 
     @classmethod
     def build(
@@ -56,7 +62,23 @@ class Runtime:
             counters=build_counter_store(settings.redis_url, clock),
         )
 
+    async def release(self) -> None:
+        """Give back what belongs to the running event loop (database and Redis
+        connections, render processes), leaving the runtime usable on another loop:
+        the CLI prepares on one loop and serves on the next. Adapters' HTTP pools are
+        kept: they open connections lazily on whichever loop uses them."""
+        try:
+            self.providers.close()
+        finally:
+            try:
+                await self.counters.close()
+            finally:
+                await self.db.dispose()
+
     async def close(self) -> None:
-        self.providers.close()
-        await self.counters.close()
-        await self.db.dispose()
+        """The end of this runtime: every adapter's HTTP pool is closed (awaited),
+        then the rest is released, each step even if one before it failed."""
+        try:
+            await self.providers.aclose()
+        finally:
+            await self.release()

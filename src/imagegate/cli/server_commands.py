@@ -157,8 +157,9 @@ async def _before_start(rt: Runtime, role: str | None) -> tuple[str | None, Memb
         key = await bootstrap_admin_key(rt)
         membership = await _join(rt, role) if role else None
     finally:
-        # The server's event loop is another one: it must open its own connections.
-        await rt.close()
+        # The server's event loop is another one: it must open its own connections
+        # (the providers' pools stay open for it; the server closes them at the end).
+        await rt.release()
     return (key.secret if key else None), membership
 
 

@@ -26,7 +26,7 @@ from imagegate.engine.lifecycle import record
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import GeneratedImage, GenerationRequest
 from imagegate.providers.errors import ModeratedError, ProviderError, RateLimitedError
-from imagegate.providers.render import encode, make_grid
+from imagegate.providers.render import cell_size, encode, make_grid
 from imagegate.runtime import Runtime
 from imagegate.storage.base import image_key
 
@@ -235,23 +235,34 @@ class _ProgressWriter:
 
 
 async def _store(rt: Runtime, job: JobRecord, made: list[GeneratedImage]) -> list[dict[str, Any]]:
+    """Each image decoded at most once, and only when it must be (transcoding, or its
+    grid cell), one at a time per job and ``rt.decodes`` at a time per process; the
+    grid is built from the shrunk cells, so no two full bitmaps are held at once."""
     stored: list[dict[str, Any]] = []
     fmt = OutputFormat(job.params.get("output_format", OutputFormat.PNG))
+    grid_size = (made[0].width, made[0].height)
+    cells: list[Image.Image] = []
     for index, image in enumerate(made, start=1):
         data = image.data
-        if image.content_type != fmt.content_type:
-            # Providers answer in the formats they know; the client asked for one.
-            data = await asyncio.to_thread(_transcode, image.data, fmt)
+        # Providers answer in the formats they know; the client asked for one.
+        transcode = image.content_type != fmt.content_type
+        cell = cell_size(index - 1, grid_size) if len(made) > 1 else None
+        if transcode or cell:
+            async with rt.decodes:
+                data, shrunk = await asyncio.to_thread(_decode, image.data, fmt, transcode, cell)
+            if shrunk is not None:
+                cells.append(shrunk)
         key = image_key(job.workspace_id, job.id, f"{index}.{fmt.extension}")
         await rt.storage.put(key, data, fmt.content_type)
         stored.append(
             _row("image", index, key, image.width, image.height, image.seed, fmt, len(data))
         )
-    if len(made) > 1:
-        data, width, height = await asyncio.to_thread(_grid, [i.data for i in made], fmt)
+    if cells:
+        async with rt.decodes:
+            data = await asyncio.to_thread(_grid, cells, grid_size, fmt)
         key = image_key(job.workspace_id, job.id, f"grid.{fmt.extension}")
         await rt.storage.put(key, data, fmt.content_type)
-        stored.append(_row("grid", 0, key, width, height, None, fmt, len(data)))
+        stored.append(_row("grid", 0, key, *grid_size, None, fmt, len(data)))
     return stored
 
 
@@ -271,14 +282,27 @@ def _row(
     }  # fmt: skip
 
 
-def _transcode(data: bytes, fmt: OutputFormat) -> bytes:
+def _decode(
+    data: bytes, fmt: OutputFormat, transcode: bool, cell: tuple[int, int] | None
+) -> tuple[bytes, Image.Image | None]:
+    """One decode of ``data``: the bytes to store (re-encoded in ``fmt`` if
+    ``transcode``) and, if ``cell``, the image shrunk to its grid cell."""
     with Image.open(io.BytesIO(data)) as image:
-        return encode(image, fmt)
+        image.load()
+        out = encode(image, fmt) if transcode else data
+        if cell is None:
+            return out, None
+        with image.convert("RGB") as rgb:
+            return out, rgb.resize(cell, Image.Resampling.BILINEAR)
 
 
-def _grid(datas: list[bytes], fmt: OutputFormat) -> tuple[bytes, int, int]:
-    grid = make_grid([Image.open(io.BytesIO(d)).convert("RGB") for d in datas])
-    return encode(grid, fmt), grid.width, grid.height
+def _grid(cells: list[Image.Image], size: tuple[int, int], fmt: OutputFormat) -> bytes:
+    try:
+        with make_grid(cells, size) as grid:
+            return encode(grid, fmt)
+    finally:
+        for cell in cells:
+            cell.close()
 
 
 async def _complete(

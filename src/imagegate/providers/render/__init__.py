@@ -3,6 +3,6 @@ words of a prompt, with no model and no network. It backs the ``builtin`` provid
 imagegate works, and its tests run, without any external service."""
 
 from imagegate.providers.render.compose import encode, encode_png, render_image
-from imagegate.providers.render.grid import make_grid
+from imagegate.providers.render.grid import cell_size, make_grid
 
-__all__ = ["encode", "encode_png", "make_grid", "render_image"]
+__all__ = ["cell_size", "encode", "encode_png", "make_grid", "render_image"]
