@@ -275,16 +275,16 @@ async def read_capped(
             f"{what}: answer of {int(declared)} bytes is over the {cap}-byte limit",
             provider_job_id=provider_job_id,
         )
-    chunks: list[bytes] = []
-    size = 0
+    # One growing buffer, not a list of chunks joined at the end: getvalue() hands
+    # over the buffer itself, so a body is held once, not twice.
+    body = io.BytesIO()
     async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > cap:
+        if body.tell() + len(chunk) > cap:
             raise ResponseTooLargeError(
                 f"{what}: answer is over the {cap}-byte limit", provider_job_id=provider_job_id
             )
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body.write(chunk)
+    return body.getvalue()
 
 
 def _with_body(response: httpx.Response, body: bytes) -> httpx.Response:
