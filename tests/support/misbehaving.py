@@ -86,7 +86,7 @@ class MisbehavingProvider:
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -153,6 +153,11 @@ class MisbehavingProvider:
             _redirect(h, "/loop")
         else:
             _send(h, 404, "text/plain", b"no such path")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up mid-body is the point of these tests, not an error."""
 
 
 def _send(h: BaseHTTPRequestHandler, status: int, kind: str, body: bytes) -> None:
