@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from imagegate.clock import Clock, SystemClock
-from imagegate.counters import CounterStore, build_counter_store
 from imagegate.db.session import create_engine, create_session_factory
 from imagegate.providers.registry import ProviderRegistry
+from imagegate.rate_limits import CounterStore, build_counter_store
 from imagegate.settings import Settings
 from imagegate.storage.base import Storage
 from imagegate.storage.factory import build_storage

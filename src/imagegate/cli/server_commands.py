@@ -16,8 +16,8 @@ from imagegate.settings import Settings, load_settings
 if TYPE_CHECKING:
     from imagegate.domain.records import KeyInfo
     from imagegate.runtime import Runtime
-    from imagegate.services.fleet import Membership
     from imagegate.services.keys import NewKey
+    from imagegate.services.workers import Membership
 
 console = Console(stderr=True)
 
@@ -76,13 +76,13 @@ async def _work(rt: Runtime) -> int:
     import signal
 
     from imagegate.api.app import job_presenter
-    from imagegate.services import node
+    from imagegate.services import process_lifecycle
 
     membership = await _join(rt, "worker")
     if membership is None:
         await rt.close()
         return 1
-    running = await node.start(rt, membership, present_job=job_presenter(rt))
+    running = await process_lifecycle.start(rt, membership, present_job=job_presenter(rt))
     console.print(f"imagegate worker {membership.worker_id} is taking jobs")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -91,7 +91,7 @@ async def _work(rt: Runtime) -> int:
     await stopping.wait()
     console.print(f"worker {membership.worker_id} stopping: draining running jobs")
     try:
-        await node.stop(running)
+        await process_lifecycle.stop(running)
     finally:
         await rt.close()
     return 0
@@ -99,7 +99,7 @@ async def _work(rt: Runtime) -> int:
 
 async def _join(rt: Runtime, role: str) -> Membership | None:
     """Claim a worker id for this process, or say why not (``None``)."""
-    from imagegate.services.fleet import WorkerIdInUse, join
+    from imagegate.services.workers import WorkerIdInUse, join
 
     try:
         return await join(rt, role)

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db.models import ProviderBreaker, ProviderCall, ProviderSlot
 from imagegate.db.upsert import dialect_insert
-from imagegate.domain.routing import Breaker, BreakerState
+from imagegate.domain.circuit_breaker import Breaker, BreakerState
 
 calls: Table = ProviderCall.__table__  # type: ignore[assignment]
 breakers: Table = ProviderBreaker.__table__  # type: ignore[assignment]

@@ -14,20 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from imagegate.counters.base import CountersUnavailable
 from imagegate.db import providers_repo
+from imagegate.domain.circuit_breaker import Breaker, BreakerRules, BreakerState, should_open
 from imagegate.domain.params import Mode
 from imagegate.domain.records import JobRecord
-from imagegate.domain.routing import (
-    Breaker,
-    BreakerRules,
-    BreakerState,
-    Candidate,
-    ranked,
-    should_open,
-)
+from imagegate.domain.routing import Candidate, ranked
 from imagegate.observability.logging import get_logger
 from imagegate.providers.registry import ProviderEntry
+from imagegate.rate_limits.base import CountersUnavailable
 from imagegate.runtime import Runtime
 
 log = get_logger("imagegate.routing")

@@ -23,10 +23,10 @@ from imagegate.domain.params import OutputFormat
 from imagegate.domain.records import JobRecord
 from imagegate.engine import routing
 from imagegate.engine.lifecycle import record
+from imagegate.imaging import encode, make_grid
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import GeneratedImage, GenerationRequest
 from imagegate.providers.errors import ModeratedError, ProviderError, RateLimitedError
-from imagegate.providers.render import encode, make_grid
 from imagegate.runtime import Runtime
 from imagegate.storage.base import image_key
 

@@ -46,6 +46,7 @@ from imagegate.providers.http import (
     json_body,
     make_client,
 )
+from imagegate.providers.progress import ForwardProgress
 
 DEFAULT_MODEL = "default"  # the checkpoint the WebUI has loaded
 DEFAULT_UPSCALER = "R-ESRGAN 4x+"
@@ -176,18 +177,17 @@ class A1111Provider:
     ) -> dict[str, Any]:
         """Run ``work`` while polling the WebUI's progress every poll interval."""
         task = asyncio.create_task(work)
-        reported = 0.0
-        await progress(reported)
+        # Stop short of 1.0 until the images are in hand; never go back.
+        forward = ForwardProgress(progress, ceiling=0.99)
+        await forward(0.0)
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self._config.poll_interval_s)
                 if done:
                     return task.result()
                 fraction = await self._progress()
-                # Stop short of 1.0 until the images are in hand; never go back.
-                if fraction is not None and min(fraction, 0.99) > reported:
-                    reported = min(fraction, 0.99)
-                    await progress(reported)
+                if fraction is not None:
+                    await forward(fraction)
         finally:
             if not task.done():
                 task.cancel()

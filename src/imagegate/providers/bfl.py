@@ -46,6 +46,7 @@ from imagegate.providers.http import (
     make_client,
     poll_until,
 )
+from imagegate.providers.progress import PartsProgress
 
 DEFAULT_BASE_URL = "https://api.bfl.ai/v1"
 _MODERATED = {"Request Moderated", "Content Moderated"}
@@ -163,7 +164,7 @@ class BFLProvider:
             if ids != recorded:
                 await correlation.record(ids)
                 recorded = ids
-        tracker = _Progress(len(tasks), progress)
+        tracker = PartsProgress(progress, len(tasks))
         images = await _gather(
             self._follow(task, seed, index, tracker)
             for index, (task, seed) in enumerate(zip(tasks, request.seeds, strict=True))
@@ -232,7 +233,7 @@ class BFLProvider:
         return answer
 
     async def _follow(
-        self, task: _Task, seed: int, index: int, tracker: _Progress
+        self, task: _Task, seed: int, index: int, tracker: PartsProgress
     ) -> GeneratedImage:
         what = f"{self.name} task {task.id}"
 
@@ -317,22 +318,6 @@ def _joined(ids: list[str]) -> str:
             break
         kept.append(task_id)
     return ",".join(kept)
-
-
-class _Progress:
-    """The job's progress: the mean of its tasks', reported only when it grows."""
-
-    def __init__(self, count: int, callback: ProgressCallback) -> None:
-        self._parts = [0.0] * count
-        self._callback = callback
-        self._reported = 0.0
-
-    async def update(self, index: int, fraction: float) -> None:
-        self._parts[index] = max(self._parts[index], fraction)
-        overall = sum(self._parts) / len(self._parts)
-        if overall > self._reported:
-            self._reported = overall
-            await self._callback(overall)
 
 
 async def _gather(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:

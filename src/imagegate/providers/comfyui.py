@@ -30,7 +30,7 @@ from imagegate.providers.base import (
     ProgressCallback,
     standard_credits,
 )
-from imagegate.providers.comfyui_socket import Progress, about, finished, next_message
+from imagegate.providers.comfyui_socket import about, finished, next_message
 from imagegate.providers.comfyui_workflows import Filled, Template, TemplateError
 from imagegate.providers.config import ConfigError
 from imagegate.providers.errors import (
@@ -50,6 +50,7 @@ from imagegate.providers.http import (
     make_client,
     snippet,
 )
+from imagegate.providers.progress import PartsProgress
 
 # ComfyUI's latents are 1/8 of the image; EmptyLatentImage takes 16..16384 in steps of 8.
 _SIZE_STEP, _MIN_SIDE, _MAX_SIDE = 8, 16, 16384
@@ -206,7 +207,7 @@ class ComfyUIProvider:
         and say when to look; after ``poll_interval_s`` without news of the prompt (a
         socket that is down, or a prompt submitted by another client id) we look anyway."""
         interval, deadline = self._config.poll_interval_s, time.monotonic() + self._config.timeout_s
-        tracker = Progress(progress, units)
+        tracker = PartsProgress(progress, units, ceiling=0.99)
         news_at = time.monotonic()
         while True:
             if time.monotonic() > deadline:
@@ -220,8 +221,8 @@ class ComfyUIProvider:
             data = message.get("data") if message is not None else None
             if message is not None and isinstance(data, dict) and about(message, data, prompt_id):
                 news_at = time.monotonic()
-                if message.get("type") == "progress":
-                    await tracker.update(str(data.get("node")), data.get("value"), data.get("max"))
+                if message.get("type") == "progress" and (step := _step(data)) is not None:
+                    await tracker.update(str(data.get("node")), step)
                 if not finished(message, data):
                     continue
             elif time.monotonic() - news_at < interval:
@@ -373,3 +374,10 @@ def build(config: ProviderConfig) -> ComfyUIProvider:
         return ComfyUIProvider(config)
     except TemplateError as error:
         raise ConfigError(f"providers.{config.name}: {error}") from error
+
+
+def _step(data: dict[str, Any]) -> float | None:
+    """A sampler node's ``value/max`` from a progress message, if both are numbers."""
+    value, maximum = data.get("value"), data.get("max")
+    numbers = all(isinstance(n, int | float) and not isinstance(n, bool) for n in (value, maximum))
+    return value / maximum if numbers and maximum > 0 else None  # type: ignore[operator]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from imagegate.domain.params import STYLES, Mode
+from imagegate.imaging import encode
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import (
     Action,
@@ -41,7 +42,7 @@ from imagegate.providers.errors import (
     RetryableProviderError,
 )
 from imagegate.providers.http import ProviderConfig
-from imagegate.providers.render import encode
+from imagegate.providers.progress import ForwardProgress
 
 log = get_logger("imagegate.providers.diffusers")
 
@@ -112,14 +113,14 @@ class DiffusersProvider:
     ) -> GenerationResult:
         # In-process: there is no provider job to record, and none survives a crash.
         self._check(request)
-        reporter = _Reporter(asyncio.get_running_loop())
+        reporter = _Reporter(asyncio.get_running_loop(), progress)
         work = asyncio.ensure_future(asyncio.to_thread(self._run, request, reporter))
         try:
             while not work.done():
                 changed = asyncio.ensure_future(reporter.changed.wait())
                 await asyncio.wait({work, changed}, return_when=asyncio.FIRST_COMPLETED)
                 changed.cancel()
-                await reporter.report(progress)
+                await reporter.report()
         except asyncio.CancelledError:
             reporter.cancelled = True  # the thread stops at its next step
             work.cancel()  # and what it returns then is dropped, not left unretrieved
@@ -223,10 +224,10 @@ class _Reporter:
     """Carries step progress from the pipeline's thread to the event loop, keeping
     only the latest value, so a slow progress callback never holds up sampling."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self, loop: asyncio.AbstractEventLoop, progress: ProgressCallback) -> None:
+        self._loop, self._forward = loop, ForwardProgress(progress)
         self.changed = asyncio.Event()
-        self._latest = self._reported = 0.0
+        self._latest = 0.0
         self.cancelled = False
 
     def step_callback(self, steps: int) -> Callable[..., dict[str, Any]]:
@@ -242,11 +243,9 @@ class _Reporter:
         self._latest = max(self._latest, fraction)
         self.changed.set()
 
-    async def report(self, progress: ProgressCallback) -> None:
+    async def report(self) -> None:
         self.changed.clear()
-        if self._latest > self._reported:
-            self._reported = self._latest
-            await progress(self._latest)
+        await self._forward(self._latest)
 
 
 def build(config: ProviderConfig) -> DiffusersProvider:

@@ -10,7 +10,6 @@ See docs/providers/fal.md."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -41,6 +40,7 @@ from imagegate.providers.http import (
     make_client,
     poll_until,
 )
+from imagegate.providers.progress import ForwardProgress
 
 log = get_logger("imagegate.providers.fal")
 
@@ -135,7 +135,7 @@ class FalProvider:
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
         body = self._input(request)
-        report = _Monotonic(progress)
+        report = ForwardProgress(progress)
         existing = correlation.existing
         if existing:
             try:
@@ -209,7 +209,7 @@ class FalProvider:
         return request_id
 
     async def _collect(
-        self, request_id: str, request: GenerationRequest, report: _Monotonic
+        self, request_id: str, request: GenerationRequest, report: ForwardProgress
     ) -> GenerationResult:
         root = app_root(request.model)
         await self._wait(root, request_id, report)
@@ -217,7 +217,7 @@ class FalProvider:
         images = await self._download(result, request, request_id, report)
         return GenerationResult(images, provider_job_id=request_id)
 
-    async def _wait(self, root: str, request_id: str, report: _Monotonic) -> None:
+    async def _wait(self, root: str, request_id: str, report: ForwardProgress) -> None:
         """Poll the status until ``COMPLETED``, reporting progress on the way."""
         what = f"fal status {request_id}"
         url = f"/{root}/requests/{request_id}/status"
@@ -276,7 +276,7 @@ class FalProvider:
         result: dict[str, Any],
         request: GenerationRequest,
         request_id: str,
-        report: _Monotonic,
+        report: ForwardProgress,
     ) -> tuple[GeneratedImage, ...]:
         what = f"fal result {request_id}"
         items = result.get("images")
@@ -300,21 +300,6 @@ class FalProvider:
             images.append(decode_image(data, seed, what))
             await report(_COMPLETED + (1 - _COMPLETED) * (index + 1) / wanted)
         return tuple(images)
-
-
-class _Monotonic:
-    """Forwards progress only when it grows: a status poll that says less than the
-    last one (queue position after a retry, say) must not move a progress bar back."""
-
-    def __init__(self, report: ProgressCallback) -> None:
-        self._report: Callable[[float], Awaitable[None]] = report
-        self._last = 0.0
-
-    async def __call__(self, fraction: float) -> None:
-        fraction = min(1.0, fraction)
-        if fraction > self._last:
-            self._last = fraction
-            await self._report(fraction)
 
 
 def _log_fraction(body: dict[str, Any]) -> float:

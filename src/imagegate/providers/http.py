@@ -7,16 +7,17 @@ and how it says "moderated"."""
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import io
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 from PIL import Image
 
+from imagegate.domain.retry import parse_retry_after
 from imagegate.providers.base import GeneratedImage
 from imagegate.providers.errors import (
     PermanentProviderError,
@@ -64,19 +65,8 @@ def make_client(config: ProviderConfig, headers: dict[str, str] | None = None) -
 
 
 def retry_after_s(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds, from either of its forms (delta or HTTP date)."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    """The answer's ``Retry-After`` in seconds, if it gave one."""
+    return parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
 
 
 def error_for(

@@ -51,6 +51,7 @@ from imagegate.providers.http import (
     make_client,
     poll_until,
 )
+from imagegate.providers.progress import ForwardProgress
 from imagegate.providers.replicate_inputs import (
     MODELS,
     UPSCALER,
@@ -116,7 +117,7 @@ class ReplicateProvider:
             model = self._model_for(request)
             prediction = await self._create(model, model_input(request, model, self._overrides))
             await correlation.record(prediction["id"])
-        prediction = await self._wait(prediction, _Monotonic(progress))
+        prediction = await self._wait(prediction, ForwardProgress(progress))
         images = await self._images(prediction, request)
         await progress(1.0)
         return GenerationResult(images, prediction["id"], self._cost(prediction))
@@ -182,7 +183,7 @@ class ReplicateProvider:
             error.provider_job_id, error.resumable = prediction_id, True
             raise
 
-    async def _wait(self, prediction: dict[str, Any], progress: _Monotonic) -> dict[str, Any]:
+    async def _wait(self, prediction: dict[str, Any], progress: ForwardProgress) -> dict[str, Any]:
         """Poll until the prediction ends; raise what a failed one means."""
         prediction_id = prediction["id"]
         latest, first = prediction, True
@@ -246,20 +247,6 @@ class ReplicateProvider:
         if self._price_per_s is None or not isinstance(seconds, int | float):
             return 0.0
         return round(float(seconds) * self._price_per_s, 6)
-
-
-class _Monotonic:
-    """Passes progress on only when it grows: a model's logs may run tqdm more than
-    once (SDXL's refiner pass starts again from 0 %)."""
-
-    def __init__(self, progress: ProgressCallback) -> None:
-        self._progress = progress
-        self._last: float | None = None
-
-    async def __call__(self, value: float) -> None:
-        if self._last is None or value > self._last:
-            self._last = value
-            await self._progress(value)
 
 
 def build(config: ProviderConfig) -> ReplicateProvider:

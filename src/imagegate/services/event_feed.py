@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from imagegate.db import events_repo
-from imagegate.db.events_repo import EventRow
+from imagegate.domain.records import EventRecord
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 
@@ -36,10 +36,10 @@ QUEUE_LIMIT = 10_000
 class Subscription:
     job_id: str | None
     workspace_id: str | None
-    queue: asyncio.Queue[EventRow] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    queue: asyncio.Queue[EventRecord] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     overflowed: bool = False
 
-    def wants(self, event: EventRow) -> bool:
+    def wants(self, event: EventRecord) -> bool:
         if self.job_id is not None and event.job_id != self.job_id:
             return False
         return self.workspace_id is None or event.workspace_id == self.workspace_id
@@ -101,7 +101,7 @@ class EventFeed:
             if len(rows) < BATCH:
                 return
 
-    def _dispatch(self, row: EventRow) -> None:
+    def _dispatch(self, row: EventRecord) -> None:
         for subscription in list(self._subscriptions):
             if subscription.overflowed or not subscription.wants(row):
                 continue
@@ -119,7 +119,7 @@ async def follow(
     workspace_id: str,
     job_id: str | None = None,
     after_id: int = 0,
-) -> AsyncIterator[EventRow]:
+) -> AsyncIterator[EventRecord]:
     """The events of a job (ending with its terminal event) or of a workspace (never
     ending), from ``after_id`` on: first what is stored, then live, without gaps or
     repeats. Subscribes before reading the backlog, so nothing falls in between."""
@@ -149,7 +149,7 @@ async def follow(
                 return
 
 
-def _ends(row: EventRow, later: list[EventRow]) -> bool:
+def _ends(row: EventRecord, later: list[EventRecord]) -> bool:
     """A terminal event ends a job's stream, unless the job was requeued after it."""
     return row.type in TERMINAL and not any(r.type == "job.requeued" for r in later)
 

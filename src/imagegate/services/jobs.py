@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,7 +18,6 @@ from imagegate.errors import (
     Forbidden,
     IdempotencyKeyInUse,
     IdempotencyKeyReused,
-    InvalidCursor,
     InvalidState,
     JobNotFound,
     UnsupportedModel,
@@ -28,6 +25,7 @@ from imagegate.errors import (
 from imagegate.providers.base import GenerationRequest
 from imagegate.runtime import Runtime
 from imagegate.services import rate_limits, webhooks
+from imagegate.services.pagination import decode_cursor, encode_cursor
 from imagegate.services.submission import JobSpec, resolve
 
 # An in-flight claim older than this belongs to a request that died mid-way.
@@ -183,20 +181,6 @@ async def get(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
     return job
 
 
-def encode_cursor(job_id: str) -> str:
-    return base64.urlsafe_b64encode(job_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as error:
-        raise InvalidCursor() from error
-    if not value.startswith("job_") or len(value) > 40:
-        raise InvalidCursor()
-    return value
-
-
 @dataclass(frozen=True)
 class Page:
     jobs: list[JobRecord]
@@ -212,7 +196,7 @@ async def list_jobs(
     cursor: str | None,
     limit: int,
 ) -> Page:
-    before = decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor, "job_") if cursor else None
     async with rt.db.connect() as conn:
         jobs = await jobs_repo.list_jobs(
             conn,

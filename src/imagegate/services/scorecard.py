@@ -9,7 +9,8 @@ from typing import Any
 
 from imagegate.db import providers_repo
 from imagegate.db.providers_repo import MODERATED, OK, CallRow
-from imagegate.domain.routing import Breaker, percentile
+from imagegate.domain.circuit_breaker import Breaker
+from imagegate.domain.routing import percentile
 from imagegate.providers.registry import ModelChoice, ProviderEntry
 from imagegate.runtime import Runtime
 

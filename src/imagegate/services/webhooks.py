@@ -4,8 +4,6 @@ workspace's ids are simply not found."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +15,6 @@ from imagegate.domain.records import Principal
 from imagegate.domain.webhooks import DEFAULT_EVENT_TYPES, DeliveryRecord, EndpointRecord
 from imagegate.errors import (
     DeliveryNotFound,
-    InvalidCursor,
     InvalidRequest,
     InvalidState,
     JobNotFound,
@@ -25,6 +22,7 @@ from imagegate.errors import (
 )
 from imagegate.net.ssrf import CheckedUrl, UrlGuard, UrlPolicy
 from imagegate.runtime import Runtime
+from imagegate.services.pagination import decode_cursor, encode_cursor
 from imagegate.settings import Settings
 from imagegate.webhooks import secrets
 from imagegate.webhooks.secrets import Secrets, box, open_secrets
@@ -147,20 +145,6 @@ class DeliveryPage:
     next_cursor: str | None
 
 
-def _encode_cursor(delivery_id: str) -> str:
-    return base64.urlsafe_b64encode(delivery_id.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as error:
-        raise InvalidCursor() from error
-    if not value.startswith("dlv_") or len(value) > 40:
-        raise InvalidCursor()
-    return value
-
-
 async def list_deliveries(
     rt: Runtime,
     principal: Principal,
@@ -171,7 +155,7 @@ async def list_deliveries(
     limit: int,
 ) -> DeliveryPage:
     """A job's or an endpoint's deliveries, newest first, with their attempts."""
-    before = _decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor, "dlv_") if cursor else None
     async with rt.db.connect() as conn:
         workspace = principal.workspace_id
         if job_id is not None and await jobs_repo.get_job(conn, job_id, workspace) is None:
@@ -186,7 +170,7 @@ async def list_deliveries(
         )  # fmt: skip
     more = len(found) > limit
     found = found[:limit]
-    return DeliveryPage(found, _encode_cursor(found[-1].id) if more and found else None)
+    return DeliveryPage(found, encode_cursor(found[-1].id) if more and found else None)
 
 
 async def redeliver(rt: Runtime, principal: Principal, delivery_id: str) -> DeliveryRecord:

@@ -16,8 +16,7 @@ from sse_starlette.sse import EventSourceResponse
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
 from imagegate.api.schemas import JobPublic
-from imagegate.db.events_repo import EventRow
-from imagegate.domain.records import Principal
+from imagegate.domain.records import EventRecord, Principal
 from imagegate.errors import InvalidRequest
 from imagegate.runtime import Runtime
 from imagegate.services import event_feed
@@ -81,7 +80,7 @@ async def workspace_events(
 
 
 async def _messages(
-    rt: Runtime, principal: Principal, events: AsyncIterator[EventRow]
+    rt: Runtime, principal: Principal, events: AsyncIterator[EventRecord]
 ) -> AsyncIterator[ServerSentEvent]:
     async for row in events:
         yield ServerSentEvent(
@@ -91,7 +90,7 @@ async def _messages(
         )
 
 
-async def _body(rt: Runtime, principal: Principal, row: EventRow) -> dict[str, Any]:
+async def _body(rt: Runtime, principal: Principal, row: EventRecord) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": row.type,
         "job_id": row.job_id,

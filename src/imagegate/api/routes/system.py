@@ -10,8 +10,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import text
 
 from imagegate.api.deps import RuntimeDep
-from imagegate.counters import CountersUnavailable
 from imagegate.errors import FileLinkInvalid, NotFound
+from imagegate.rate_limits import CountersUnavailable
 from imagegate.runtime import Runtime
 
 router = APIRouter(tags=["system"])
