@@ -25,10 +25,13 @@ from imagegate.errors import (
     JobNotFound,
     UnsupportedModel,
 )
+from imagegate.observability.logging import get_logger
 from imagegate.providers.base import GenerationRequest
 from imagegate.runtime import Runtime
 from imagegate.services import rate_limits, webhooks
 from imagegate.services.submission import JobSpec, resolve
+
+log = get_logger("imagegate.jobs")
 
 # An in-flight claim older than this belongs to a request that died mid-way.
 ABANDONED_CLAIM = timedelta(seconds=60)
@@ -123,7 +126,7 @@ async def submit(
             async with rt.db.begin() as conn:
                 await idempotency_repo.release(conn, principal.workspace_id, idempotency[0])
         raise
-    await dbos_engine.enqueue(job_id, principal.workspace_id)
+    await _enqueue_or_leave_to_sweep(job_id, principal.workspace_id, 1)
     return Submitted(202, body, job_id, replayed=False, rate_limit=allowance)
 
 
@@ -295,8 +298,19 @@ async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
             run=run,
             by_key=principal.key_id,
         )
-    await dbos_engine.enqueue(job_id, job.workspace_id, run)
+    await _enqueue_or_leave_to_sweep(job_id, job.workspace_id, run)
     return await get(rt, principal, job_id)
+
+
+async def _enqueue_or_leave_to_sweep(job_id: str, workspace_id: str, run: int) -> None:
+    """Queue the run just committed. If that fails the job is still recorded (the 202
+    holds): the elected reaper's enqueue sweep (services.enqueue_sweep) queues it
+    within a few seconds, so the caller gets its answer rather than a 500 for a job
+    that will run anyway."""
+    try:
+        await dbos_engine.enqueue(job_id, workspace_id, run)
+    except Exception as error:
+        log.warning("job.enqueue_failed", job_id=job_id, run=run, error=repr(error))
 
 
 async def reconcile(rt: Runtime) -> int:
