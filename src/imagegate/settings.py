@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # On SIGTERM a worker stops taking jobs and waits this long for its running ones;
     # any still running then are handed back to the other workers.
     drain_timeout_s: int = Field(default=30, ge=0)
+    # A job recorded but still without a run on the queue this long after (its enqueue
+    # failed after the commit) is queued by the elected reaper's next pass.
+    enqueue_sweep_grace_s: float = Field(default=5.0, ge=0)
 
     max_attempts: int = Field(default=3, ge=1, le=20)
     # A provider call that takes longer is abandoned and counts as a failed attempt.

@@ -146,7 +146,11 @@ class IdempotencyRecord(Base):
     state: Mapped[str] = mapped_column(String(16))
     status_code: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The id of what the request made (a job, an endpoint, a delivery), if anything.
     job_id: Mapped[str | None] = mapped_column(String(40))
+    # Random, written with the claim: only the request that holds it may complete or
+    # release the record, never a slower one whose claim was taken over meanwhile.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 

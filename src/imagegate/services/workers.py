@@ -25,6 +25,7 @@ from imagegate.db.workers_repo import WorkerRow
 from imagegate.engine import dbos_engine
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
+from imagegate.services.enqueue_sweep import EnqueueSweep
 
 log = get_logger("imagegate.fleet")
 
@@ -118,9 +119,10 @@ async def leave(rt: Runtime, membership: Membership, reason: str) -> None:
     log.info("worker.left", worker_id=membership.worker_id, reason=reason)
 
 
-async def reap_once(rt: Runtime, holder: str) -> list[str]:
+async def reap_once(rt: Runtime, holder: str, sweep: EnqueueSweep | None = None) -> list[str]:
     """If this process holds the reaper lease, hand the runs of every executor with no
-    live heartbeat to the survivors. Returns the executors it recovered."""
+    live heartbeat to the survivors, then (with a ``sweep``) queue a page of the jobs
+    whose enqueue failed. Returns the executors it recovered."""
     settings = rt.settings
     now = rt.clock.now()
     async with rt.db.begin() as conn:
@@ -140,6 +142,11 @@ async def reap_once(rt: Runtime, holder: str) -> list[str]:
     if dead:
         recovered = await dbos_engine.recover(dead)
         log.warning("worker.reaped", executors=dead, runs=recovered)
+    if sweep is not None:
+        try:
+            await sweep.run_once(rt)
+        except Exception as error:  # the next pass tries again; reaping went on
+            log.warning("jobs.sweep_failed", error=repr(error))
     return dead
 
 
@@ -173,6 +180,7 @@ class Fleet:
         self._holder = membership.worker_id if membership else process_name()
         self._beating: asyncio.Task[None] | None = None
         self._reaping: asyncio.Task[None] | None = None
+        self._sweep = EnqueueSweep()
 
     def start(self) -> Fleet:
         if self._membership is not None:
@@ -218,7 +226,7 @@ class Fleet:
         interval = self._rt.settings.worker_heartbeat_interval_s
         while True:
             try:
-                await reap_once(self._rt, self._holder)
+                await reap_once(self._rt, self._holder, self._sweep)
             except Exception as error:  # a failed pass is retried on the next tick
                 log.warning("reaper.failed", error=repr(error))
             await asyncio.sleep(interval)

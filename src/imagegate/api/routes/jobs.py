@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
+from imagegate.api.idempotency import IdempotencyKeyHeader, idempotent, respond
 from imagegate.api.rate_limit_headers import remember
 from imagegate.api.schemas import JobCreate, JobPublic, JobsPublic, Problem
 from imagegate.domain.jobs import JobStatus
-from imagegate.errors import IdempotencyKeyInvalid, InvalidRequest
-from imagegate.services import event_feed
+from imagegate.errors import InvalidRequest
+from imagegate.services import event_feed, idempotency
 from imagegate.services import jobs as jobs_service
+from imagegate.services.idempotency import Answer
 from imagegate.services.submission import JobSpec
 
 router = APIRouter(prefix="/api/image/jobs", tags=["jobs"])
@@ -26,15 +26,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _idempotency(key: str | None, body: JobCreate) -> tuple[str, str] | None:
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-        raise IdempotencyKeyInvalid()
-    canonical = json.dumps(body.model_dump(exclude_unset=True), sort_keys=True)
-    return key, hashlib.sha256(canonical.encode()).hexdigest()
-
-
 @router.post(
     "", status_code=202, response_model=JobPublic, operation_id="create_job", responses=ERRORS
 )
@@ -43,7 +34,7 @@ async def create_job(
     body: JobCreate,
     rt: RuntimeDep,
     principal: PrincipalDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
     prefer: Annotated[str | None, Header(alias="Prefer")] = None,
 ) -> JSONResponse:
     """Queue an image job. Answers 202 with the job; poll its ``Location``. With
@@ -55,7 +46,7 @@ async def create_job(
         principal,
         spec,
         present=lambda job: JobPublic.from_record(job, rt.storage).model_dump(mode="json"),
-        idempotency=_idempotency(idempotency_key, body),
+        idempotency=idempotent(idempotency_key, "create_job", body),
     )
     headers = {"Location": f"/api/image/jobs/{result.job_id}"}
     if result.replayed:
@@ -122,9 +113,20 @@ async def get_job(job_id: str, rt: RuntimeDep, principal: PrincipalDep) -> JobPu
 @router.post(
     "/{job_id}/cancel", response_model=JobPublic, operation_id="cancel_job", responses=ERRORS
 )
-async def cancel_job(job_id: str, rt: RuntimeDep, principal: PrincipalDep) -> JobPublic:
+async def cancel_job(
+    job_id: str,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """Cancel a queued or running job."""
-    return JobPublic.from_record(await jobs_service.cancel(rt, principal, job_id), rt.storage)
+
+    async def cancel() -> Answer:
+        job = await jobs_service.cancel(rt, principal, job_id)
+        return Answer(200, JobPublic.from_record(job, rt.storage).model_dump(mode="json"), job_id)
+
+    request = idempotent(idempotency_key, "cancel_job", job_id=job_id)
+    return respond(await idempotency.run(rt, principal, request, cancel))
 
 
 @router.post(
@@ -135,8 +137,17 @@ async def cancel_job(job_id: str, rt: RuntimeDep, principal: PrincipalDep) -> Jo
     responses={**ERRORS, 403: ERRORS[401]},
 )
 async def retry_job(
-    job_id: str, rt: RuntimeDep, principal: PrincipalDep, response: Response
-) -> JobPublic:
+    job_id: str,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """Requeue a dead-lettered job (admin keys only)."""
-    response.headers["Location"] = f"/api/image/jobs/{job_id}"
-    return JobPublic.from_record(await jobs_service.requeue(rt, principal, job_id), rt.storage)
+
+    async def requeue() -> Answer:
+        job = await jobs_service.requeue(rt, principal, job_id)
+        return Answer(202, JobPublic.from_record(job, rt.storage).model_dump(mode="json"), job_id)
+
+    request = idempotent(idempotency_key, "retry_job", job_id=job_id)
+    answer = await idempotency.run(rt, principal, request, requeue)
+    return respond(answer, {"Location": f"/api/image/jobs/{job_id}"})

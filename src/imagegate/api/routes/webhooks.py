@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
+from imagegate.api.idempotency import IdempotencyKeyHeader, idempotent, respond
 from imagegate.api.schemas import Problem
 from imagegate.api.webhook_schemas import (
     DeliveriesPublic,
@@ -19,7 +21,9 @@ from imagegate.api.webhook_schemas import (
     WebhookEndpointUpdate,
     WebhookSecretPublic,
 )
+from imagegate.services import idempotency
 from imagegate.services import webhooks as service
+from imagegate.services.idempotency import Answer
 from imagegate.services.webhooks import DeliveryPage
 
 router = APIRouter(prefix="/api/image/webhooks", tags=["webhooks"])
@@ -48,13 +52,23 @@ def _page(page: DeliveryPage) -> DeliveriesPublic:
     responses=ERRORS,
 )
 async def create_endpoint(
-    body: WebhookEndpointCreate, rt: RuntimeDep, principal: PrincipalDep, response: Response
-) -> WebhookEndpointCreated:
+    body: WebhookEndpointCreate,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """Add a receiver for the workspace's job events; the answer carries its secret."""
-    endpoint, secret = await service.create_endpoint(rt, principal, **body.model_dump())
-    response.headers["Location"] = f"/api/image/webhooks/{endpoint.id}"
-    public = WebhookEndpointPublic.from_record(endpoint)
-    return WebhookEndpointCreated(**public.model_dump(), secret=secret)
+
+    async def create() -> Answer:
+        endpoint, secret = await service.create_endpoint(rt, principal, **body.model_dump())
+        public = WebhookEndpointPublic.from_record(endpoint)
+        created = WebhookEndpointCreated(**public.model_dump(), secret=secret)
+        return Answer(201, created.model_dump(mode="json"), endpoint.id)
+
+    request = idempotent(idempotency_key, "create_webhook_endpoint", body)
+    # The secret is kept sealed in the stored answer, opened only for its replay.
+    answer = await idempotency.run(rt, principal, request, create, sealed=("secret",))
+    return respond(answer, {"Location": f"/api/image/webhooks/{answer.resource_id}"})
 
 
 @router.get(
@@ -143,11 +157,20 @@ async def get_secret(
     responses=ERRORS,
 )
 async def rotate_secret(
-    endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
-) -> WebhookSecretPublic:
+    endpoint_id: str,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """A new secret; the old one signs beside it until ``previous_key_expires_at``."""
-    key, expires = await service.rotate_secret(rt, principal, endpoint_id)
-    return WebhookSecretPublic(key=key, previous_key_expires_at=expires)
+
+    async def rotate() -> Answer:
+        key, expires = await service.rotate_secret(rt, principal, endpoint_id)
+        public = WebhookSecretPublic(key=key, previous_key_expires_at=expires)
+        return Answer(200, public.model_dump(mode="json"), endpoint_id)
+
+    request = idempotent(idempotency_key, "rotate_webhook_endpoint_secret", endpoint_id=endpoint_id)
+    return respond(await idempotency.run(rt, principal, request, rotate, sealed=("key",)))
 
 
 @router.get(
@@ -177,9 +200,21 @@ async def list_endpoint_deliveries(
     operation_id="redeliver_webhook",
     responses=ERRORS,
 )
-async def redeliver(delivery_id: str, rt: RuntimeDep, principal: PrincipalDep) -> DeliveryPublic:
+async def redeliver(
+    delivery_id: str,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """Send the delivery's event again: a new delivery, same ``webhook-id``."""
-    return DeliveryPublic.from_record(await service.redeliver(rt, principal, delivery_id))
+
+    async def send_again() -> Answer:
+        delivery = await service.redeliver(rt, principal, delivery_id)
+        public = DeliveryPublic.from_record(delivery)
+        return Answer(202, public.model_dump(mode="json"), delivery.id)
+
+    request = idempotent(idempotency_key, "redeliver_webhook", delivery_id=delivery_id)
+    return respond(await idempotency.run(rt, principal, request, send_again))
 
 
 @jobs_router.get(
