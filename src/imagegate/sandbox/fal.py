@@ -68,7 +68,9 @@ def create_app() -> FastAPI:
     async def status(owner: str, app_name: str, request_id: str, request: Request) -> Response:
         _authorise(request)
         job = await _poll(sandbox, f"{owner}/{app_name}", request_id)
-        return _status(job, request_id, str(request.base_url), request.query_params.get("logs"))
+        # fal-client sends ``logs=true``/``logs=false``, curl users ``logs=1``.
+        logs = request.query_params.get("logs", "").lower() in {"1", "true"}
+        return _status(sandbox, job, request_id, str(request.base_url), logs)
 
     @app.get("/{owner}/{app_name}/requests/{request_id}")
     async def result(owner: str, app_name: str, request_id: str, request: Request) -> Response:
@@ -233,10 +235,14 @@ def _queue_position(sandbox: Sandbox, job: dict[str, Any]) -> int:
     return len(ahead)
 
 
-def _status(job: dict[str, Any], request_id: str, base_url: str, logs: str | None) -> Response:
+def _status(
+    sandbox: Sandbox, job: dict[str, Any], request_id: str, base_url: str, logs: bool
+) -> Response:
     phase = _phase(job)
     body = _urls(job, request_id, base_url) | {"status": phase}
     if phase == IN_QUEUE:
+        # fal-client reads the position of every queued status (a KeyError without it).
+        body["queue_position"] = _queue_position(sandbox, job)
         return JSONResponse(body, 202)
     duration = float(job["duration_s"])
     run_share = max(duration * (1 - QUEUED_SHARE), 1e-9)

@@ -149,8 +149,11 @@ class _Emulator:
         ]  # fmt: skip
         body: dict[str, Any] = {"created": int(time.time()), "data": data}
         if MODELS[job.model].gpt:
+            # The response names what was made: "auto" resolved to a real size and
+            # quality (OpenAI's ImagesResponse schema allows no "auto" in either).
             body.update(background="opaque", output_format=job.output_format.value,
-                        quality=job.quality, size=job.size, usage=_usage(job))  # fmt: skip
+                        quality=_resolved_quality(job.quality), size="x".join(
+                            str(side) for side in job.dimensions), usage=_usage(job))  # fmt: skip
         return JSONResponse(body)
 
     async def blob(self, request_id: str, name: str) -> Response:
@@ -183,6 +186,11 @@ def _item(job: Job, image: bytes, url: str) -> dict[str, Any]:
     if job.model == "dall-e-3":
         item["revised_prompt"] = job.prompt
     return item
+
+
+def _resolved_quality(quality: str) -> str:
+    # "auto" bills as medium (see _OUTPUT_TOKENS), so it reports medium.
+    return "medium" if quality == "auto" else quality
 
 
 def _usage(job: Job) -> dict[str, Any]:

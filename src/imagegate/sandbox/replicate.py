@@ -3,7 +3,8 @@
 Speaks: ``POST /v1/predictions`` (``version`` as ``owner/name:id``, a bare id, or
 ``owner/name`` for an official model), ``POST /v1/models/{owner}/{name}/predictions``,
 ``GET /v1/predictions/{id}``, ``POST /v1/predictions/{id}/cancel``,
-``GET /v1/predictions`` and ``GET /v1/models/{owner}/{name}``, with ``Prefer: wait=N``
+``GET /v1/predictions``, ``GET /v1/models/{owner}/{name}`` and its
+``/versions/{id}``, with ``Prefer: wait=N``
 holding a create for up to N seconds. Outputs are served by the emulator itself under
 ``/delivery/`` (Replicate's are on replicate.delivery) and vanish an hour after the
 prediction completes, as Replicate's do.
@@ -39,6 +40,7 @@ from imagegate.sandbox.replicate_models import (
     CatalogModel,
     find_version,
     invalid_fields,
+    openapi_schema,
     output_plan,
 )
 
@@ -154,6 +156,13 @@ def create_app() -> FastAPI:
             return _problem(404, "Not found", "The requested model does not exist.")
         return JSONResponse(_model_object(model))
 
+    @app.get("/v1/models/{owner}/{name}/versions/{version_id}", dependencies=[Depends(_authorized)])
+    async def get_version(owner: str, name: str, version_id: str) -> Response:
+        model = CATALOG.get(f"{owner}/{name}")
+        if model is None or model.version != version_id:
+            return _problem(404, "Not found", "The requested version does not exist.")
+        return JSONResponse(_version_object(model))
+
     @app.get("/delivery/{prediction_id}/{filename}")
     async def delivery(prediction_id: str, filename: str) -> Response:
         job = sandbox.jobs.get(prediction_id)
@@ -206,8 +215,13 @@ def _invalid(problems: list[dict[str, str]]) -> JSONResponse:
 
 def _fault_body(decision: Decision) -> dict[str, Any]:
     if decision.status == 429:
+        # A problem like every other Replicate error (the client reads title/detail).
         wait = decision.retry_after_s or 30
-        return {"detail": f"Request was throttled. Your rate limit resets in ~{wait}s."}
+        return {
+            "title": "Request was throttled.",
+            "detail": f"Request was throttled. Your rate limit resets in ~{wait}s.",
+            "status": 429,
+        }
     return {
         "title": "Internal Server Error",
         "detail": "An unexpected error occurred (injected by the sandbox).",
@@ -340,6 +354,11 @@ def _public(job: dict[str, Any]) -> dict[str, Any]:
     """The prediction as the API shows it. After the output TTL the input, output and
     logs are removed; an injected ``expired`` fault only breaks the file URLs."""
     public = {k: v for k, v in job.items() if not k.startswith("_")}
+    # Replicate leaves out the times a prediction has not reached yet (its schema
+    # types them as date-time strings, never null).
+    for moment in ("started_at", "completed_at"):
+        if public.get(moment) is None:
+            public.pop(moment, None)
     completed = job.get("_completed")
     if completed is not None and time.monotonic() - completed > OUTPUT_TTL_S:
         public.update(input={}, output=None, logs="", data_removed=True)
@@ -356,5 +375,25 @@ def _model_object(model: CatalogModel) -> dict[str, Any]:
         "visibility": "public",
         "is_official": model.official,
         "run_count": 0,
-        "latest_version": {"id": model.version, "cog_version": "0.9.0", "openapi_schema": None},
+        "github_url": None,
+        "paper_url": None,
+        "license_url": None,
+        "cover_image_url": None,
+        "default_example": None,
+        "latest_version": _version_object(model),
+    }
+
+
+# The date the emulated versions were pushed: fixed, as a real version's is.
+_VERSION_CREATED = "2024-08-01T00:00:00.000000Z"
+
+
+def _version_object(model: CatalogModel) -> dict[str, Any]:
+    """A model version as Replicate shows it: the replicate client requires
+    ``created_at`` and an ``openapi_schema`` object."""
+    return {
+        "id": model.version,
+        "created_at": _VERSION_CREATED,
+        "cog_version": "0.9.0",
+        "openapi_schema": openapi_schema(model),
     }

@@ -267,3 +267,38 @@ def _fits(width: int, height: int) -> int:
     if width * height > MAX_OUTPUT_PIXELS:
         raise ValueError("CUDA out of memory. Tried to allocate 9.00 GiB")
     return width
+
+
+def openapi_schema(model: CatalogModel) -> dict[str, Any]:
+    """The part of a version's ``openapi_schema`` that clients read: the ``Input`` and
+    ``Output`` schemas Cog writes (the replicate client looks at ``Output`` to decide
+    whether a model streams, so it must be there and be an object)."""
+    properties = {name: _rule_schema(rule) for name, rule in model.inputs.items()}
+    for name, value in model.defaults.items():
+        if name in properties:
+            properties[name]["default"] = value
+    uri = {"type": "string", "format": "uri"}
+    output = uri if model.kind == "esrgan" else {"type": "array", "items": uri}
+    return {
+        "openapi": "3.0.2",
+        "info": {"title": "Cog", "version": "0.1.0"},
+        "paths": {},
+        "components": {
+            "schemas": {
+                "Input": {"type": "object", "title": "Input", "properties": properties,
+                          "required": list(model.required)},
+                "Output": {"title": "Output", **output},
+            }
+        },
+    }  # fmt: skip
+
+
+def _rule_schema(rule: Rule) -> dict[str, Any]:
+    if isinstance(rule, Text):
+        return {"type": "string"}
+    if isinstance(rule, Flag):
+        return {"type": "boolean"}
+    if isinstance(rule, OneOf):
+        return {"type": "string", "enum": list(rule.values)}
+    kind = "integer" if rule.integer else "number"
+    return {"type": kind, "minimum": rule.low, "maximum": rule.high}
