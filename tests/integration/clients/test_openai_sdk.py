@@ -14,7 +14,7 @@ import openai
 import pytest
 from PIL import Image
 
-from imagegate.providers.sandbox.openai import API_KEY
+from imagegate.sandbox.openai import API_KEY
 from tests.support.openapi import assert_conforms
 from tests.support.sandbox import SandboxProcess
 

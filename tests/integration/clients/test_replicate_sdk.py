@@ -15,7 +15,7 @@ import replicate
 from PIL import Image
 from replicate.exceptions import ModelError, ReplicateError
 
-from imagegate.providers.sandbox.replicate_models import CATALOG
+from imagegate.sandbox.replicate_models import CATALOG
 from tests.support.openapi import assert_conforms
 from tests.support.sandbox import SandboxProcess
 
