@@ -78,18 +78,25 @@ def candidates_for(rt: Runtime, params: dict[str, Any]) -> list[tuple[ProviderEn
 async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
     """The provider for the job's next attempt (``holder`` names the attempt)."""
     now = rt.clock.now()
-    # A provider job in flight from an earlier attempt is resumed where it runs.
-    if job.provider_job_id and job.provider and _exists(rt, job.provider):
-        return Route(job.provider, str(job.model))
+    # A provider job in flight from an earlier attempt is resumed where it runs,
+    # through the same gates as a new call: an open circuit or a full slot table holds
+    # the poll back like any other, and it never falls back elsewhere.
+    resuming = bool(job.provider_job_id and job.provider and _exists(rt, job.provider))
     policy = str(job.params.get("routing") or rt.providers.config.routing.policy)
     async with rt.db.connect() as conn:
         breakers = await providers_repo.all_breakers(conn)
-        failed = await providers_repo.failed_providers(conn, job.id)
-        medians = (
-            await providers_repo.median_latencies(conn, now - timedelta(hours=1))
-            if policy == "fastest"
-            else {}
-        )
+        if resuming:
+            failed, medians = [], {}
+        else:
+            failed = await providers_repo.failed_providers(conn, job.id)
+            medians = (
+                await providers_repo.median_latencies(conn, now - timedelta(hours=1))
+                if policy == "fastest"
+                else {}
+            )
+    if resuming:
+        resumed = [(str(job.provider), str(job.model))]
+        return await _first_available(rt, resumed, breakers, holder, now)
     options = _fallback(
         candidates_for(rt, job.params), failed, rt.providers.config.routing.max_providers
     )
@@ -101,34 +108,43 @@ async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
         ],
         policy,
     )
+    if not ranked_options:
+        return Wait(0.0, "no configured provider can do this job")
+    return await _first_available(
+        rt, [(c.provider, c.model) for c in ranked_options], breakers, holder, now
+    )
+
+
+async def _first_available(
+    rt: Runtime,
+    ordered: list[tuple[str, str]],
+    breakers: dict[str, Breaker],
+    holder: str,
+    now: datetime,
+) -> Route | Wait:
+    """The first (provider, model) whose circuit lets a call through and that has a
+    free slot and rate; else how long to wait for one."""
     wait_s = None
-    for candidate in ranked_options:
-        entry = rt.providers.entry(candidate.provider)
-        breaker = (
-            breakers.get(candidate.provider, Breaker()) if entry.breaker_enabled else Breaker()
-        )
+    for provider, model in ordered:
+        entry = rt.providers.entry(provider)
+        breaker = breakers.get(provider, Breaker()) if entry.breaker_enabled else Breaker()
         probe = False
         if breaker.state is not BreakerState.CLOSED:
-            probe = await _claim_probe(rt, candidate.provider, breaker, now)
+            probe = await _claim_probe(rt, provider, breaker, now)
             if not probe:
                 left = breaker.seconds_to_probe(now, rules(rt)) or BUSY_RETRY_S
                 wait_s = min(wait_s or left, left)
                 continue
-        refusal = await _take_capacity(rt, candidate.provider, holder, now)
+        refusal = await _take_capacity(rt, provider, holder, now)
         if refusal is not None:
             wait_s = min(wait_s or refusal, refusal)
             if probe:  # give the probe back for another attempt to use
                 async with rt.db.begin() as conn:
-                    await providers_repo.reopen(conn, candidate.provider, breaker.opened_at or now)
+                    await providers_repo.reopen(conn, provider, breaker.opened_at or now)
             continue
         return Route(
-            candidate.provider,
-            candidate.model,
-            probe=probe,
-            slot_holder=holder if entry.table.concurrency else None,
+            provider, model, probe=probe, slot_holder=holder if entry.table.concurrency else None
         )
-    if not ranked_options:
-        return Wait(0.0, "no configured provider can do this job")
     return Wait(max(wait_s or BUSY_RETRY_S, 0.05), "every able provider is open or busy")
 
 
