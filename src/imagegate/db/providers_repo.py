@@ -93,11 +93,13 @@ async def call_counts(
     query = (
         select(
             calls.c.provider,
-            func.count(),
-            _ok_sum(literal(1)),
-            func.coalesce(func.sum(case((calls.c.outcome == MODERATED, 1), else_=0)), 0),
-            _ok_sum(calls.c.images),
-            _ok_sum(calls.c.cost_usd),
+            func.count().label("calls"),
+            _ok_sum(literal(1)).label("ok"),
+            func.coalesce(func.sum(case((calls.c.outcome == MODERATED, 1), else_=0)), 0).label(
+                "moderated"
+            ),
+            _ok_sum(calls.c.images).label("images"),
+            _ok_sum(calls.c.cost_usd).label("cost_usd"),
         )
         .where(calls.c.started_at >= since)
         .group_by(calls.c.provider)
@@ -106,8 +108,14 @@ async def call_counts(
         query = query.where(calls.c.provider.in_(list(providers)))
     rows = await conn.execute(query)
     return {
-        str(p): CallCounts(int(n), int(ok), int(mod), int(img), float(cost))
-        for p, n, ok, mod, img, cost in rows.tuples()
+        str(r["provider"]): CallCounts(
+            int(r["calls"]),
+            int(r["ok"]),
+            int(r["moderated"]),
+            int(r["images"]),
+            float(r["cost_usd"]),
+        )
+        for r in rows.mappings()
     }
 
 
@@ -149,13 +157,17 @@ async def latency_percentiles(
                 .subquery()
             )
             parts.append(
-                select(literal(provider, String), literal(float(q), Float), at.c.duration_ms)
+                select(
+                    literal(provider, String).label("provider"),
+                    literal(float(q), Float).label("q"),
+                    at.c.duration_ms,
+                )
             )
     found: dict[str, dict[float, float]] = {}
     if not parts:
         return found
-    for provider, q, duration in (await conn.execute(union_all(*parts))).tuples():
-        found.setdefault(str(provider), {})[float(q)] = float(duration)
+    for r in (await conn.execute(union_all(*parts))).mappings():
+        found.setdefault(str(r["provider"]), {})[float(r["q"])] = float(r["duration_ms"])
     return found
 
 
@@ -183,7 +195,12 @@ async def last_errors(
     if not parts:
         return {}
     rows = await conn.execute(union_all(*parts))
-    return {str(p): CallError(code, message, at, ws) for p, code, message, at, ws in rows.tuples()}
+    return {
+        str(r["provider"]): CallError(
+            r["error_code"], r["error_message"], r["started_at"], r["workspace_id"]
+        )
+        for r in rows.mappings()
+    }
 
 
 async def failed_providers(conn: AsyncConnection, job_id: str) -> list[str]:
