@@ -14,13 +14,15 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from imagegate.db import providers_repo
+from imagegate.db.models import ProviderCall
 from imagegate.runtime import Runtime
 from imagegate.services.keys import create_key
 from tests.support.api import client, wait_for_job
 from tests.support.postgres import fresh_database
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, wait_until
 
 MARKER = "__boom__"
 SECRET_PROMPT = "the secret harbour of workspace A"
@@ -31,7 +33,8 @@ def card_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
     """A fresh server whose only provider calls are the ones these tests make. A
-    prompt with the marker fails its one and only attempt."""
+    prompt with the marker fails its one and only attempt. Its reaper ticks, and its
+    retention sweep is due, every 0.2 s."""
     with ExitStack() as stack:
         database = {}
         if request.param == "postgresql":
@@ -42,6 +45,8 @@ def card_server(
             IMAGEGATE_BUILTIN_FAULT_ATTEMPTS="1",
             IMAGEGATE_MAX_ATTEMPTS="1",
             IMAGEGATE_BUILTIN_PROCESSES="0",
+            IMAGEGATE_WORKER_HEARTBEAT_INTERVAL_S="0.2",
+            IMAGEGATE_RETENTION_INTERVAL_S="0.2",
             **database,
         ).start()
         yield proc
@@ -171,3 +176,31 @@ def test_the_scorecard_figures_are_exact_and_error_text_stays_home(
     assert "builtin fault injected" in seen_by_b["last_error"]["message"]
     seen_by_a = _card(card_server, a.secret)
     assert seen_by_a["last_error"] == {**seen_by_b["last_error"], "message": None}
+
+
+def test_the_elected_reaper_deletes_calls_past_retention(card_server: ServerProcess) -> None:
+    now = datetime.now(UTC)
+
+    async def write() -> None:
+        rt = Runtime.build(card_server.settings(), with_providers=False)
+        try:
+            async with rt.db.begin() as conn:
+                for days, ms in ((31, 31), (29, 29)):  # the default keeps 30 days
+                    await providers_repo.add_call(
+                        conn, _call(now - timedelta(days=days), "ok", ms, None)
+                    )
+        finally:
+            await rt.close()
+
+    async def durations() -> set[int]:
+        rt = Runtime.build(card_server.settings(), with_providers=False)
+        try:
+            async with rt.db.connect() as conn:
+                query = select(ProviderCall.__table__.c.duration_ms)
+                return set((await conn.execute(query)).scalars())
+        finally:
+            await rt.close()
+
+    asyncio.run(write())
+    wait_until(lambda: 31 not in asyncio.run(durations()), 30, 0.2, "the old call to go")
+    assert 29 in asyncio.run(durations())

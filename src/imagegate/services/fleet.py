@@ -25,6 +25,7 @@ from imagegate.db.workers_repo import WorkerRow
 from imagegate.engine import dbos_engine
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
+from imagegate.services import retention
 
 log = get_logger("imagegate.fleet")
 
@@ -140,6 +141,8 @@ async def reap_once(rt: Runtime, holder: str) -> list[str]:
     if dead:
         recovered = await dbos_engine.recover(dead)
         log.warning("worker.reaped", executors=dead, runs=recovered)
+    # The elected process is also the housekeeper (hourly by default).
+    await retention.run_if_due(rt, holder)
     return dead
 
 
