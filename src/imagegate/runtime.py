@@ -3,7 +3,7 @@ providers, clock. Built by the CLI, handed to the API and the engine."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -17,6 +17,10 @@ from imagegate.storage.base import Storage
 from imagegate.storage.factory import build_storage
 from imagegate.storage.local import LocalStorage
 from imagegate.storage.signing import UrlSigner
+from imagegate.ttl_cache import TtlCache
+
+# ``fastest`` routing keeps each provider's measured median this long in a process.
+LATENCY_CACHE_TTL_S = 10.0
 
 
 @dataclass
@@ -31,6 +35,10 @@ class Runtime:
     clock: Clock
     # Rate-limit counts (quotas later): in Redis when configured, else in this process.
     counters: CounterStore
+    # Provider name -> median latency (None: too few calls), for ``fastest`` routing.
+    latency_cache: TtlCache[str, float | None] = field(
+        default_factory=lambda: TtlCache(256, LATENCY_CACHE_TTL_S)
+    )
 
     @classmethod
     def build(

@@ -4,6 +4,7 @@ them what the database knows; the circuit breaker's rules are in domain/circuit_
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -40,10 +41,15 @@ def ranked(candidates: list[Candidate], policy: str) -> list[Candidate]:
     return sorted(candidates, key=by_priority)
 
 
-def percentile(values: list[int], q: float) -> float | None:
+def nearest_rank(count: int, q: float) -> int:
+    """The 1-based rank of the ``q``-th percentile among ``count`` sorted values
+    (nearest-rank method): the one definition of a percentile in imagegate, used on
+    lists here and as an SQL ``OFFSET`` by the scorecard and ``fastest`` routing."""
+    return max(1, min(count, math.ceil(q * count / 100)))
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
     """The ``q``-th percentile (nearest rank) of ``values``, or None without any."""
     if not values:
         return None
-    ordered = sorted(values)
-    rank = math.ceil(q / 100 * len(ordered))
-    return float(ordered[max(0, min(len(ordered), rank) - 1)])
+    return float(sorted(values)[nearest_rank(len(values), q) - 1])

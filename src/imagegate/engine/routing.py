@@ -30,6 +30,11 @@ log = get_logger("imagegate.routing")
 STALE_PROBE_S = 120.0
 # Waiting for a free slot or for rate-limit room: check again this soon.
 BUSY_RETRY_S = 1.0
+# ``fastest`` compares medians of the successful calls of the last hour, at most this
+# many per provider, and only for providers with enough of them to trust.
+FASTEST_WINDOW = timedelta(hours=1)
+FASTEST_SAMPLE = 1000
+FASTEST_MIN_CALLS = 5
 
 
 @dataclass(frozen=True)
@@ -85,20 +90,17 @@ async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
     policy = str(job.params.get("routing") or rt.providers.config.routing.policy)
     async with rt.db.connect() as conn:
         breakers = await providers_repo.all_breakers(conn)
-        if resuming:
-            failed, medians = [], {}
-        else:
-            failed = await providers_repo.failed_providers(conn, job.id)
-            medians = (
-                await providers_repo.median_latencies(conn, now - timedelta(hours=1))
-                if policy == "fastest"
-                else {}
-            )
+        failed = [] if resuming else await providers_repo.failed_providers(conn, job.id)
     if resuming:
         resumed = [(str(job.provider), str(job.model))]
         return await _first_available(rt, resumed, breakers, holder, now)
     options = _fallback(
         candidates_for(rt, job.params), failed, rt.providers.config.routing.max_providers
+    )
+    medians = (
+        await median_latencies(rt, sorted({e.name for e, _ in options}))
+        if policy == "fastest"
+        else {}
     )
     mode = str(job.params["mode"])
     ranked_options = ranked(
@@ -146,6 +148,36 @@ async def _first_available(
             provider, model, probe=probe, slot_holder=holder if entry.table.concurrency else None
         )
     return Wait(max(wait_s or BUSY_RETRY_S, 0.05), "every able provider is open or busy")
+
+
+async def median_latencies(rt: Runtime, providers: list[str]) -> dict[str, float]:
+    """The median latency of each provider's successful calls over the last
+    ``FASTEST_WINDOW`` (at most ``FASTEST_SAMPLE`` of them; None below
+    ``FASTEST_MIN_CALLS``). Each provider's figure is kept ``rt.latency_cache.ttl_s``
+    in this process, so attempts do not each ask the database."""
+    found: dict[str, float] = {}
+    missing = []
+    for name in providers:
+        fresh, median = rt.latency_cache.lookup(name)
+        if not fresh:
+            missing.append(name)
+        elif median is not None:
+            found[name] = median
+    if not missing:
+        return found
+    since = rt.clock.now() - FASTEST_WINDOW
+    async with rt.db.connect() as conn:
+        counts = await providers_repo.call_counts(conn, since, missing)
+        enough = {p: c.ok for p, c in counts.items() if c.ok >= FASTEST_MIN_CALLS}
+        measured = await providers_repo.latency_percentiles(
+            conn, since, enough, (50,), FASTEST_SAMPLE
+        )
+    for name in missing:
+        median = measured.get(name, {}).get(50.0)
+        rt.latency_cache.put(name, median)
+        if median is not None:
+            found[name] = median
+    return found
 
 
 def _exists(rt: Runtime, name: str) -> bool:
@@ -224,6 +256,7 @@ class CallReport:
     cost_usd: float = 0.0
     error_code: str | None = None
     error_message: str | None = None
+    workspace_id: str | None = None  # whose job: the only one shown the error text
 
 
 async def record(rt: Runtime, route: Route, report: CallReport) -> None:
@@ -236,6 +269,7 @@ async def record(rt: Runtime, route: Route, report: CallReport) -> None:
             conn,
             {
                 "provider": route.provider, "model": route.model, "job_id": report.job_id,
+                "workspace_id": report.workspace_id,
                 "attempt": report.attempt, "started_at": report.started_at,
                 "duration_ms": duration_ms, "outcome": report.outcome,
                 "error_code": report.error_code,

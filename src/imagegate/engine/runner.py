@@ -107,7 +107,9 @@ def _unroutable(job: JobRecord, wait: routing.Wait) -> Outcome:
 async def _call(rt: Runtime, job: JobRecord, route: routing.Route) -> Outcome:
     provider = rt.providers.get(route.provider)
     correlation = _JobCorrelation(rt, job)
-    report = routing.CallReport(job.id, job.attempts, rt.clock.now(), time.monotonic(), OK)
+    report = routing.CallReport(
+        job.id, job.attempts, rt.clock.now(), time.monotonic(), OK, workspace_id=job.workspace_id
+    )
     try:
         async with asyncio.timeout(rt.settings.attempt_timeout_s):
             result = await provider.generate(_request(job), _ProgressWriter(rt, job), correlation)

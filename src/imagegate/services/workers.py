@@ -25,6 +25,7 @@ from imagegate.db.workers_repo import WorkerRow
 from imagegate.engine import dbos_engine
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
+from imagegate.services import retention
 from imagegate.services.enqueue_sweep import EnqueueSweep
 
 log = get_logger("imagegate.fleet")
@@ -147,6 +148,8 @@ async def reap_once(rt: Runtime, holder: str, sweep: EnqueueSweep | None = None)
             await sweep.run_once(rt)
         except Exception as error:  # the next pass tries again; reaping went on
             log.warning("jobs.sweep_failed", error=repr(error))
+    # The elected process is also the housekeeper (hourly by default).
+    await retention.run_if_due(rt, holder)
     return dead
 
 

@@ -33,9 +33,10 @@ class ProvidersPublic(BaseModel):
 
 @router.get("", response_model=ProvidersPublic, operation_id="list_providers")
 async def list_providers(rt: RuntimeDep, principal: PrincipalDep) -> ProvidersPublic:
-    """Capabilities, prices, circuit breaker and a live scorecard (last 24 h, up to
-    the 1,000 latest calls) for every configured provider."""
-    reports = await scorecard.report(rt)
+    """Capabilities, prices, circuit breaker and a live scorecard (last 24 h; latency
+    over the 1,000 latest successful calls) for every configured provider. An error's
+    text is shown only to the workspace whose job it was; others see its code."""
+    reports = await scorecard.report(rt, principal.workspace_id)
     config = rt.providers.config
     return ProvidersPublic(
         data=[_public(r) for r in reports],
