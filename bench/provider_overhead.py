@@ -156,9 +156,8 @@ def overhead(provider: str, jobs: int) -> None:
             setup.stop()
     for name, values in [("adapter alone", direct), ("attempt in imagegate", attempt),
                          ("job, client's view", whole)]:  # fmt: skip
-        print(
-            f"{name:22s} p50 {percentile(values, 50):7.1f} ms   p99 {percentile(values, 99):7.1f} ms"
-        )
+        p50, p99 = percentile(values, 50), percentile(values, 99)
+        print(f"{name:22s} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms")
     print(
         f"router + runner add p50 {percentile(attempt, 50) - percentile(direct, 50):+.1f} ms, "
         f"p99 {percentile(attempt, 99) - percentile(direct, 99):+.1f} ms per job"
