@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from imagegate.db import idempotency_repo, jobs_repo
-from imagegate.domain.ids import new_id
+from imagegate.domain.ids import new_id, well_formed
 from imagegate.domain.jobs import JobAction, JobStatus
 from imagegate.domain.rates import Allowance
 from imagegate.domain.records import JobRecord, Principal
@@ -176,6 +175,8 @@ def _answer(held: idempotency_repo.StoredResponse, request_hash: str) -> Submitt
 
 
 async def get(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
+    if not well_formed(job_id, "job"):
+        raise JobNotFound()
     async with rt.db.connect() as conn:
         job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)
     if job is None:
@@ -190,9 +191,9 @@ def encode_cursor(job_id: str) -> str:
 def decode_cursor(cursor: str) -> str:
     try:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as error:
+    except ValueError as error:  # binascii.Error, UnicodeDecodeError, non-ASCII input
         raise InvalidCursor() from error
-    if not value.startswith("job_") or len(value) > 40:
+    if not well_formed(value, "job") or len(value) > 40:
         raise InvalidCursor()
     return value
 
@@ -228,6 +229,8 @@ async def list_jobs(
 
 
 async def cancel(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
+    if not well_formed(job_id, "job"):
+        raise JobNotFound()
     now = rt.clock.now()
     async with rt.db.begin() as conn:
         job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)
@@ -262,6 +265,8 @@ async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
     """Give a dead-lettered job another run (admin keys only)."""
     if not principal.is_admin:
         raise Forbidden("Only an admin key can requeue a dead-lettered job.")
+    if not well_formed(job_id, "job"):
+        raise JobNotFound()
     now = rt.clock.now()
     async with rt.db.begin() as conn:
         job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)

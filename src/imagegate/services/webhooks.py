@@ -5,14 +5,13 @@ workspace's ids are simply not found."""
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from imagegate.db import jobs_repo
 from imagegate.db import webhooks_repo as repo
-from imagegate.domain.ids import new_id
+from imagegate.domain.ids import new_id, well_formed
 from imagegate.domain.records import Principal
 from imagegate.domain.webhooks import DEFAULT_EVENT_TYPES, DeliveryRecord, EndpointRecord
 from imagegate.errors import (
@@ -77,6 +76,8 @@ async def list_endpoints(rt: Runtime, principal: Principal) -> list[EndpointReco
 
 
 async def get_endpoint(rt: Runtime, principal: Principal, endpoint_id: str) -> EndpointRecord:
+    if not well_formed(endpoint_id, "ep"):
+        raise WebhookEndpointNotFound()
     async with rt.db.connect() as conn:
         endpoint = await repo.get_endpoint(conn, endpoint_id, principal.workspace_id)
     if endpoint is None:
@@ -116,6 +117,8 @@ async def update_endpoint(
 
 async def delete_endpoint(rt: Runtime, principal: Principal, endpoint_id: str) -> None:
     """The endpoint goes with its delivery log; deliveries still pending stop."""
+    if not well_formed(endpoint_id, "ep"):
+        raise WebhookEndpointNotFound()
     async with rt.db.begin() as conn:
         if not await repo.delete_endpoint(conn, principal.workspace_id, endpoint_id):
             raise WebhookEndpointNotFound()
@@ -154,9 +157,9 @@ def _encode_cursor(delivery_id: str) -> str:
 def _decode_cursor(cursor: str) -> str:
     try:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as error:
+    except ValueError as error:  # binascii.Error, UnicodeDecodeError, non-ASCII input
         raise InvalidCursor() from error
-    if not value.startswith("dlv_") or len(value) > 40:
+    if not well_formed(value, "dlv") or len(value) > 40:
         raise InvalidCursor()
     return value
 
@@ -171,6 +174,10 @@ async def list_deliveries(
     limit: int,
 ) -> DeliveryPage:
     """A job's or an endpoint's deliveries, newest first, with their attempts."""
+    if job_id is not None and not well_formed(job_id, "job"):
+        raise JobNotFound()
+    if endpoint_id is not None and not well_formed(endpoint_id, "ep"):
+        raise WebhookEndpointNotFound()
     before = _decode_cursor(cursor) if cursor else None
     async with rt.db.connect() as conn:
         workspace = principal.workspace_id
@@ -192,6 +199,8 @@ async def list_deliveries(
 async def redeliver(rt: Runtime, principal: Principal, delivery_id: str) -> DeliveryRecord:
     """Send the delivery's event again, as a new delivery with the same ``webhook-id``
     and a fresh schedule; the original keeps its log."""
+    if not well_formed(delivery_id, "dlv"):
+        raise DeliveryNotFound()
     async with rt.db.begin() as conn:
         original = await repo.get_delivery(conn, delivery_id, principal.workspace_id)
         if original is None:

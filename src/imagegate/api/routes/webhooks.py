@@ -3,12 +3,12 @@ delivery log at /api/image/jobs/{job_id}/deliveries."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
-from imagegate.api.schemas import Problem
+from imagegate.api.openapi import AUTHENTICATED, WITH_BODY, problems
 from imagegate.api.webhook_schemas import (
     DeliveriesPublic,
     DeliveryPublic,
@@ -25,10 +25,11 @@ from imagegate.services.webhooks import DeliveryPage
 router = APIRouter(prefix="/api/image/webhooks", tags=["webhooks"])
 jobs_router = APIRouter(prefix="/api/image/jobs", tags=["webhooks"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 404, 409, 422, 429)
-}
+READ = problems(*AUTHENTICATED)
+READ_ONE = problems(*AUTHENTICATED, 404)
+PAGE = problems(*AUTHENTICATED, 400, 404)  # 400: a cursor this server did not issue
+WRITE = problems(*AUTHENTICATED, *WITH_BODY)
+WRITE_ONE = problems(*AUTHENTICATED, *WITH_BODY, 404)
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
@@ -45,7 +46,7 @@ def _page(page: DeliveryPage) -> DeliveriesPublic:
     status_code=201,
     response_model=WebhookEndpointCreated,
     operation_id="create_webhook_endpoint",
-    responses=ERRORS,
+    responses=WRITE,
 )
 async def create_endpoint(
     body: WebhookEndpointCreate, rt: RuntimeDep, principal: PrincipalDep, response: Response
@@ -61,7 +62,7 @@ async def create_endpoint(
     "",
     response_model=WebhookEndpointsPublic,
     operation_id="list_webhook_endpoints",
-    responses=ERRORS,
+    responses=READ,
 )
 async def list_endpoints(rt: RuntimeDep, principal: PrincipalDep) -> WebhookEndpointsPublic:
     """The workspace's endpoints, oldest first."""
@@ -73,7 +74,7 @@ async def list_endpoints(rt: RuntimeDep, principal: PrincipalDep) -> WebhookEndp
     "/default/secret",
     response_model=WebhookSecretPublic,
     operation_id="get_default_webhook_secret",
-    responses=ERRORS,
+    responses=READ,
 )
 async def get_default_secret(rt: RuntimeDep, principal: PrincipalDep) -> WebhookSecretPublic:
     """The secret that signs deliveries to jobs' own ``webhook_url``."""
@@ -84,7 +85,7 @@ async def get_default_secret(rt: RuntimeDep, principal: PrincipalDep) -> Webhook
     "/{endpoint_id}",
     response_model=WebhookEndpointPublic,
     operation_id="get_webhook_endpoint",
-    responses=ERRORS,
+    responses=READ_ONE,
 )
 async def get_endpoint(
     endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
@@ -97,7 +98,7 @@ async def get_endpoint(
     "/{endpoint_id}",
     response_model=WebhookEndpointPublic,
     operation_id="update_webhook_endpoint",
-    responses=ERRORS,
+    responses=WRITE_ONE,
 )
 async def update_endpoint(
     endpoint_id: str, body: WebhookEndpointUpdate, rt: RuntimeDep, principal: PrincipalDep
@@ -113,7 +114,7 @@ async def update_endpoint(
     "/{endpoint_id}",
     status_code=204,
     operation_id="delete_webhook_endpoint",
-    responses=ERRORS,
+    responses=READ_ONE,
 )
 async def delete_endpoint(endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep) -> Response:
     """Remove the endpoint and its delivery log; pending deliveries to it stop."""
@@ -125,7 +126,7 @@ async def delete_endpoint(endpoint_id: str, rt: RuntimeDep, principal: Principal
     "/{endpoint_id}/secret",
     response_model=WebhookSecretPublic,
     operation_id="get_webhook_endpoint_secret",
-    responses=ERRORS,
+    responses=READ_ONE,
 )
 async def get_secret(
     endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
@@ -140,7 +141,7 @@ async def get_secret(
     "/{endpoint_id}/rotate-secret",
     response_model=WebhookSecretPublic,
     operation_id="rotate_webhook_endpoint_secret",
-    responses=ERRORS,
+    responses=WRITE_ONE,
 )
 async def rotate_secret(
     endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
@@ -154,7 +155,7 @@ async def rotate_secret(
     "/{endpoint_id}/deliveries",
     response_model=DeliveriesPublic,
     operation_id="list_webhook_endpoint_deliveries",
-    responses=ERRORS,
+    responses=PAGE,
 )
 async def list_endpoint_deliveries(
     endpoint_id: str,
@@ -175,7 +176,7 @@ async def list_endpoint_deliveries(
     status_code=202,
     response_model=DeliveryPublic,
     operation_id="redeliver_webhook",
-    responses=ERRORS,
+    responses=WRITE_ONE,
 )
 async def redeliver(delivery_id: str, rt: RuntimeDep, principal: PrincipalDep) -> DeliveryPublic:
     """Send the delivery's event again: a new delivery, same ``webhook-id``."""
@@ -186,7 +187,7 @@ async def redeliver(delivery_id: str, rt: RuntimeDep, principal: PrincipalDep) -
     "/{job_id}/deliveries",
     response_model=DeliveriesPublic,
     operation_id="list_job_deliveries",
-    responses=ERRORS,
+    responses=PAGE,
 )
 async def list_job_deliveries(
     job_id: str,
