@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from imagegate import __version__
-from imagegate.api import errors
+from imagegate.api import errors, openapi
 from imagegate.api.limits import BodySizeLimit
 from imagegate.api.rate_limit_headers import RateLimitHeaders
 from imagegate.api.routes import events, jobs, providers, system, webhooks
@@ -95,6 +95,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.state.event_feed = feed
     app.state.authenticator = Authenticator(rt)
     errors.install(app)
+    openapi.install(app)
     app.include_router(jobs.router)
     app.include_router(providers.router)
     app.include_router(events.router)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imagegate.db import jobs_repo
-from imagegate.domain.ids import new_id
+from imagegate.domain.ids import new_id, well_formed
 from imagegate.domain.jobs import JobAction, JobStatus
 from imagegate.domain.rates import Allowance
 from imagegate.domain.records import JobRecord, Principal
@@ -134,6 +134,8 @@ def _replayed(answer: Answer) -> Submitted:
 
 
 async def get(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
+    if not well_formed(job_id, "job"):
+        raise JobNotFound()
     async with rt.db.connect() as conn:
         job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)
     if job is None:
@@ -156,7 +158,7 @@ async def list_jobs(
     cursor: str | None,
     limit: int,
 ) -> Page:
-    before = decode_cursor(cursor, "job_") if cursor else None
+    before = decode_cursor(cursor, "job") if cursor else None
     async with rt.db.connect() as conn:
         jobs = await jobs_repo.list_jobs(
             conn,
@@ -172,6 +174,8 @@ async def list_jobs(
 
 
 async def cancel(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
+    if not well_formed(job_id, "job"):
+        raise JobNotFound()
     now = rt.clock.now()
     async with rt.db.begin() as conn:
         job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)
@@ -206,6 +210,8 @@ async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
     """Give a dead-lettered job another run (admin keys only)."""
     if not principal.is_admin:
         raise Forbidden("Only an admin key can requeue a dead-lettered job.")
+    if not well_formed(job_id, "job"):
+        raise JobNotFound()
     now = rt.clock.now()
     async with rt.db.begin() as conn:
         job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)

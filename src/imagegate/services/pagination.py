@@ -4,8 +4,8 @@ treat it as a token. Every paged list (jobs, webhook deliveries) uses these two.
 from __future__ import annotations
 
 import base64
-import binascii
 
+from imagegate.domain.ids import well_formed
 from imagegate.errors import InvalidCursor
 
 MAX_ID_LENGTH = 40
@@ -16,11 +16,12 @@ def encode_cursor(last_id: str) -> str:
 
 
 def decode_cursor(cursor: str, prefix: str) -> str:
-    """The id a cursor carries; :class:`InvalidCursor` unless it is an id of ``prefix``."""
+    """The id a cursor carries; :class:`InvalidCursor` unless it could be an id with
+    ``prefix`` (``job``, ``dlv``): nothing else reaches a query."""
     try:
         value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+    except ValueError as error:  # binascii.Error, UnicodeDecodeError, non-ASCII input
         raise InvalidCursor() from error
-    if not value.startswith(prefix) or len(value) > MAX_ID_LENGTH:
+    if not well_formed(value, prefix) or len(value) > MAX_ID_LENGTH:
         raise InvalidCursor()
     return value

@@ -10,7 +10,7 @@ from typing import Any
 
 from imagegate.db import jobs_repo
 from imagegate.db import webhooks_repo as repo
-from imagegate.domain.ids import new_id
+from imagegate.domain.ids import new_id, well_formed
 from imagegate.domain.records import Principal
 from imagegate.domain.webhooks import DEFAULT_EVENT_TYPES, DeliveryRecord, EndpointRecord
 from imagegate.errors import (
@@ -75,6 +75,8 @@ async def list_endpoints(rt: Runtime, principal: Principal) -> list[EndpointReco
 
 
 async def get_endpoint(rt: Runtime, principal: Principal, endpoint_id: str) -> EndpointRecord:
+    if not well_formed(endpoint_id, "ep"):
+        raise WebhookEndpointNotFound()
     async with rt.db.connect() as conn:
         endpoint = await repo.get_endpoint(conn, endpoint_id, principal.workspace_id)
     if endpoint is None:
@@ -114,6 +116,8 @@ async def update_endpoint(
 
 async def delete_endpoint(rt: Runtime, principal: Principal, endpoint_id: str) -> None:
     """The endpoint goes with its delivery log; deliveries still pending stop."""
+    if not well_formed(endpoint_id, "ep"):
+        raise WebhookEndpointNotFound()
     async with rt.db.begin() as conn:
         if not await repo.delete_endpoint(conn, principal.workspace_id, endpoint_id):
             raise WebhookEndpointNotFound()
@@ -155,7 +159,11 @@ async def list_deliveries(
     limit: int,
 ) -> DeliveryPage:
     """A job's or an endpoint's deliveries, newest first, with their attempts."""
-    before = decode_cursor(cursor, "dlv_") if cursor else None
+    if job_id is not None and not well_formed(job_id, "job"):
+        raise JobNotFound()
+    if endpoint_id is not None and not well_formed(endpoint_id, "ep"):
+        raise WebhookEndpointNotFound()
+    before = decode_cursor(cursor, "dlv") if cursor else None
     async with rt.db.connect() as conn:
         workspace = principal.workspace_id
         if job_id is not None and await jobs_repo.get_job(conn, job_id, workspace) is None:
@@ -176,6 +184,8 @@ async def list_deliveries(
 async def redeliver(rt: Runtime, principal: Principal, delivery_id: str) -> DeliveryRecord:
     """Send the delivery's event again, as a new delivery with the same ``webhook-id``
     and a fresh schedule; the original keeps its log."""
+    if not well_formed(delivery_id, "dlv"):
+        raise DeliveryNotFound()
     async with rt.db.begin() as conn:
         original = await repo.get_delivery(conn, delivery_id, principal.workspace_id)
         if original is None:

@@ -15,6 +15,7 @@ from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
+from imagegate.api.openapi import AUTHENTICATED, Responses, problems
 from imagegate.api.schemas import JobPublic
 from imagegate.domain.records import EventRecord, Principal
 from imagegate.errors import InvalidRequest
@@ -26,6 +27,12 @@ router = APIRouter(tags=["events"])
 
 # A comment line this often keeps proxies from closing a quiet stream.
 PING_S = 15
+_STREAM: Responses = {
+    200: {
+        "description": "A Server-Sent Events stream of job events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def _resume_from(header: str | None, query: int | None) -> int:
@@ -41,7 +48,12 @@ def _resume_from(header: str | None, query: int | None) -> int:
     return after
 
 
-@router.get("/api/image/jobs/{job_id}/events", operation_id="job_events")
+@router.get(
+    "/api/image/jobs/{job_id}/events",
+    operation_id="job_events",
+    response_class=EventSourceResponse,
+    responses={**_STREAM, **problems(*AUTHENTICATED, 404)},
+)
 async def job_events(
     job_id: str,
     request: Request,
@@ -62,7 +74,12 @@ async def job_events(
     return EventSourceResponse(_messages(rt, principal, events), ping=PING_S)
 
 
-@router.get("/api/image/events", operation_id="workspace_events")
+@router.get(
+    "/api/image/events",
+    operation_id="workspace_events",
+    response_class=EventSourceResponse,
+    responses={**_STREAM, **problems(*AUTHENTICATED)},
+)
 async def workspace_events(
     request: Request,
     rt: RuntimeDep,

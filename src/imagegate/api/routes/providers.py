@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
+from imagegate.api.openapi import AUTHENTICATED, problems
 from imagegate.services import scorecard
 
 router = APIRouter(prefix="/api/image/providers", tags=["providers"])
@@ -31,7 +32,12 @@ class ProvidersPublic(BaseModel):
     routing: dict[str, Any]
 
 
-@router.get("", response_model=ProvidersPublic, operation_id="list_providers")
+@router.get(
+    "",
+    response_model=ProvidersPublic,
+    operation_id="list_providers",
+    responses=problems(*AUTHENTICATED),
+)
 async def list_providers(rt: RuntimeDep, principal: PrincipalDep) -> ProvidersPublic:
     """Capabilities, prices, circuit breaker and a live scorecard (last 24 h; latency
     over the 1,000 latest successful calls) for every configured provider. An error's

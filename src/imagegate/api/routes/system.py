@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import text
 
 from imagegate.api.deps import AdminCallerDep, RuntimeDep
+from imagegate.api.openapi import Responses, problems
 from imagegate.errors import FileLinkInvalid, NotFound
 from imagegate.observability.logging import get_logger
 from imagegate.rate_limits import CountersUnavailable
@@ -28,7 +29,16 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", operation_id="readyz")
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    responses={
+        503: {
+            "description": "A dependency is down; the body says which",
+            "content": {"application/json": {}},
+        }
+    },
+)
 async def readyz(rt: RuntimeDep, admin: AdminCallerDep) -> JSONResponse:
     """The process can reach its database and its storage, and is ready for traffic.
     Each dependency reads ``ok`` or ``unavailable``; the reason is logged, and shown
@@ -71,7 +81,24 @@ async def _database_problem(rt: Runtime) -> str | None:
     return None
 
 
-@router.get("/files/{key:path}", operation_id="get_file", include_in_schema=True)
+_IMAGE: Responses = {
+    200: {
+        "description": "The image",
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in ("image/png", "image/jpeg", "image/webp")
+        },
+    }
+}
+
+
+@router.get(
+    "/files/{key:path}",
+    operation_id="get_file",
+    response_class=FileResponse,
+    # 422: an `exp` that is not a number.
+    responses={**_IMAGE, **problems(403, 404, 422)},
+)
 async def get_file(
     key: str,
     rt: RuntimeDep,

@@ -3,14 +3,14 @@ delivery log at /api/image/jobs/{job_id}/deliveries."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
 from imagegate.api.idempotency import IdempotencyKeyHeader, idempotent, respond
-from imagegate.api.schemas import Problem
+from imagegate.api.openapi import AUTHENTICATED, WITH_BODY, problems
 from imagegate.api.webhook_schemas import (
     DeliveriesPublic,
     DeliveryPublic,
@@ -29,10 +29,11 @@ from imagegate.services.webhooks import DeliveryPage
 router = APIRouter(prefix="/api/image/webhooks", tags=["webhooks"])
 jobs_router = APIRouter(prefix="/api/image/jobs", tags=["webhooks"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 404, 409, 422, 429)
-}
+READ = problems(*AUTHENTICATED)
+READ_ONE = problems(*AUTHENTICATED, 404)
+PAGE = problems(*AUTHENTICATED, 400, 404)  # 400: a cursor this server did not issue
+WRITE = problems(*AUTHENTICATED, *WITH_BODY)
+WRITE_ONE = problems(*AUTHENTICATED, *WITH_BODY, 404)
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
@@ -49,7 +50,7 @@ def _page(page: DeliveryPage) -> DeliveriesPublic:
     status_code=201,
     response_model=WebhookEndpointCreated,
     operation_id="create_webhook_endpoint",
-    responses=ERRORS,
+    responses=WRITE,
 )
 async def create_endpoint(
     body: WebhookEndpointCreate,
@@ -75,7 +76,7 @@ async def create_endpoint(
     "",
     response_model=WebhookEndpointsPublic,
     operation_id="list_webhook_endpoints",
-    responses=ERRORS,
+    responses=READ,
 )
 async def list_endpoints(rt: RuntimeDep, principal: PrincipalDep) -> WebhookEndpointsPublic:
     """The workspace's endpoints, oldest first."""
@@ -87,7 +88,7 @@ async def list_endpoints(rt: RuntimeDep, principal: PrincipalDep) -> WebhookEndp
     "/default/secret",
     response_model=WebhookSecretPublic,
     operation_id="get_default_webhook_secret",
-    responses=ERRORS,
+    responses=READ,
 )
 async def get_default_secret(rt: RuntimeDep, principal: PrincipalDep) -> WebhookSecretPublic:
     """The secret that signs deliveries to jobs' own ``webhook_url``."""
@@ -98,7 +99,7 @@ async def get_default_secret(rt: RuntimeDep, principal: PrincipalDep) -> Webhook
     "/{endpoint_id}",
     response_model=WebhookEndpointPublic,
     operation_id="get_webhook_endpoint",
-    responses=ERRORS,
+    responses=READ_ONE,
 )
 async def get_endpoint(
     endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
@@ -111,7 +112,7 @@ async def get_endpoint(
     "/{endpoint_id}",
     response_model=WebhookEndpointPublic,
     operation_id="update_webhook_endpoint",
-    responses=ERRORS,
+    responses=WRITE_ONE,
 )
 async def update_endpoint(
     endpoint_id: str, body: WebhookEndpointUpdate, rt: RuntimeDep, principal: PrincipalDep
@@ -127,7 +128,7 @@ async def update_endpoint(
     "/{endpoint_id}",
     status_code=204,
     operation_id="delete_webhook_endpoint",
-    responses=ERRORS,
+    responses=READ_ONE,
 )
 async def delete_endpoint(endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep) -> Response:
     """Remove the endpoint and its delivery log; pending deliveries to it stop."""
@@ -139,7 +140,7 @@ async def delete_endpoint(endpoint_id: str, rt: RuntimeDep, principal: Principal
     "/{endpoint_id}/secret",
     response_model=WebhookSecretPublic,
     operation_id="get_webhook_endpoint_secret",
-    responses=ERRORS,
+    responses=READ_ONE,
 )
 async def get_secret(
     endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
@@ -154,7 +155,7 @@ async def get_secret(
     "/{endpoint_id}/rotate-secret",
     response_model=WebhookSecretPublic,
     operation_id="rotate_webhook_endpoint_secret",
-    responses=ERRORS,
+    responses=WRITE_ONE,
 )
 async def rotate_secret(
     endpoint_id: str,
@@ -177,7 +178,7 @@ async def rotate_secret(
     "/{endpoint_id}/deliveries",
     response_model=DeliveriesPublic,
     operation_id="list_webhook_endpoint_deliveries",
-    responses=ERRORS,
+    responses=PAGE,
 )
 async def list_endpoint_deliveries(
     endpoint_id: str,
@@ -198,7 +199,7 @@ async def list_endpoint_deliveries(
     status_code=202,
     response_model=DeliveryPublic,
     operation_id="redeliver_webhook",
-    responses=ERRORS,
+    responses=WRITE_ONE,
 )
 async def redeliver(
     delivery_id: str,
@@ -221,7 +222,7 @@ async def redeliver(
     "/{job_id}/deliveries",
     response_model=DeliveriesPublic,
     operation_id="list_job_deliveries",
-    responses=ERRORS,
+    responses=PAGE,
 )
 async def list_job_deliveries(
     job_id: str,
