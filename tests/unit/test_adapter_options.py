@@ -149,3 +149,10 @@ def test_the_builtin_renderer_takes_no_options(tmp_path: Path) -> None:
     path.write_text("[providers.builtin.options]\nlatency_ms = 10\n")
     with pytest.raises(ConfigError, match=r"providers\.builtin\.options\.latency_ms: unknown"):
         ProviderRegistry.from_settings(Settings(data_dir=tmp_path, config=path))
+
+
+def test_an_unknown_model_stops_start_up_with_a_message(tmp_path: Path) -> None:
+    path = tmp_path / "imagegate.toml"
+    path.write_text('[providers.openai]\nmodels = ["gpt-9"]\n')
+    with pytest.raises(ConfigError, match=r"providers\.openai: unknown OpenAI image model"):
+        ProviderRegistry.from_settings(Settings(data_dir=tmp_path, config=path))

@@ -32,6 +32,7 @@ from imagegate.providers.base import (
     Provider,
     standard_credits,
 )
+from imagegate.providers.config import ConfigError
 from imagegate.providers.errors import (
     ModeratedError,
     PermanentProviderError,
@@ -120,7 +121,7 @@ class BFLProvider:
     def __init__(self, config: ProviderConfig) -> None:
         unknown = set(config.models) - set(_MODELS)
         if unknown:
-            raise ValueError(
+            raise ConfigError(  # stops start-up with this message, not a traceback
                 f"providers.{config.name}: unknown FLUX model(s) {sorted(unknown)}; "
                 f"choose from {sorted(_MODELS)}"
             )
