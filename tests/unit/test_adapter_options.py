@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import importlib
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +159,19 @@ def test_an_unknown_model_stops_start_up_with_a_message(tmp_path: Path) -> None:
     path.write_text('[providers.openai]\nmodels = ["gpt-9"]\n')
     with pytest.raises(ConfigError, match=r"providers\.openai: unknown OpenAI image model"):
         ProviderRegistry.from_settings(Settings(data_dir=tmp_path, config=path))
+
+
+DOCS = Path(__file__).parents[2] / "docs" / "providers"
+
+
+@pytest.mark.parametrize("page", sorted(p.stem for p in DOCS.glob("*.md")))
+def test_each_documented_example_and_options_table_match_the_model(page: str) -> None:
+    text = (DOCS / f"{page}.md").read_text()
+    example = tomllib.loads(text.split("```toml\n", 1)[1].split("```", 1)[0])
+    module = importlib.import_module(f"imagegate.providers.{page}")
+    for name, table in example["providers"].items():
+        module.Options.of(name, table.get("options", {}))  # the example is valid
+    # The options table lists exactly the model's fields.
+    section = text.split("## Options", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.MULTILINE))
+    assert documented == set(module.Options.model_fields)
