@@ -35,7 +35,7 @@ log = get_logger("imagegate.runner")
 
 PROGRESS_WRITE_INTERVAL_S = 0.25
 PROGRESS_EVENT_INTERVAL_S = 0.5
-# How long a provider's cancel call may take before the attempt gives up on it.
+# How long the clean-up of an interrupted attempt (a provider's cancel call) may take.
 CANCEL_TIMEOUT_S = 10.0
 
 
@@ -193,14 +193,16 @@ async def _interrupted(
     (and be billed) there. A stopping worker's job is left as it is, for the next
     attempt to resume (correlation), slot included."""
     try:
-        if not await _canceled(rt, job.id):
-            return
-        log.info("job.attempt_interrupted", job_id=job.id, attempt=job.attempts)
-        if route.slot_holder:
-            await routing.release(rt, route.provider, route.slot_holder)
-        provider = rt.providers.get(route.provider)
-        if provider_job_id is not None and isinstance(provider, Cancellable):
-            async with asyncio.timeout(CANCEL_TIMEOUT_S):
+        # Bounded: a worker stopping waits for this, and a database or provider that
+        # does not answer must not hold it up.
+        async with asyncio.timeout(CANCEL_TIMEOUT_S):
+            if not await _canceled(rt, job.id):
+                return
+            log.info("job.attempt_interrupted", job_id=job.id, attempt=job.attempts)
+            if route.slot_holder:
+                await routing.release(rt, route.provider, route.slot_holder)
+            provider = rt.providers.get(route.provider)
+            if provider_job_id is not None and isinstance(provider, Cancellable):
                 await provider.cancel(provider_job_id, route.model)
     except Exception as error:  # best effort: the job is canceled on our side anyway
         log.warning(
