@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support.api import client, wait_for_job
+from tests.support.postgres import fresh_database
 from tests.support.sandbox import SandboxProcess
 from tests.support.server import ServerProcess, wait_until
 
@@ -130,3 +131,43 @@ def test_canceling_a_running_job_abandons_a_synchronous_call(
             assert stats["disconnected"] == 1 and stats["requests"] == 1, stats
     finally:
         server.stop()
+
+
+def test_a_cancel_answered_by_the_api_reaches_the_provider_through_the_worker(
+    tmp_path: Path, sandboxes: Callable[[str], SandboxProcess]
+) -> None:
+    """`imagegate api` + `imagegate worker` on PostgreSQL: the cancel is answered by one
+    process, the provider job is followed by another, and the provider still hears it."""
+    sandbox = sandboxes("replicate")
+    sandbox.faults(job_duration_ms=JOB_DURATION_MS)
+    config = tmp_path / "imagegate.toml"
+    config.write_text(CONFIG.format(name="replicate", url=sandbox.url + "/v1"))
+    with fresh_database() as database:
+        env = {
+            "IMAGEGATE_DATABASE_URL": database, "IMAGEGATE_CONFIG": str(config),
+            "CANCEL_TEST_KEY": PROVIDERS["replicate"][1],
+            "IMAGEGATE_DATABASE_POOL_SIZE": "4", "IMAGEGATE_ENGINE_POOL_SIZE": "4",
+        }  # fmt: skip
+        api = ServerProcess(tmp_path / "data", command="api", **env).start()
+        worker = ServerProcess(
+            tmp_path / "data", command="worker", IMAGEGATE_WORKER_ID="w1", **env
+        ).start()
+        try:
+            with client(api.url, api.admin_key) as http:
+                body = {"prompt": "a lighthouse, far away", "variations": 1, "mode": "draft"}
+                job_id = http.post("/api/image/jobs", json=body).json()["job_id"]
+                wait_until(
+                    lambda: http.get(f"/api/image/jobs/{job_id}").json()["provider_job_id"],
+                    timeout=60,
+                    what="the provider job id",
+                )
+                assert http.post(f"/api/image/jobs/{job_id}/cancel").status_code == 200
+                stats = wait_until(
+                    lambda: (s := sandbox.stats()).get("cancels", 0) >= 1 and s,
+                    timeout=20,
+                    what="the worker to cancel the provider job",
+                )
+                assert stats["cancels"] == 1, stats
+        finally:
+            worker.stop()
+            api.stop()
