@@ -68,7 +68,9 @@ def _runtime(settings: Settings) -> Runtime:
     try:
         return Runtime.build(settings)
     except ConfigError as error:
-        console.print(f"error: {error.detail}")
+        # As written: a message naming ``[providers.x]`` is not markup, and one line
+        # per problem greps better than one wrapped at the terminal's width.
+        console.print(f"error: {error.detail}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from error
 
 

@@ -18,6 +18,8 @@ from fractions import Fraction
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
 from imagegate.domain.params import MAX_VARIATIONS, STYLES, Mode, OutputFormat
 from imagegate.providers.base import (
     Action,
@@ -30,6 +32,7 @@ from imagegate.providers.base import (
     Provider,
     standard_credits,
 )
+from imagegate.providers.config import ConfigError
 from imagegate.providers.errors import (
     ModeratedError,
     PermanentProviderError,
@@ -46,6 +49,7 @@ from imagegate.providers.http import (
     make_client,
     poll_until,
 )
+from imagegate.providers.options import HttpOptions
 from imagegate.providers.progress import PartsProgress
 
 DEFAULT_BASE_URL = "https://api.bfl.ai/v1"
@@ -106,13 +110,19 @@ def aspect_ratio(width: int, height: int) -> str:
     return f"{near.numerator}:{near.denominator}"
 
 
+class Options(HttpOptions):
+    """``[providers.<name>.options]`` of a BFL provider (docs/providers/bfl.md)."""
+
+    safety_tolerance: int = Field(default=2, ge=0, le=6)  # 0 strictest .. 6
+
+
 class BFLProvider:
     """Adapter for the Black Forest Labs API."""
 
     def __init__(self, config: ProviderConfig) -> None:
         unknown = set(config.models) - set(_MODELS)
         if unknown:
-            raise ValueError(
+            raise ConfigError(  # stops start-up with this message, not a traceback
                 f"providers.{config.name}: unknown FLUX model(s) {sorted(unknown)}; "
                 f"choose from {sorted(_MODELS)}"
             )
@@ -120,12 +130,13 @@ class BFLProvider:
         self._models = config.models or tuple(_MODELS)
         self._timeout_s = config.timeout_s
         self._interval_s = config.poll_interval_s
-        self._safety_tolerance = int(config.options.get("safety_tolerance", 2))
+        options = Options.of(config.name, config.options)
+        self._safety_tolerance = options.safety_tolerance
         self._host = urlsplit(config.base_url or "").hostname
         headers = {"x-key": config.api_key} if config.api_key else {}
-        self._client = make_client(config, headers)
+        self._client = make_client(config, headers, max_connections=options.max_connections)
         # Delivery URLs live on another host: they must never see the API key.
-        self._downloads = make_client(config)
+        self._downloads = make_client(config, max_connections=options.max_connections)
 
     async def aclose(self) -> None:
         await self._client.aclose()

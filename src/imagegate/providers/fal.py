@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -40,6 +40,7 @@ from imagegate.providers.http import (
     make_client,
     poll_until,
 )
+from imagegate.providers.options import HttpOptions
 from imagegate.providers.progress import ForwardProgress
 
 log = get_logger("imagegate.providers.fal")
@@ -94,6 +95,13 @@ class _Unknown(Exception):
     """fal does not know the request (404 on its status): only a new submission helps."""
 
 
+class Options(HttpOptions):
+    """``[providers.<name>.options]`` of a fal provider (docs/providers/fal.md)."""
+
+    safety_checker: bool = True  # enable_safety_checker
+    priority: Literal["normal", "low"] | None = None  # the X-Fal-Queue-Priority header
+
+
 class FalProvider:
     """Translates imagegate requests to fal queue requests and back."""
 
@@ -102,15 +110,18 @@ class FalProvider:
         self.config = config
         self.models = config.models or DEFAULT_MODELS
         headers = {"Authorization": f"Key {config.api_key}"} if config.api_key else {}
-        priority = config.options.get("priority")
-        if priority in ("normal", "low"):
-            headers["X-Fal-Queue-Priority"] = priority
-        self._safety_checker = bool(config.options.get("safety_checker", True))
+        options = Options.of(config.name, config.options)
+        if options.priority is not None:
+            headers["X-Fal-Queue-Priority"] = options.priority
+        self._safety_checker = options.safety_checker
+        pool = options.max_connections
         self._client = make_client(
-            replace(config, base_url=config.base_url or DEFAULT_BASE_URL), headers
+            replace(config, base_url=config.base_url or DEFAULT_BASE_URL),
+            headers,
+            max_connections=pool,
         )
         # Result images live on fal's CDN: fetched without our key, which stays with fal.
-        self._media = make_client(replace(config, base_url=None))
+        self._media = make_client(replace(config, base_url=None), max_connections=pool)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -153,7 +164,8 @@ class FalProvider:
     async def cancel(self, provider_job_id: str, model: str | None = None) -> bool:
         """Ask fal to cancel a request (of ``model``, default the first configured):
         True when cancellation was requested, False when the request had already
-        completed or fal does not know it. (The runner does not call this yet.)"""
+        completed or fal does not know it. The runner calls it for a job canceled while
+        its request runs (providers.base.Cancellable)."""
         root = app_root(model or self.models[0])
         what = f"fal cancel {provider_job_id}"
         url = f"/{root}/requests/{provider_job_id}/cancel"

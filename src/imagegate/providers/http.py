@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,7 @@ from imagegate.providers.errors import (
     RateLimitedError,
     RetryableProviderError,
 )
+from imagegate.providers.options import DEFAULT_MAX_CONNECTIONS
 
 # Statuses that say "try again later" rather than "this request is wrong".
 _TRANSIENT = {408, 409, 425, 500, 502, 503, 504, 520, 521, 522, 523, 524, 529}
@@ -43,23 +44,26 @@ class ProviderConfig:
     models: tuple[str, ...] = ()
     timeout_s: float = 60.0
     poll_interval_s: float = 1.0
-    options: dict[str, Any] = field(default_factory=dict)
+    # The file's ``options`` table, as written: each adapter checks it against its own
+    # model (providers/options.py) when it is built.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
-def make_client(config: ProviderConfig, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+def make_client(
+    config: ProviderConfig,
+    headers: dict[str, str] | None = None,
+    *,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+) -> httpx.AsyncClient:
     """A pooled client for one provider. Connect fast, read as long as the provider's
     slowest documented call; redirects are not followed (result URLs are fetched
-    with :func:`fetch_image`, which follows them)."""
+    with :func:`fetch_image`, which follows them). ``max_connections`` is the
+    adapter's ``options.max_connections`` (providers/options.py)."""
     return httpx.AsyncClient(
         base_url=config.base_url or "",
         headers=headers or {},
         timeout=httpx.Timeout(config.timeout_s, connect=10.0),
-        # Calls wait on providers for seconds to minutes: one process may hold a
-        # thousand at once (options.max_connections lowers it for a touchy provider).
-        limits=httpx.Limits(
-            max_connections=int(config.options.get("max_connections", 1000)),
-            max_keepalive_connections=100,
-        ),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100),
         follow_redirects=False,
     )
 

@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 import httpx
+from pydantic import Field
 
 from imagegate.domain.params import STYLES, Mode
 from imagegate.providers.base import (
@@ -51,6 +52,7 @@ from imagegate.providers.http import (
     make_client,
     poll_until,
 )
+from imagegate.providers.options import HttpOptions
 from imagegate.providers.progress import ForwardProgress
 from imagegate.providers.replicate_inputs import (
     MODELS,
@@ -71,27 +73,42 @@ _TQDM = re.compile(r"(\d{1,3})%\|")
 _THROTTLED_FOR = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec)", re.IGNORECASE)
 
 
+class Options(HttpOptions):
+    """``[providers.<name>.options]`` of a Replicate provider (docs/providers/replicate.md)."""
+
+    # Fields merged into every prediction's input, over the adapter's.
+    input: dict[str, Any] = Field(default_factory=dict)
+    # ``Prefer: wait=N`` on create; 0 turns it off (see the module's docstring).
+    prefer_wait_s: int = Field(default=DEFAULT_PREFER_WAIT_S, ge=0, le=60)
+    # USD, to report cost from ``metrics.predict_time``; unset: the price table's.
+    price_per_second: float | None = Field(default=None, ge=0)
+    # For the actions the chosen model lacks.
+    upscale_model: str = UPSCALER
+    vary_model: str = VARIATION_MODEL
+
+
 class ReplicateProvider:
-    """Runs predictions on Replicate. ``options``: ``input`` (fields merged into every
-    prediction's input, overriding the adapter's), ``prefer_wait_s``,
-    ``price_per_second`` (USD, to report cost from ``metrics.predict_time``),
-    ``upscale_model`` and ``vary_model`` (for actions the chosen model lacks)."""
+    """Runs predictions on Replicate, with the options of :class:`Options`."""
 
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
         self._config = config
-        options = config.options
+        options = Options.of(config.name, config.options)
         self._models = config.models or tuple(MODELS)
-        self._overrides: dict[str, Any] = dict(options.get("input", {}))
-        self._prefer_wait_s = _prefer_wait(options, config.timeout_s)
-        price = options.get("price_per_second")
-        self._price_per_s = float(price) if price is not None else None
-        self._upscale_model = str(options.get("upscale_model", UPSCALER))
-        self._vary_model = str(options.get("vary_model", VARIATION_MODEL))
-        self._client = make_client(config, {"Authorization": f"Bearer {config.api_key or ''}"})
+        self._overrides: dict[str, Any] = dict(options.input)
+        self._prefer_wait_s = _prefer_wait(options.prefer_wait_s, config.timeout_s)
+        self._price_per_s = options.price_per_second
+        self._upscale_model = options.upscale_model
+        self._vary_model = options.vary_model
+        pool = options.max_connections
+        self._client = make_client(
+            config, {"Authorization": f"Bearer {config.api_key or ''}"}, max_connections=pool
+        )
         # Output files on replicate.delivery are public: the token goes only to files
         # served by the API's own host (the files API), which asks for it.
-        self._files = make_client(replace(config, base_url=None, api_key=None))
+        self._files = make_client(
+            replace(config, base_url=None, api_key=None), max_connections=pool
+        )
         self._api_origin = httpx.URL(config.base_url or "").copy_with(path="/", query=None)
 
     def capabilities(self) -> Capabilities:
@@ -122,8 +139,9 @@ class ReplicateProvider:
         await progress(1.0)
         return GenerationResult(images, prediction["id"], self._cost(prediction))
 
-    async def cancel(self, provider_job_id: str) -> None:
-        """Cancel a prediction (one that has already ended stays as it ended)."""
+    async def cancel(self, provider_job_id: str, model: str | None = None) -> None:
+        """Cancel a prediction (one that has already ended stays as it ended);
+        ``model`` is not needed, a prediction id is global (providers.base.Cancellable)."""
         what = f"replicate: cancel prediction {provider_job_id}"
         url = f"/predictions/{provider_job_id}/cancel"
         response = await call(self._client, "POST", url, what, provider_job_id=provider_job_id)
@@ -253,8 +271,7 @@ def build(config: ProviderConfig) -> ReplicateProvider:
     return ReplicateProvider(config)
 
 
-def _prefer_wait(options: dict[str, Any], timeout_s: float) -> int:
-    wanted = int(options.get("prefer_wait_s", DEFAULT_PREFER_WAIT_S))
+def _prefer_wait(wanted: int, timeout_s: float) -> int:
     # Replicate accepts 1..60; the hold must also end well inside our read timeout.
     wait_s = min(wanted, 60, int(timeout_s / 2))
     return wait_s if wait_s >= 1 else 0

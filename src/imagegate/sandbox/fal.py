@@ -81,6 +81,7 @@ def create_app() -> FastAPI:
     @app.put("/{owner}/{app_name}/requests/{request_id}/cancel")
     async def cancel(owner: str, app_name: str, request_id: str, request: Request) -> Response:
         _authorise(request)
+        sandbox.count("cancels")  # what a client's cancel reached, for tests to check
         job = sandbox.jobs.get(request_id)
         if job is None or job["root"] != f"{owner}/{app_name}":
             return JSONResponse({"status": "NOT_FOUND"}, 404)

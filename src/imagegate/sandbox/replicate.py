@@ -135,6 +135,7 @@ def create_app() -> FastAPI:
 
     @app.post("/v1/predictions/{prediction_id}/cancel", dependencies=[Depends(_authorized)])
     async def cancel_prediction(prediction_id: str) -> Response:
+        sandbox.count("cancels")  # what a client's cancel reached, for tests to check
         job = sandbox.jobs.get(prediction_id)
         if job is None:
             return JSONResponse({"detail": "Not found."}, status_code=404)
