@@ -48,6 +48,7 @@ from imagegate.sandbox.base import (
     Decision,
     Sandbox,
     add_control_routes,
+    hang,
     malformed_response,
     render,
 )
@@ -87,7 +88,7 @@ def create_app() -> FastAPI:
         sandbox.count("submissions")
         decision = sandbox.decide(prompt)
         if decision.timeout:
-            return await _hang(request)
+            return await hang(request, sandbox)
         await sandbox.delay(decision)
         if decision.status:
             headers = {"Retry-After": str(decision.retry_after_s)} if decision.retry_after_s else {}
@@ -196,14 +197,6 @@ def _error(
         "errors": errors if errors is not None else f"{status}: {detail}",
     }
     return JSONResponse(body, status_code=status, headers=headers)
-
-
-async def _hang(request: Request) -> Response:
-    """An injected timeout: no answer until the client gives up (receive() returns
-    the disconnect once the body has been read)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        await asyncio.sleep(0.05)
-    return Response(status_code=504)
 
 
 def _decode(encoded: str) -> Image.Image:

@@ -205,3 +205,16 @@ def add_control_routes(app: FastAPI, sandbox: Sandbox) -> None:
         finally:
             sandbox.in_flight -= 1
         return response
+
+
+async def hang(request: Request, sandbox: Sandbox, status_code: int = 504) -> Response:
+    """An injected timeout: no answer until the client gives up (a handler sleeping a
+    fixed hour instead would keep a stopping server waiting for it). ``disconnected``
+    in the stats counts the clients that gave up: a test's proof that a call in flight
+    was abandoned."""
+    # With the body read, the next ASGI message is the disconnect; receive() blocks for
+    # it. (Request.is_disconnected() polls, and loses it under an HTTP middleware.)
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+    sandbox.count("disconnected")
+    return Response(status_code=status_code)

@@ -39,6 +39,7 @@ from imagegate.sandbox.base import (
     Sandbox,
     add_control_routes,
     error_response,
+    hang,
     malformed_response,
     render,
 )
@@ -187,7 +188,7 @@ class _Emulator:
         inputs = await _inputs(request, MODELS[model])
         decision = self.sandbox.decide(inputs.prompt)
         if decision.timeout:
-            return await _hang(request)
+            return await hang(request, self.sandbox, 499)
         await self.sandbox.delay(decision)
         if decision.status is not None:
             return error_response(decision, {"detail": _FAULT_DETAIL.get(decision.status, (
@@ -249,15 +250,6 @@ class _Emulator:
                 task["prompt"], task["width"], task["height"], task["seed"], task["format"]
             )
         return Response(task["image"], media_type=task["format"].content_type)
-
-
-async def _hang(request: Request) -> Response:
-    """Never answer, until the client gives up: a handler left hanging would keep the
-    server from shutting down. After the body, the next message is the disconnect
-    (``request.is_disconnected()`` cannot see it through BaseHTTPMiddleware)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    return Response(status_code=499)
 
 
 async def _inputs(request: Request, schema: type[_Inputs]) -> _Inputs:

@@ -33,6 +33,7 @@ from imagegate.sandbox.base import (
     Sandbox,
     add_control_routes,
     error_response,
+    hang,
     malformed_response,
 )
 
@@ -163,7 +164,7 @@ async def _admit(sandbox: Sandbox, request: Request, prompt: Any) -> Decision:
     sandbox.count("submissions")
     decision = sandbox.decide(prompt if isinstance(prompt, str) else None)
     if decision.timeout:
-        raise Refused(await _hang(request))
+        raise Refused(await hang(request, sandbox))
     await sandbox.delay(decision)
     if decision.status is not None:
         body: dict[str, Any] = {"detail": f"injected HTTP {decision.status}"}
@@ -179,16 +180,6 @@ async def _admit(sandbox: Sandbox, request: Request, prompt: Any) -> Decision:
     if decision.malformed:
         raise Refused(malformed_response())
     return decision
-
-
-async def _hang(request: Request) -> Response:
-    """An injected timeout: no answer until the client gives up. (Sleeping a fixed hour
-    instead would keep a stopping server waiting for this request.)"""
-    # The body is read, so the next ASGI message is the disconnect (Starlette's
-    # is_disconnected() polls with a cancelled scope, which loses it under middleware).
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    return Response(status_code=504)
 
 
 def _seed(sandbox: Sandbox, inputs: fal_models.Inputs | None) -> int:

@@ -28,6 +28,7 @@ from imagegate.sandbox.base import (
     Sandbox,
     add_control_routes,
     error_response,
+    hang,
     malformed_response,
     render,
 )
@@ -121,7 +122,7 @@ class _Emulator:
         request_id: str = request.state.request_id
         decision = self.sandbox.decide(job.prompt)
         if decision.timeout:
-            return await _hang(request, self.sandbox)
+            return await hang(request, self.sandbox, 499)
         await self.sandbox.delay(decision)
         if decision.status is not None:
             return error_response(decision, _fault_body(decision.status))
@@ -165,18 +166,6 @@ class _Emulator:
         if time.time() > job["expires"]:
             return _blob_error(403, "AuthenticationFailed", "Signed expiry time has passed.")
         return Response(job["images"][int(index)], media_type="image/png")
-
-
-async def _hang(request: Request, sandbox: Sandbox) -> Response:
-    """Never answer, until the client gives up: a hung handler left behind would keep
-    the server from shutting down. ``disconnected`` in the stats counts the clients
-    that gave up (a test's proof that a call in flight was abandoned)."""
-    # After the body, the next message a server sends the app is the disconnect.
-    # (request.is_disconnected() cannot see it through BaseHTTPMiddleware.)
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    sandbox.count("disconnected")
-    return Response(status_code=499)
 
 
 def _item(job: Job, image: bytes, url: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from imagegate.sandbox.base import (
     Sandbox,
     add_control_routes,
     error_response,
+    hang,
     malformed_response,
     render,
 )
@@ -77,7 +78,7 @@ def create_app() -> FastAPI:
         data = body.get("input")
         decision = sandbox.decide(data.get("prompt") if isinstance(data, dict) else None)
         if decision.timeout:
-            return await _hang(request)
+            return await hang(request, sandbox)
         await sandbox.delay(decision)
         if decision.status:
             return error_response(decision, _fault_body(decision))
@@ -184,16 +185,6 @@ async def _authorized(request: Request) -> None:
 
 class _Unauthenticated(Exception):
     pass
-
-
-async def _hang(request: Request) -> Response:
-    """An injected timeout: no answer until the client gives up. (Sleeping a fixed hour
-    instead would keep a stopping server waiting for this request.)"""
-    # receive() blocks until the next ASGI message; with the body read, that is the
-    # disconnect. (Request.is_disconnected cannot see it through an HTTP middleware.)
-    while (await request.receive())["type"] != "http.disconnect":
-        await asyncio.sleep(0.05)
-    return Response(status_code=504)
 
 
 async def _json(request: Request) -> Any:

@@ -34,6 +34,7 @@ from imagegate.sandbox.base import (
     Sandbox,
     add_control_routes,
     error_response,
+    hang,
     malformed_response,
 )
 from imagegate.sandbox.stability_forms import (
@@ -148,7 +149,7 @@ async def _admit(sandbox: Sandbox, request: Request, prompt: str | None) -> Deci
     sandbox.count("submissions")
     decision = sandbox.decide(prompt)
     if decision.timeout:
-        raise Refused(await _hang(request))
+        raise Refused(await hang(request, sandbox))
     await sandbox.delay(decision)
     if decision.status is not None:
         name = _ERROR_NAMES.get(decision.status, "error")
@@ -160,16 +161,6 @@ async def _admit(sandbox: Sandbox, request: Request, prompt: str | None) -> Deci
     if decision.moderated:
         raise Refused(error(403, "content_moderation", _MODERATION_MESSAGE))
     return decision
-
-
-async def _hang(request: Request) -> Response:
-    """An injected timeout: no answer until the client gives up. (Sleeping a fixed hour
-    instead would keep a stopping server waiting for this request.)"""
-    # The body is read, so the next ASGI message is the disconnect (Starlette's
-    # is_disconnected() polls with a cancelled scope, which loses it under middleware).
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-    return Response(status_code=504)
 
 
 def _random_seed(sandbox: Sandbox) -> int:
