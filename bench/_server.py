@@ -62,5 +62,9 @@ def running_server_process(**env: str) -> Iterator[tuple[str, str, subprocess.Po
 
 
 def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+    """imagegate's own percentile (nearest rank), so benches and the scorecard agree."""
+    from imagegate.domain.routing import percentile as nearest
+
+    value = nearest(values, q)
+    assert value is not None, "no samples"
+    return value

@@ -10,14 +10,18 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from imagegate.clock import Clock, SystemClock
-from imagegate.counters import CounterStore, build_counter_store
 from imagegate.db.session import create_engine, create_session_factory
 from imagegate.providers.registry import ProviderRegistry
+from imagegate.rate_limits import CounterStore, build_counter_store
 from imagegate.settings import Settings
 from imagegate.storage.base import Storage
 from imagegate.storage.factory import build_storage
 from imagegate.storage.local import LocalStorage
 from imagegate.storage.signing import UrlSigner
+from imagegate.ttl_cache import TtlCache
+
+# ``fastest`` routing keeps each provider's measured median this long in a process.
+LATENCY_CACHE_TTL_S = 10.0
 
 
 @dataclass
@@ -32,6 +36,10 @@ class Runtime:
     clock: Clock
     # Rate-limit counts (quotas later): in Redis when configured, else in this process.
     counters: CounterStore
+    # Provider name -> median latency (None: too few calls), for ``fastest`` routing.
+    latency_cache: TtlCache[str, float | None] = field(
+        default_factory=lambda: TtlCache(256, LATENCY_CACHE_TTL_S)
+    )
     # Output images being decoded at once (each holds a full bitmap in memory).
     decodes: asyncio.Semaphore = field(init=False)
 

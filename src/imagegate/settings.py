@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # On SIGTERM a worker stops taking jobs and waits this long for its running ones;
     # any still running then are handed back to the other workers.
     drain_timeout_s: int = Field(default=30, ge=0)
+    # A job recorded but still without a run on the queue this long after (its enqueue
+    # failed after the commit) is queued by the elected reaper's next pass.
+    enqueue_sweep_grace_s: float = Field(default=5.0, ge=0)
 
     max_attempts: int = Field(default=3, ge=1, le=20)
     # A provider call that takes longer is abandoned and counts as a failed attempt.
@@ -91,6 +94,15 @@ class Settings(BaseSettings):
     retry_max_delay_s: float = Field(default=60.0, ge=0)
 
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+
+    # Retention (docs/configuration.md#retention): rows older than this many days are
+    # deleted by the elected housekeeper, every ``retention_interval_s``; 0 keeps them.
+    retention_provider_calls_days: int = Field(default=30, ge=0, le=36_500)
+    # Only events of jobs that finished that long ago: a running job keeps its log.
+    retention_job_events_days: int = Field(default=30, ge=0, le=36_500)
+    # Finished deliveries, with their attempts; one still being retried stays.
+    retention_webhook_deliveries_days: int = Field(default=30, ge=0, le=36_500)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
     # The longest a create may wait for its job with ``Prefer: wait=N``.
     prefer_wait_max_s: int = Field(default=60, ge=0, le=600)
     key_cache_ttl_s: float = Field(default=30.0, ge=0)

@@ -15,8 +15,8 @@ from PIL import Image
 
 from imagegate.domain.params import OutputFormat
 from imagegate.engine import runner
+from imagegate.imaging import encode, make_grid
 from imagegate.providers.base import GeneratedImage
-from imagegate.providers.render import encode, make_grid
 from imagegate.runtime import Runtime
 from imagegate.settings import Settings
 

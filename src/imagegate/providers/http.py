@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import io
 import ipaddress
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from PIL import Image
 
+from imagegate.domain.retry import parse_retry_after
 from imagegate.errors import UnsafeUrl
 from imagegate.net.ssrf import CheckedUrl, GuardedTransport, Network, UrlGuard, UrlPolicy
 from imagegate.providers.base import GeneratedImage
@@ -37,6 +38,7 @@ from imagegate.providers.errors import (
     RetryableProviderError,
     UnsafeResultUrlError,
 )
+from imagegate.providers.options import DEFAULT_MAX_CONNECTIONS
 
 if TYPE_CHECKING:
     from imagegate.settings import Settings
@@ -93,7 +95,9 @@ class ProviderConfig:
     models: tuple[str, ...] = ()
     timeout_s: float = 60.0
     poll_interval_s: float = 1.0
-    options: dict[str, Any] = field(default_factory=dict)
+    # The file's ``options`` table, as written: each adapter checks it against its own
+    # model (providers/options.py) when it is built.
+    options: Mapping[str, Any] = field(default_factory=dict)
     reads: ReadLimits = field(default_factory=ReadLimits)
 
 
@@ -111,27 +115,31 @@ def _reads(client: httpx.AsyncClient) -> ReadLimits:
     return limits if isinstance(limits, ReadLimits) else ReadLimits()
 
 
-def make_client(config: ProviderConfig, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+def make_client(
+    config: ProviderConfig,
+    headers: dict[str, str] | None = None,
+    *,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+) -> httpx.AsyncClient:
     """A pooled client for one provider's API. Connect fast, read as long as the
     provider's slowest documented call; redirects are not followed (result URLs are
-    fetched with :func:`fetch_image` through :func:`make_download_client`)."""
+    fetched with :func:`fetch_image` through :func:`make_download_client`).
+    ``max_connections`` is the adapter's ``options.max_connections``."""
     return ProviderClient(
         reads=config.reads,
         base_url=config.base_url or "",
         headers=headers or {},
         timeout=httpx.Timeout(config.timeout_s, connect=10.0),
-        # Calls wait on providers for seconds to minutes: one process may hold a
-        # thousand at once (options.max_connections lowers it for a touchy provider).
-        limits=httpx.Limits(
-            max_connections=int(config.options.get("max_connections", 1000)),
-            max_keepalive_connections=100,
-        ),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=100),
         follow_redirects=False,
     )
 
 
 def make_download_client(
-    config: ProviderConfig, headers: dict[str, str] | None = None
+    config: ProviderConfig,
+    headers: dict[str, str] | None = None,
+    *,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> httpx.AsyncClient:
     """The client result images are fetched with: every request, each redirect hop
     included, goes through the SSRF guard (as webhooks do), which admits public
@@ -140,10 +148,7 @@ def make_download_client(
     URLs resolve against ``base_url``."""
     policy = UrlPolicy(config.reads.allowlist, False, config.reads.resolve_timeout_s)
     guard = _ProviderGuard(policy, config.base_url)
-    limits = httpx.Limits(
-        max_connections=int(config.options.get("max_connections", 1000)),
-        max_keepalive_connections=100,
-    )
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=100)
     return ProviderClient(
         reads=config.reads,
         base_url=config.base_url or "",
@@ -181,19 +186,8 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 
 
 def retry_after_s(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds, from either of its forms (delta or HTTP date)."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
+    """The answer's ``Retry-After`` in seconds, if it gave one."""
+    return parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
 
 
 def error_for(

@@ -14,10 +14,11 @@ import io
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from PIL import Image
+from pydantic import Field
 
 from imagegate.domain.params import STYLES, Mode
 from imagegate.providers.base import (
@@ -31,6 +32,7 @@ from imagegate.providers.base import (
     Provider,
     standard_credits,
 )
+from imagegate.providers.config import ConfigError
 from imagegate.providers.errors import (
     ModeratedError,
     PermanentProviderError,
@@ -47,6 +49,7 @@ from imagegate.providers.http import (
     make_client,
     make_download_client,
 )
+from imagegate.providers.options import HttpOptions
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # The error codes OpenAI uses for a refusal on content grounds: dall-e's, gpt-image-1's.
@@ -96,24 +99,34 @@ def snap_size(sizes: tuple[tuple[int, int], ...], width: int, height: int) -> tu
     return min(sizes, key=distance)
 
 
+class Options(HttpOptions):
+    """``[providers.<name>.options]`` of an OpenAI provider (docs/providers/openai.md)."""
+
+    response_format: Literal["b64_json", "url"] = "b64_json"
+    # Quality by mode, over the model's defaults: {"draft": "low", "standard": "medium"}.
+    quality: dict[Literal["draft", "standard"], str] = Field(default_factory=dict)
+
+
 class OpenAIProvider:
     """Adapter for the OpenAI Images API."""
 
     def __init__(self, config: ProviderConfig) -> None:
         unknown = set(config.models) - set(_MODELS)
         if unknown:
-            raise ValueError(
+            raise ConfigError(  # stops start-up with this message, not a traceback
                 f"providers.{config.name}: unknown OpenAI image model(s) {sorted(unknown)}; "
                 f"choose from {sorted(_MODELS)}"
             )
         self.name = config.name
         self._models = config.models or tuple(_MODELS)
-        self._response_format = str(config.options.get("response_format", "b64_json"))
-        self._quality: dict[str, str] = dict(config.options.get("quality", {}))
+        options = Options.of(config.name, config.options)
+        self._response_format = options.response_format
+        self._quality: dict[str, str] = {str(mode): q for mode, q in options.quality.items()}
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = make_client(config, headers)
+        pool = options.max_connections
+        self._client = make_client(config, headers, max_connections=pool)
         # Result URLs live on another host: they must never see the API key.
-        self._downloads = make_download_client(config)
+        self._downloads = make_download_client(config, max_connections=pool)
         self._reads = config.reads
 
     async def aclose(self) -> None:

@@ -13,6 +13,7 @@ from imagegate.providers.base import Provider
 from imagegate.providers.builtin import BuiltinProvider
 from imagegate.providers.config import ConfigError, ConfigFile, ProviderTable, api_key, load
 from imagegate.providers.http import ProviderConfig, ReadLimits
+from imagegate.providers.options import AdapterOptions
 from imagegate.settings import Settings
 
 log = get_logger("imagegate.providers")
@@ -75,6 +76,9 @@ class ProviderRegistry:
         config = load(settings.config)
         entries: list[ProviderEntry] = []
         builtin_table = config.providers.get("builtin", ProviderTable())
+        # The built-in renderer is set up by IMAGEGATE_BUILTIN_*: a table of options
+        # for it would be ignored, so it is refused like any unknown option.
+        AdapterOptions.of("builtin", builtin_table.options)
         if builtin_table.enabled:
             builtin = BuiltinProvider(
                 latency_ms=settings.builtin_latency_ms,
@@ -157,7 +161,8 @@ def _build(
     secret: Callable[[str], str | None],
     reads: ReadLimits | None = None,
 ) -> Provider:
-    """The adapter for one table: ``imagegate.providers.<type>.build(ProviderConfig)``."""
+    """The adapter for one table: ``imagegate.providers.<type>.build(ProviderConfig)``,
+    which checks ``options`` against the adapter's model (providers/options.py)."""
     config = ProviderConfig(
         name=name,
         type=kind,
