@@ -18,6 +18,13 @@ import httpx
 @contextmanager
 def running_server(**env: str) -> Iterator[tuple[str, str]]:
     """Yield (base URL, admin key) of a fresh server; stop it afterwards."""
+    with running_server_process(**env) as (url, key, _):
+        yield url, key
+
+
+@contextmanager
+def running_server_process(**env: str) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    """Yield (base URL, admin key, process) of a fresh server; stop it afterwards."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -48,12 +55,16 @@ def running_server(**env: str) -> Iterator[tuple[str, str]]:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit((data / "server.log").read_text())
                 time.sleep(0.1)
-            yield url, (data / "admin.key").read_text().strip()
+            yield url, (data / "admin.key").read_text().strip(), proc
         finally:
             proc.terminate()
             proc.wait(timeout=30)
 
 
 def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
+    """imagegate's own percentile (nearest rank), so benches and the scorecard agree."""
+    from imagegate.domain.routing import percentile as nearest
+
+    value = nearest(values, q)
+    assert value is not None, "no samples"
+    return value

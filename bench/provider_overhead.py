@@ -32,6 +32,8 @@ from typing import Any
 import httpx
 import psycopg
 
+from imagegate.domain.routing import percentile
+
 BIN = Path(sys.executable).parent
 BODY = {"prompt": "a lighthouse at dusk", "variations": 1, "mode": "draft", "seed": 7}
 
@@ -105,11 +107,6 @@ class Setup:
             proc.wait(timeout=60)
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-
 async def adapter_alone(provider: str, base_url: str, runs: int) -> list[float]:
     from imagegate.domain.params import Mode
     from imagegate.providers.base import GenerationRequest, NoCorrelation
@@ -159,10 +156,11 @@ def overhead(provider: str, jobs: int) -> None:
             setup.stop()
     for name, values in [("adapter alone", direct), ("attempt in imagegate", attempt),
                          ("job, client's view", whole)]:  # fmt: skip
-        print(f"{name:22s} p50 {pct(values, 50):7.1f} ms   p99 {pct(values, 99):7.1f} ms")
+        p50, p99 = percentile(values, 50), percentile(values, 99)
+        print(f"{name:22s} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms")
     print(
-        f"router + runner add p50 {pct(attempt, 50) - pct(direct, 50):+.1f} ms, "
-        f"p99 {pct(attempt, 99) - pct(direct, 99):+.1f} ms per job"
+        f"router + runner add p50 {percentile(attempt, 50) - percentile(direct, 50):+.1f} ms, "
+        f"p99 {percentile(attempt, 99) - percentile(direct, 99):+.1f} ms per job"
     )
 
 

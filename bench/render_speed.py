@@ -13,7 +13,8 @@ from collections.abc import Callable
 from functools import partial
 
 from imagegate.domain.params import STYLES, Mode, Ratio, pixel_size
-from imagegate.providers.render import encode_png, render_image
+from imagegate.imaging import encode_png
+from imagegate.render import render_image
 
 PROMPTS = (
     "a mountain lake at sunset",

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # On SIGTERM a worker stops taking jobs and waits this long for its running ones;
     # any still running then are handed back to the other workers.
     drain_timeout_s: int = Field(default=30, ge=0)
+    # A job recorded but still without a run on the queue this long after (its enqueue
+    # failed after the commit) is queued by the elected reaper's next pass.
+    enqueue_sweep_grace_s: float = Field(default=5.0, ge=0)
 
     max_attempts: int = Field(default=3, ge=1, le=20)
     # A provider call that takes longer is abandoned and counts as a failed attempt.
@@ -91,6 +94,15 @@ class Settings(BaseSettings):
     retry_max_delay_s: float = Field(default=60.0, ge=0)
 
     idempotency_ttl_s: int = Field(default=24 * 3600, ge=60)
+
+    # Retention (docs/configuration.md#retention): rows older than this many days are
+    # deleted by the elected housekeeper, every ``retention_interval_s``; 0 keeps them.
+    retention_provider_calls_days: int = Field(default=30, ge=0, le=36_500)
+    # Only events of jobs that finished that long ago: a running job keeps its log.
+    retention_job_events_days: int = Field(default=30, ge=0, le=36_500)
+    # Finished deliveries, with their attempts; one still being retried stays.
+    retention_webhook_deliveries_days: int = Field(default=30, ge=0, le=36_500)
+    retention_interval_s: float = Field(default=3600.0, gt=0)
     # The longest a create may wait for its job with ``Prefer: wait=N``.
     prefer_wait_max_s: int = Field(default=60, ge=0, le=600)
     key_cache_ttl_s: float = Field(default=30.0, ge=0)
@@ -150,6 +162,19 @@ class Settings(BaseSettings):
     @cached_property
     def webhook_schedule(self) -> tuple[float, ...]:
         return parse_schedule(self.webhook_schedule_s)
+
+    # Reads from providers (docs/configuration.md#provider-reads): every answer is read
+    # with a byte cap and a deadline. Result images are streamed up to the image cap
+    # (per image); JSON answers up to the JSON cap (answers that carry base64 images
+    # get the image cap per image on top). Result downloads follow redirects only
+    # through the SSRF guard: public addresses, the allowlist above, and the
+    # provider's own base_url.
+    provider_max_image_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    provider_max_json_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    provider_download_timeout_s: float = Field(default=120.0, gt=0)
+    # Output images decoded (transcoded, put in the grid) at once, per process;
+    # unset = one per CPU. Each holds a full decoded image in memory.
+    image_decode_concurrency: int | None = Field(default=None, ge=1, le=256)
 
     builtin_latency_ms: int = Field(default=0, ge=0)
     # Worker processes the built-in renderer draws in; unset = one per CPU, 0 = threads.
@@ -269,6 +294,10 @@ class Settings(BaseSettings):
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_urlsafe(32))
         return path.read_text().strip().encode()
+
+    @property
+    def resolved_image_decode_concurrency(self) -> int:
+        return self.image_decode_concurrency or os.cpu_count() or 1
 
     @property
     def resolved_builtin_processes(self) -> int:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
 import uuid
 from typing import Any
 
@@ -103,3 +106,56 @@ def test_list_filters_and_cursor_validation(http: httpx.Client) -> None:
     _problem(http.get("/api/image/jobs", params={"cursor": "!!!"}), 400, "invalid_cursor")
     _problem(http.get("/api/image/jobs", params={"limit": 0}), 422, "validation_error")
     _problem(http.get("/api/image/jobs/job_doesnotexist"), 404, "job_not_found")
+
+
+def _chunked_post(server: ServerProcess, key: str, path: str, body: bytes) -> tuple[int, bytes]:
+    """POST ``body`` with ``Transfer-Encoding: chunked`` and no Content-Length, on a raw
+    socket (an HTTP client would add a length for a body it holds whole). Returns the
+    status and the response body. A reader thread takes the answer as it comes: the
+    server may answer, and close, before the whole body is sent."""
+    received = bytearray()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+
+    def read() -> None:
+        try:
+            while chunk := sock.recv(65536):
+                received.extend(chunk)
+        except OSError:
+            pass
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    try:
+        sock.sendall(head.encode())
+        for start in range(0, len(body), 65536):
+            chunk = body[start : start + 65536]
+            sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        sock.sendall(b"0\r\n\r\n")
+    except OSError:
+        pass  # the server stopped reading: its answer says why
+    reader.join(30)
+    sock.close()
+    status_line, _, rest = bytes(received).partition(b"\r\n")
+    _, _, payload = rest.partition(b"\r\n\r\n")
+    return int(status_line.split()[1]), payload
+
+
+def test_a_chunked_body_over_the_limit_is_413(server: ServerProcess, workspace_key: str) -> None:
+    huge = b'{"prompt": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    status, payload = _chunked_post(server, workspace_key, "/api/image/jobs", huge)
+    assert status == 413, payload[:300]
+    problem = json.loads(payload)
+    assert problem["code"] == "payload_too_large" and problem["status"] == 413
+    # A chunked body under the limit is read as usual.
+    small = json.dumps({"prompt": "a small chunked cat", "variations": 1}).encode()
+    status, payload = _chunked_post(server, workspace_key, "/api/image/jobs", small)
+    assert status == 202, payload[:300]
+    with client(server.url, workspace_key) as http:
+        assert [j["prompt"] for j in http.get("/api/image/jobs").json()["data"]] == [
+            "a small chunked cat"
+        ]

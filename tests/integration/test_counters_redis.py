@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 from redis.asyncio import Redis
 
-from imagegate.counters import CountersUnavailable, RedisCounterStore
-from imagegate.counters.base import sliding_total
+from imagegate.rate_limits import CountersUnavailable, RedisCounterStore
+from imagegate.rate_limits.base import sliding_total
 from tests.support.server import free_port
 
 REDIS_URL = os.environ.get("IMAGEGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

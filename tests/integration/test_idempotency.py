@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import uuid
 from datetime import timedelta
 
 import httpx
 
+from imagegate.api.idempotency import fingerprint
 from imagegate.db import idempotency_repo
 from imagegate.runtime import Runtime
 from imagegate.services.keys import Authenticator
@@ -64,7 +63,7 @@ def _hold_key(
             then = rt.clock.now() - age
             async with rt.db.begin() as conn:
                 held = await idempotency_repo.claim(
-                    conn, principal.workspace_id, key, body_hash, then, then + ttl
+                    conn, principal.workspace_id, key, body_hash, "earlier", then, then + ttl
                 )
                 assert held is None
         finally:
@@ -77,7 +76,7 @@ def test_in_flight_key_is_409(
     server: ServerProcess, http: httpx.Client, workspace_key: str
 ) -> None:
     """A first request still being processed holds the key: the retry gets 409."""
-    body_hash = hashlib.sha256(json.dumps(BODY, sort_keys=True).encode()).hexdigest()
+    body_hash = fingerprint("create_job", BODY)
     _hold_key(server, workspace_key, "in-flight", body_hash, timedelta(0), timedelta(hours=1))
     response = http.post("/api/image/jobs", json=BODY, headers={"Idempotency-Key": "in-flight"})
     assert response.status_code == 409 and response.json()["code"] == "idempotency_key_in_use"

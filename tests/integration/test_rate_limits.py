@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from imagegate.counters import RedisCounterStore
 from imagegate.db import idempotency_repo
 from imagegate.domain.records import Principal
+from imagegate.rate_limits import RedisCounterStore
 from imagegate.runtime import Runtime
 from imagegate.services import rate_limits
 from imagegate.services.keys import Authenticator

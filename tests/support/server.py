@@ -66,9 +66,16 @@ class ServerProcess:
     process with its own data dir and port."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, command: str = "serve", **env: str
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        command: str = "serve",
+        program: list[str] | None = None,
+        **env: str,
     ) -> None:
         self.command = command
+        # What runs in place of the ``imagegate`` command (a wrapper injecting faults).
+        self.program = program or [str(BIN / "imagegate")]
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -91,7 +98,7 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(BIN / "imagegate"), self.command], env=self.env, stdout=log, stderr=log
+            [*self.program, self.command], env=self.env, stdout=log, stderr=log
         )
         return self
 

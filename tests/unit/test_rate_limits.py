@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from structlog.testing import capture_logs
 
-from imagegate.counters import Count, CountersUnavailable, MemoryCounterStore, RedisCounterStore
 from imagegate.domain.rates import Allowance, Rate, parse_rate
 from imagegate.domain.records import Principal
 from imagegate.errors import RateLimited
+from imagegate.rate_limits import Count, CountersUnavailable, MemoryCounterStore, RedisCounterStore
 from imagegate.services import rate_limits
 from imagegate.settings import Settings
 
@@ -114,7 +114,7 @@ async def test_add_is_general_for_quotas(store: MemoryCounterStore) -> None:
 async def test_idle_counters_are_swept(
     store: MemoryCounterStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("imagegate.counters.memory.SWEEP_EVERY", 2)
+    monkeypatch.setattr("imagegate.rate_limits.memory.SWEEP_EVERY", 2)
     await store.add("old", 1, 1)
     clock.advance(5)
     await store.add("new", 1, 1)

@@ -12,12 +12,13 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from imagegate.domain.params import STYLES, Mode, Ratio, pixel_size
-from imagegate.providers.render import encode_png, make_grid, render_image
-from imagegate.providers.render.grid import EMPTY_CELL
-from imagegate.providers.render.plan import make_plan
-from imagegate.providers.render.product import product_pose
-from imagegate.providers.render.product_look import make_look
-from imagegate.providers.render.product_shapes import EXTENT
+from imagegate.imaging import encode_png, make_grid
+from imagegate.imaging.grid import EMPTY_CELL
+from imagegate.render import render_image
+from imagegate.render.plan import make_plan
+from imagegate.render.product import product_pose
+from imagegate.render.product_look import make_look
+from imagegate.render.product_shapes import EXTENT
 
 RATIOS = ["1:1", "16:9", "9:16", "4:3", "3:4", "3:2", "2:3", "21:9"]
 PROMPTS = [

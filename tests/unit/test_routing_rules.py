@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from imagegate.domain.routing import (
-    Breaker,
-    BreakerRules,
-    BreakerState,
-    Candidate,
-    percentile,
-    ranked,
-    should_open,
-)
+from imagegate.domain.circuit_breaker import Breaker, BreakerRules, BreakerState, should_open
+from imagegate.domain.routing import Candidate, percentile, ranked
 
 A = Candidate("a", "m", priority=0, order=0, price=0.04, median_ms=900)
 B = Candidate("b", "m", priority=5, order=1, price=0.02, median_ms=None)

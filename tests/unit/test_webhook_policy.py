@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from imagegate.domain.retry import parse_retry_after
 from imagegate.domain.webhooks import (
     DEFAULT_SCHEDULE_S,
     MAX_BODY_BYTES,
@@ -16,7 +17,6 @@ from imagegate.domain.webhooks import (
     decide,
     encode_body,
     jittered,
-    parse_retry_after,
     parse_schedule,
 )
 

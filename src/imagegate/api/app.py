@@ -12,19 +12,19 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from imagegate import __version__
-from imagegate.api import errors
+from imagegate.api import errors, openapi
 from imagegate.api.limits import BodySizeLimit
 from imagegate.api.rate_limit_headers import RateLimitHeaders
 from imagegate.api.routes import events, jobs, providers, system, webhooks
 from imagegate.api.schemas import JobPublic
-from imagegate.engine.webhook_delivery import JobPresenter
+from imagegate.domain.records import JobPresenter
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 from imagegate.services import jobs as jobs_service
-from imagegate.services import node
+from imagegate.services import process_lifecycle
 from imagegate.services.event_feed import EventFeed
-from imagegate.services.fleet import Membership
 from imagegate.services.keys import Authenticator
+from imagegate.services.workers import Membership
 
 MAX_BODY_BYTES = 256 * 1024
 HOUSEKEEPING_INTERVAL_S = 3600
@@ -62,7 +62,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # DBOS runs async workflows on the loop that launched it: this one, which also
         # owns the database pool (an asyncio pool cannot be shared between loops).
-        running = await node.start(rt, membership, present_job=job_presenter(rt))
+        running = await process_lifecycle.start(rt, membership, present_job=job_presenter(rt))
         await feed.start()
         # Objects made at start-up live forever; moving them out of the collector's
         # view keeps gen-2 collections (and their latency spikes) small.
@@ -80,7 +80,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
         finally:
             housekeeping.cancel()
             await feed.stop()
-            await node.stop(running)
+            await process_lifecycle.stop(running)
             await rt.close()
 
     # The docs page's scripts are served by imagegate itself, not a CDN: a
@@ -95,6 +95,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.state.event_feed = feed
     app.state.authenticator = Authenticator(rt)
     errors.install(app)
+    openapi.install(app)
     app.include_router(jobs.router)
     app.include_router(providers.router)
     app.include_router(events.router)

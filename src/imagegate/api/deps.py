@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from imagegate.api.rate_limit_headers import remember
 from imagegate.domain.records import Principal
+from imagegate.errors import Unauthenticated
 from imagegate.runtime import Runtime
 from imagegate.services import rate_limits
 from imagegate.services.keys import Authenticator
@@ -32,5 +33,22 @@ async def get_principal(
     return principal
 
 
+async def get_admin_or_anonymous(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> bool:
+    """For routes anyone may call that say more to an admin: True for a valid admin
+    key; no key, a bad key or another role is simply anonymous (never a 401)."""
+    if credentials is None:
+        return False
+    authenticate: Authenticator = request.app.state.authenticator
+    try:
+        principal = await authenticate(credentials.credentials)
+    except Unauthenticated:
+        return False
+    return principal.is_admin
+
+
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+AdminCallerDep = Annotated[bool, Depends(get_admin_or_anonymous)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

@@ -18,24 +18,22 @@ class BodySizeLimit:
             return
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit():
+            # The server holds the client to the length it declared: nothing longer
+            # reaches the app, so the declared length alone decides.
+            if int(declared) > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        # No length declared (a chunked body): read it here, up to the cap, before the
+        # app sees any of it. Raising from inside the app's read instead would reach
+        # FastAPI's body parser, which answers any read error with a 400.
+        buffered = await _read_capped(receive, self.max_bytes)
+        if buffered is None:
             await self._reject(scope, receive, send)
             return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge()
-            return message
-
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._reject(scope, receive, send)
+        await self.app(scope, _replay(buffered, receive), send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(
@@ -47,5 +45,28 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+async def _read_capped(receive: Receive, max_bytes: int) -> list[Message] | None:
+    """The request's messages up to the end of its body; None once it passes the cap
+    (at most ``max_bytes`` plus one chunk is ever held)."""
+    messages: list[Message] = []
+    seen = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages  # the client left: let the app see the disconnect
+        seen += len(message.get("body", b""))
+        if seen > max_bytes:
+            return None
+        if not message.get("more_body", False):
+            return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        # Later reads (a streaming response waiting for the disconnect) go to the server.
+        return pending.pop(0) if pending else await receive()
+
+    return replayed

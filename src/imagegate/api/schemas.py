@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from imagegate.api.text import FreeText, Name, NameKey, name_keys
 from imagegate.domain.params import MAX_PROMPT_CHARS, MAX_SEED, MAX_VARIATIONS
 from imagegate.domain.records import JobRecord
 from imagegate.storage.base import Storage
 
-MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40)]
-MetadataValue = Annotated[str, StringConstraints(max_length=500)]
+MetadataKey = Annotated[NameKey, StringConstraints(min_length=1, max_length=40)]
+MetadataValue = Annotated[FreeText, StringConstraints(max_length=500)]
 
 
 class JobCreate(BaseModel):
@@ -32,30 +33,32 @@ class JobCreate(BaseModel):
         },
     )
 
-    prompt: str = Field(
+    prompt: FreeText = Field(
         min_length=1,
         max_length=MAX_PROMPT_CHARS,
         description="What to draw; may carry flags: --ar 16:9 --seed 7 --no text --draft",
     )
-    negative_prompt: str | None = Field(default=None, max_length=2000)
-    style: str | None = Field(default=None, description="A style preset name")
-    ratio: str | None = Field(default=None, description="Aspect ratio 'W:H', default 1:1")
+    negative_prompt: FreeText | None = Field(default=None, max_length=2000)
+    style: Name | None = Field(default=None, description="A style preset name")
+    ratio: Name | None = Field(default=None, description="Aspect ratio 'W:H', default 1:1")
     variations: int | None = Field(default=None, ge=1, le=MAX_VARIATIONS)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     mode: Literal["draft", "standard"] | None = None
     output_format: Literal["png", "jpeg", "webp"] | None = Field(
         default=None, description="Encoding of the stored images, default png"
     )
-    model: str | None = Field(
+    model: Name | None = Field(
         default=None, max_length=128, description="'auto' or 'provider:model'"
     )
     routing: Literal["priority", "cheapest", "fastest"] | None = Field(
         default=None,
         description="How 'auto' picks a provider; default: the workspace's or server's policy",
     )
-    metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict, max_length=16)
-    user: str | None = Field(default=None, min_length=1, max_length=128)
-    webhook_url: str | None = Field(
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict, max_length=16, json_schema_extra=name_keys(1, 40)
+    )
+    user: Name | None = Field(default=None, min_length=1, max_length=128)
+    webhook_url: Name | None = Field(
         default=None,
         min_length=1,
         max_length=2048,
@@ -174,11 +177,17 @@ class JobsPublic(BaseModel):
 
 
 class Problem(BaseModel):
-    """An RFC 9457 problem document."""
+    """An RFC 9457 problem document (docs/errors.md). Branch on ``code``."""
 
     type: str
     title: str
     status: int
     detail: str
-    code: str
-    errors: list[dict[str, Any]] | None = None
+    code: str = Field(description="Stable and machine-readable: docs/errors.md lists them")
+    field: str | None = Field(default=None, description="The request field at fault")
+    errors: list[dict[str, Any]] | None = Field(
+        default=None, description="Each invalid field: {field, message, type}"
+    )
+    retry_after: int | None = Field(
+        default=None, description="429: seconds until the request fits, as Retry-After"
+    )

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from imagegate.api.text import FreeText, Name
 from imagegate.domain.webhooks import (
     DEFAULT_EVENT_TYPES,
     AttemptRecord,
@@ -41,13 +42,13 @@ class WebhookEndpointCreate(BaseModel):
         },
     )  # fmt: skip
 
-    url: str = URL_FIELD
+    url: Name = URL_FIELD
     event_types: list[EventType] | None = Field(
         default=None,
         min_length=1,
         description=f"Default: every type but job.progress ({', '.join(DEFAULT_EVENT_TYPES)})",
     )
-    description: str | None = Field(default=None, max_length=500)
+    description: FreeText | None = Field(default=None, max_length=500)
     enabled: bool = True
 
     _check_types = field_validator("event_types")(_unique)
@@ -58,9 +59,9 @@ class WebhookEndpointUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    url: Name | None = Field(default=None, min_length=1, max_length=2048)
     event_types: list[EventType] | None = Field(default=None, min_length=1)
-    description: str | None = Field(default=None, max_length=500)
+    description: FreeText | None = Field(default=None, max_length=500)
     enabled: bool | None = None
 
     _check_types = field_validator("event_types")(_unique)

@@ -19,7 +19,7 @@ def sandbox(
     submission counts at /_sandbox/stats. For tests and for trying integrations."""
     import uvicorn
 
-    from imagegate.providers.sandbox.registry import EMULATORS, create_app
+    from imagegate.sandbox.registry import EMULATORS, create_app
 
     if provider not in EMULATORS:
         console.print(f"error: no emulator for {provider!r}; choose from {', '.join(EMULATORS)}")

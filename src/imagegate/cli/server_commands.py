@@ -16,8 +16,8 @@ from imagegate.settings import Settings, load_settings
 if TYPE_CHECKING:
     from imagegate.domain.records import KeyInfo
     from imagegate.runtime import Runtime
-    from imagegate.services.fleet import Membership
     from imagegate.services.keys import NewKey
+    from imagegate.services.workers import Membership
 
 console = Console(stderr=True)
 
@@ -68,7 +68,9 @@ def _runtime(settings: Settings) -> Runtime:
     try:
         return Runtime.build(settings)
     except ConfigError as error:
-        console.print(f"error: {error.detail}")
+        # As written: a message naming ``[providers.x]`` is not markup, and one line
+        # per problem greps better than one wrapped at the terminal's width.
+        console.print(f"error: {error.detail}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from error
 
 
@@ -76,13 +78,13 @@ async def _work(rt: Runtime) -> int:
     import signal
 
     from imagegate.api.app import job_presenter
-    from imagegate.services import node
+    from imagegate.services import process_lifecycle
 
     membership = await _join(rt, "worker")
     if membership is None:
         await rt.close()
         return 1
-    running = await node.start(rt, membership, present_job=job_presenter(rt))
+    running = await process_lifecycle.start(rt, membership, present_job=job_presenter(rt))
     console.print(f"imagegate worker {membership.worker_id} is taking jobs")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -91,7 +93,7 @@ async def _work(rt: Runtime) -> int:
     await stopping.wait()
     console.print(f"worker {membership.worker_id} stopping: draining running jobs")
     try:
-        await node.stop(running)
+        await process_lifecycle.stop(running)
     finally:
         await rt.close()
     return 0
@@ -99,7 +101,7 @@ async def _work(rt: Runtime) -> int:
 
 async def _join(rt: Runtime, role: str) -> Membership | None:
     """Claim a worker id for this process, or say why not (``None``)."""
-    from imagegate.services.fleet import WorkerIdInUse, join
+    from imagegate.services.workers import WorkerIdInUse, join
 
     try:
         return await join(rt, role)
@@ -157,8 +159,9 @@ async def _before_start(rt: Runtime, role: str | None) -> tuple[str | None, Memb
         key = await bootstrap_admin_key(rt)
         membership = await _join(rt, role) if role else None
     finally:
-        # The server's event loop is another one: it must open its own connections.
-        await rt.close()
+        # The server's event loop is another one: it must open its own connections
+        # (the providers' pools stay open for it; the server closes them at the end).
+        await rt.release()
     return (key.secret if key else None), membership
 
 

@@ -38,8 +38,9 @@ async def add_key(
     key_hash: str,
     role: str,
     now: datetime,
+    key_id: str | None = None,
 ) -> str:
-    key_id = new_id("key")
+    key_id = key_id or new_id("key")
     session.add(
         ApiKey(
             id=key_id,

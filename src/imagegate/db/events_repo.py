@@ -3,26 +3,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db.models import JobEvent
+from imagegate.domain.records import EventRecord
 
 events: Table = JobEvent.__table__  # type: ignore[assignment]
-
-
-@dataclass(frozen=True)
-class EventRow:
-    id: int
-    job_id: str
-    workspace_id: str
-    type: str
-    data: dict[str, Any]
-    created_at: datetime
 
 
 async def after(
@@ -32,7 +19,7 @@ async def after(
     limit: int = 500,
     job_id: str | None = None,
     workspace_id: str | None = None,
-) -> list[EventRow]:
+) -> list[EventRecord]:
     """Events with ids above ``after_id``, oldest first, optionally of one job or one
     workspace."""
     query = select(events).where(events.c.id > after_id)
@@ -42,7 +29,7 @@ async def after(
         query = query.where(events.c.workspace_id == workspace_id)
     rows = await conn.execute(query.order_by(events.c.id).limit(limit))
     return [
-        EventRow(
+        EventRecord(
             r["id"], r["job_id"], r["workspace_id"], r["type"], dict(r["data"]), r["created_at"]
         )
         for r in rows.mappings()

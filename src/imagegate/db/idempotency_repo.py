@@ -1,4 +1,8 @@
-"""Idempotency records: claimed before the work, completed with the response after."""
+"""Idempotency records: claimed before the work, completed with the response after.
+
+Each claim carries a random token; completing or releasing a record needs it, so a
+request whose abandoned claim was taken over by a retry cannot delete or overwrite
+the retry's record."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ class StoredResponse:
     response: dict[str, Any] | None
     created_at: datetime
     expires_at: datetime
+    claim_token: str | None = None
 
 
 def _insert_ignoring_conflict(conn: AsyncConnection) -> Insert:
@@ -47,22 +52,25 @@ async def claim(
     workspace_id: str,
     key: str,
     request_hash: str,
+    token: str,
     now: datetime,
     expires_at: datetime,
 ) -> StoredResponse | None:
-    """Claim the key for this request. ``None`` means ours; else what holds it."""
+    """Claim the key for this request under ``token``. ``None`` means ours; else what
+    holds it."""
     inserted = await conn.execute(
         _insert_ignoring_conflict(conn),
         {
             "workspace_id": workspace_id, "key": key, "request_hash": request_hash,
-            "state": IN_FLIGHT, "created_at": now, "expires_at": expires_at,
+            "state": IN_FLIGHT, "claim_token": token, "created_at": now,
+            "expires_at": expires_at,
         },
     )  # fmt: skip
     if inserted.first() is not None:
         return None
     held = await find(conn, workspace_id, key)
     if held is None:  # deleted between our insert and read: the claim is free again
-        return await claim(conn, workspace_id, key, request_hash, now, expires_at)
+        return await claim(conn, workspace_id, key, request_hash, token, now, expires_at)
     return held
 
 
@@ -72,7 +80,7 @@ async def find(conn: AsyncConnection, workspace_id: str, key: str) -> StoredResp
         return None
     return StoredResponse(
         row["request_hash"], row["state"], row["status_code"], row["response"],
-        row["created_at"], row["expires_at"],
+        row["created_at"], row["expires_at"], row["claim_token"],
     )  # fmt: skip
 
 
@@ -80,32 +88,45 @@ async def complete(
     conn: AsyncConnection,
     workspace_id: str,
     key: str,
+    token: str,
     status_code: int,
     response: dict[str, Any],
-    job_id: str | None,
-) -> None:
-    await conn.execute(
+    resource_id: str | None,
+) -> bool:
+    """Store the response on the claim ``token`` holds; False if it no longer holds it."""
+    result = await conn.execute(
         update(records)
-        .where(_key(workspace_id, key))
-        .values(state=DONE, status_code=status_code, response=response, job_id=job_id)
+        .where(_key(workspace_id, key), records.c.claim_token == token)
+        .values(state=DONE, status_code=status_code, response=response, job_id=resource_id)
     )
+    return bool(result.rowcount)
 
 
-async def release(conn: AsyncConnection, workspace_id: str, key: str) -> None:
-    await conn.execute(delete(records).where(_key(workspace_id, key)))
+async def release(conn: AsyncConnection, workspace_id: str, key: str, token: str) -> None:
+    """Free the key, if ``token`` still holds it."""
+    await conn.execute(
+        delete(records).where(_key(workspace_id, key), records.c.claim_token == token)
+    )
 
 
 async def take_over(
     conn: AsyncConnection,
     workspace_id: str,
     key: str,
+    stale: StoredResponse,
     request_hash: str,
+    token: str,
     now: datetime,
     expires_at: datetime,
 ) -> bool:
-    """Replace an expired or abandoned record with a fresh claim."""
-    await release(conn, workspace_id, key)
-    return await claim(conn, workspace_id, key, request_hash, now, expires_at) is None
+    """Replace the expired or abandoned record ``stale`` with a fresh claim. Deletes it
+    only if it is still the one read (same token): a concurrent taker-over wins once."""
+    await conn.execute(
+        delete(records).where(
+            _key(workspace_id, key), records.c.claim_token.is_not_distinct_from(stale.claim_token)
+        )
+    )
+    return await claim(conn, workspace_id, key, request_hash, token, now, expires_at) is None
 
 
 async def purge_expired(conn: AsyncConnection, now: datetime) -> int:

@@ -249,6 +249,20 @@ async def running_on(conn: AsyncConnection, worker_id: str) -> int:
     return int(count or 0)
 
 
+async def queued_since_before(
+    conn: AsyncConnection, cutoff: datetime, after_id: str | None, limit: int
+) -> list[tuple[str, str, int]]:
+    """(job id, workspace id, run) of queued jobs last changed before ``cutoff``, in id
+    order after ``after_id``: one bounded page of the enqueue sweep."""
+    query = select(jobs.c.id, jobs.c.workspace_id, jobs.c.runs).where(
+        jobs.c.status == JobStatus.QUEUED.value, jobs.c.updated_at < cutoff
+    )
+    if after_id is not None:
+        query = query.where(jobs.c.id > after_id)
+    rows = await conn.execute(query.order_by(jobs.c.id).limit(limit))
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
 async def unfinished(conn: AsyncConnection) -> list[tuple[str, str, int]]:
     """(job id, workspace id, run number) of every job that still has to reach an end."""
     rows = await conn.execute(

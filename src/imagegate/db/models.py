@@ -127,7 +127,10 @@ class JobEvent(Base):
     """The lifecycle log: one row per status change (and throttled progress)."""
 
     __tablename__ = "job_events"
-    __table_args__ = (Index("ix_job_events_job_id_id", "job_id", "id"),)
+    __table_args__ = (
+        Index("ix_job_events_job_id_id", "job_id", "id"),
+        Index("ix_job_events_created_at", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"))
@@ -146,7 +149,11 @@ class IdempotencyRecord(Base):
     state: Mapped[str] = mapped_column(String(16))
     status_code: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The id of what the request made (a job, an endpoint, a delivery), if anything.
     job_id: Mapped[str | None] = mapped_column(String(40))
+    # Random, written with the claim: only the request that holds it may complete or
+    # release the record, never a slower one whose claim was taken over meanwhile.
+    claim_token: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
@@ -186,12 +193,18 @@ class ProviderCall(Base):
     these (success rate, latency, moderation, cost, last error)."""
 
     __tablename__ = "provider_calls"
-    __table_args__ = (Index("ix_provider_calls_provider_started", "provider", "started_at"),)
+    __table_args__ = (
+        Index("ix_provider_calls_provider_started", "provider", "started_at"),
+        Index("ix_provider_calls_provider_outcome_started", "provider", "outcome", "started_at"),
+        Index("ix_provider_calls_started_at", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(64))
     model: Mapped[str] = mapped_column(String(128))
     job_id: Mapped[str] = mapped_column(String(40))
+    # The job's workspace: only it may read the call's error text.
+    workspace_id: Mapped[str | None] = mapped_column(String(40), index=True)
     attempt: Mapped[int] = mapped_column(Integer)
     started_at: Mapped[datetime]
     duration_ms: Mapped[int] = mapped_column(Integer)
@@ -266,6 +279,7 @@ class WebhookDelivery(Base):
         Index("ix_webhook_deliveries_dispatch", "dispatched", "id"),
         Index("ix_webhook_deliveries_job", "workspace_id", "job_id", "id"),
         Index("ix_webhook_deliveries_endpoint", "workspace_id", "endpoint_id", "id"),
+        Index("ix_webhook_deliveries_finished_at", "finished_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -5,40 +5,60 @@ racing on the same provider agree: exactly one of them claims a probe."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Table, and_, case, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Insert,
+    String,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db.models import ProviderBreaker, ProviderCall, ProviderSlot
 from imagegate.db.upsert import dialect_insert
-from imagegate.domain.routing import Breaker, BreakerState
+from imagegate.domain.circuit_breaker import Breaker, BreakerState
+from imagegate.domain.routing import nearest_rank
 
 calls: Table = ProviderCall.__table__  # type: ignore[assignment]
 breakers: Table = ProviderBreaker.__table__  # type: ignore[assignment]
 slots: Table = ProviderSlot.__table__  # type: ignore[assignment]
 
 OK, FAILED, MODERATED = "ok", "failed", "moderated"
-_CALL_FIELDS = (
-    "provider", "model", "started_at", "duration_ms", "outcome", "error_code",
-    "error_message", "images", "cost_usd",
-)  # fmt: skip
 
 
 @dataclass(frozen=True)
-class CallRow:
-    provider: str
-    model: str
-    started_at: datetime
-    duration_ms: int
-    outcome: str
-    error_code: str | None
-    error_message: str | None
-    images: int
-    cost_usd: float
+class CallCounts:
+    """A provider's calls over a window, counted by the database."""
+
+    calls: int
+    ok: int
+    moderated: int
+    images: int  # made by the successful calls
+    cost_usd: float  # of the successful calls
+
+
+@dataclass(frozen=True)
+class CallError:
+    """The latest failed call of a provider, and whose job it was."""
+
+    code: str | None
+    message: str | None
+    at: datetime
+    workspace_id: str | None
 
 
 async def add_call(conn: AsyncConnection, values: Mapping[str, Any]) -> None:
@@ -62,19 +82,126 @@ async def window_counts(conn: AsyncConnection, provider: str, since: datetime) -
     return int(row[0]), int(row[1])
 
 
-async def recent_calls(
-    conn: AsyncConnection, since: datetime, limit_per_provider: int = 1000
-) -> dict[str, list[CallRow]]:
-    """Each provider's calls since ``since``, newest first, at most ``limit`` each."""
-    rows = await conn.execute(
-        select(calls).where(calls.c.started_at >= since).order_by(calls.c.id.desc())
+def _ok_sum(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return func.coalesce(func.sum(case((calls.c.outcome == OK, column), else_=0)), 0)
+
+
+async def call_counts(
+    conn: AsyncConnection, since: datetime, providers: Sequence[str] | None = None
+) -> dict[str, CallCounts]:
+    """Each provider's calls since ``since`` (of ``providers`` only, if given): one
+    aggregate, nothing read into Python but a row per provider."""
+    query = (
+        select(
+            calls.c.provider,
+            func.count().label("calls"),
+            _ok_sum(literal(1)).label("ok"),
+            func.coalesce(func.sum(case((calls.c.outcome == MODERATED, 1), else_=0)), 0).label(
+                "moderated"
+            ),
+            _ok_sum(calls.c.images).label("images"),
+            _ok_sum(calls.c.cost_usd).label("cost_usd"),
+        )
+        .where(calls.c.started_at >= since)
+        .group_by(calls.c.provider)
     )
-    found: dict[str, list[CallRow]] = {}
-    for row in rows.mappings():
-        bucket = found.setdefault(row["provider"], [])
-        if len(bucket) < limit_per_provider:
-            bucket.append(CallRow(**{name: row[name] for name in _CALL_FIELDS}))
+    if providers is not None:
+        query = query.where(calls.c.provider.in_(list(providers)))
+    rows = await conn.execute(query)
+    return {
+        str(r["provider"]): CallCounts(
+            int(r["calls"]),
+            int(r["ok"]),
+            int(r["moderated"]),
+            int(r["images"]),
+            float(r["cost_usd"]),
+        )
+        for r in rows.mappings()
+    }
+
+
+async def latency_percentiles(
+    conn: AsyncConnection,
+    since: datetime,
+    ok_calls: Mapping[str, int],
+    quantiles: Sequence[float],
+    sample: int,
+) -> dict[str, dict[float, float]]:
+    """Nearest-rank percentiles of the duration of each provider's latest ``sample``
+    successful calls since ``since``. ``ok_calls`` says how many successful calls each
+    provider has there (from :func:`call_counts`), so each percentile is one row read
+    at a known ``OFFSET`` of the bounded sample: the database reads at most ``sample``
+    index entries per provider and returns one row per (provider, quantile). SQLite
+    has no percentile function; this works the same on both backends."""
+    parts = []
+    for provider, count in ok_calls.items():
+        size = min(count, sample)
+        if size < 1:
+            continue
+        newest = (
+            select(calls.c.duration_ms)
+            .where(
+                calls.c.provider == provider,
+                calls.c.outcome == OK,
+                calls.c.started_at >= since,
+            )
+            .order_by(calls.c.started_at.desc(), calls.c.id.desc())
+            .limit(size)
+            .subquery()
+        )
+        for q in quantiles:
+            at = (
+                select(newest.c.duration_ms)
+                .order_by(newest.c.duration_ms)
+                .offset(nearest_rank(size, q) - 1)
+                .limit(1)
+                .subquery()
+            )
+            parts.append(
+                select(
+                    literal(provider, String).label("provider"),
+                    literal(float(q), Float).label("q"),
+                    at.c.duration_ms,
+                )
+            )
+    found: dict[str, dict[float, float]] = {}
+    if not parts:
+        return found
+    for r in (await conn.execute(union_all(*parts))).mappings():
+        found.setdefault(str(r["provider"]), {})[float(r["q"])] = float(r["duration_ms"])
     return found
+
+
+async def last_errors(
+    conn: AsyncConnection, since: datetime, providers: Sequence[str]
+) -> dict[str, CallError]:
+    """Each provider's latest failed call since ``since``: one indexed row each."""
+    parts = []
+    for provider in providers:
+        latest = (
+            select(
+                calls.c.provider, calls.c.error_code, calls.c.error_message,
+                calls.c.started_at, calls.c.workspace_id,
+            )
+            .where(
+                calls.c.provider == provider,
+                calls.c.outcome == FAILED,
+                calls.c.started_at >= since,
+            )
+            .order_by(calls.c.started_at.desc(), calls.c.id.desc())
+            .limit(1)
+            .subquery()
+        )  # fmt: skip
+        parts.append(select(latest))
+    if not parts:
+        return {}
+    rows = await conn.execute(union_all(*parts))
+    return {
+        str(r["provider"]): CallError(
+            r["error_code"], r["error_message"], r["started_at"], r["workspace_id"]
+        )
+        for r in rows.mappings()
+    }
 
 
 async def failed_providers(conn: AsyncConnection, job_id: str) -> list[str]:
@@ -85,25 +212,6 @@ async def failed_providers(conn: AsyncConnection, job_id: str) -> list[str]:
         .order_by(calls.c.id)
     )
     return list(dict.fromkeys(row[0] for row in rows))
-
-
-async def median_latencies(
-    conn: AsyncConnection, since: datetime, min_samples: int = 5
-) -> dict[str, float]:
-    """Median latency of successful calls per provider, where there are enough."""
-    rows = await conn.execute(
-        select(calls.c.provider, calls.c.duration_ms).where(
-            calls.c.started_at >= since, calls.c.outcome == OK
-        )
-    )
-    samples: dict[str, list[int]] = {}
-    for provider, duration in rows.tuples():
-        samples.setdefault(str(provider), []).append(int(duration))
-    return {
-        provider: float(sorted(values)[len(values) // 2])
-        for provider, values in samples.items()
-        if len(values) >= min_samples
-    }
 
 
 async def all_breakers(conn: AsyncConnection) -> dict[str, Breaker]:

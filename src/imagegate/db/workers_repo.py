@@ -138,6 +138,25 @@ async def take_lease(
     return (await conn.execute(statement)).first() is not None
 
 
+async def take_due_lease(
+    conn: AsyncConnection, name: str, holder: str, now: datetime, ttl_s: float
+) -> bool:
+    """Hold the lease ``name`` for ``ttl_s`` if it is free or expired, even if ours:
+    its expiry is then when the duty it guards is next due, for the whole fleet."""
+    expires = now + timedelta(seconds=ttl_s)
+    statement = (
+        dialect_insert(conn, leases)
+        .values(name=name, holder=holder, expires_at=expires)
+        .on_conflict_do_update(
+            index_elements=["name"],
+            set_={"holder": holder, "expires_at": expires},
+            where=leases.c.expires_at < now,
+        )
+        .returning(leases.c.name)
+    )
+    return (await conn.execute(statement)).first() is not None
+
+
 async def release_lease(conn: AsyncConnection, name: str, holder: str) -> None:
     """Give up the lease now (if held), so another process need not wait it out."""
     await conn.execute(delete(leases).where(leases.c.name == name, leases.c.holder == holder))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 
@@ -20,3 +21,15 @@ def new_id(prefix: str, now_ms: int | None = None) -> str:
     """A ULID-shaped id: 48 bits of milliseconds then 80 random bits."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     return f"{prefix}_{_encode(ms, 10)}{_encode(secrets.randbits(80), 16)}"
+
+
+# Lenient on purpose: it does not insist on the exact ULID shape, only on what every id
+# this server mints has in common. It keeps out what no backend can compare (NUL on
+# PostgreSQL) and what would break a header built from the id (non-latin-1 text).
+_WELL_FORMED = re.compile(r"[a-z]{1,8}_[0-9A-Za-z]{1,64}")
+
+
+def well_formed(value: str, prefix: str) -> bool:
+    """Whether ``value`` could be an id with ``prefix`` (``job``, ``ep``, ``dlv``): a
+    caller answers "not found" for one that is not, without asking the database."""
+    return value.startswith(prefix + "_") and _WELL_FORMED.fullmatch(value) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -78,3 +79,20 @@ class JobRecord:
     provider_job_id: str | None = None
     # Where the job's own events are delivered (besides the workspace's endpoints).
     webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One entry of a job's lifecycle log, as the feeds (SSE, ``Prefer: wait``) read it."""
+
+    id: int
+    job_id: str
+    workspace_id: str
+    type: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+# How a job is shown to its owner: the API's public schema, which webhook bodies carry
+# too. The API supplies it to the engine at start-up, so the engine needs no API import.
+JobPresenter = Callable[[JobRecord], dict[str, Any]]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 
 
 @dataclass(frozen=True)
@@ -40,3 +43,24 @@ def decide(
         # The provider's own hint wins when it asks for longer than our backoff.
         backoff = max(backoff, min(retry_after_s, max_delay_s * 10))
     return RetryDecision(retry=True, delay_s=round(backoff, 3))
+
+
+_SECONDS = re.compile(r"\d{1,10}(\.\d{1,6})?")
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """A ``Retry-After`` header in seconds from ``now``: either of its forms (a delay in
+    seconds, or an HTTP date), from providers and webhook receivers alike. A negative
+    or unreadable value is no hint at all."""
+    if value is None:
+        return None
+    text = value.strip()
+    if _SECONDS.fullmatch(text):
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - now).total_seconds())

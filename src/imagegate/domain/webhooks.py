@@ -9,7 +9,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import Any
 
@@ -106,22 +105,6 @@ def decide(
     if status_code in RETRY_AFTER_STATUSES and retry_after_s is not None:
         delay = max(delay, min(retry_after_s, retry_after_max_s))
     return Decision(DeliveryStatus.PENDING, delay)
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """A Retry-After header (seconds, or an HTTP date) as seconds from ``now``."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, (when - now).total_seconds())
 
 
 def encode_body(body: dict[str, Any], limit: int = MAX_BODY_BYTES) -> bytes:

@@ -92,7 +92,7 @@ async def run_job(job_id: str) -> str:
 async def launch(rt: Runtime, executor_id: str, *, runs_jobs: bool = True) -> None:
     """Start DBOS in this process, from the event loop that should run the jobs.
 
-    ``executor_id`` must be held by this process alone (services.fleet sees to it):
+    ``executor_id`` must be held by this process alone (services.workers sees to it):
     DBOS recovers the pending workflows of that id at launch. A process that does not
     run jobs (``imagegate api``) still launches DBOS, to enqueue, cancel and recover,
     but listens to no queue."""

@@ -14,20 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from imagegate.counters.base import CountersUnavailable
 from imagegate.db import providers_repo
+from imagegate.domain.circuit_breaker import Breaker, BreakerRules, BreakerState, should_open
 from imagegate.domain.params import Mode
 from imagegate.domain.records import JobRecord
-from imagegate.domain.routing import (
-    Breaker,
-    BreakerRules,
-    BreakerState,
-    Candidate,
-    ranked,
-    should_open,
-)
+from imagegate.domain.routing import Candidate, ranked
 from imagegate.observability.logging import get_logger
 from imagegate.providers.registry import ProviderEntry
+from imagegate.rate_limits.base import CountersUnavailable
 from imagegate.runtime import Runtime
 
 log = get_logger("imagegate.routing")
@@ -36,6 +30,11 @@ log = get_logger("imagegate.routing")
 STALE_PROBE_S = 120.0
 # Waiting for a free slot or for rate-limit room: check again this soon.
 BUSY_RETRY_S = 1.0
+# ``fastest`` compares medians of the successful calls of the last hour, at most this
+# many per provider, and only for providers with enough of them to trust.
+FASTEST_WINDOW = timedelta(hours=1)
+FASTEST_SAMPLE = 1000
+FASTEST_MIN_CALLS = 5
 
 
 @dataclass(frozen=True)
@@ -84,20 +83,24 @@ def candidates_for(rt: Runtime, params: dict[str, Any]) -> list[tuple[ProviderEn
 async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
     """The provider for the job's next attempt (``holder`` names the attempt)."""
     now = rt.clock.now()
-    # A provider job in flight from an earlier attempt is resumed where it runs.
-    if job.provider_job_id and job.provider and _exists(rt, job.provider):
-        return Route(job.provider, str(job.model))
+    # A provider job in flight from an earlier attempt is resumed where it runs,
+    # through the same gates as a new call: an open circuit or a full slot table holds
+    # the poll back like any other, and it never falls back elsewhere.
+    resuming = bool(job.provider_job_id and job.provider and _exists(rt, job.provider))
     policy = str(job.params.get("routing") or rt.providers.config.routing.policy)
     async with rt.db.connect() as conn:
         breakers = await providers_repo.all_breakers(conn)
-        failed = await providers_repo.failed_providers(conn, job.id)
-        medians = (
-            await providers_repo.median_latencies(conn, now - timedelta(hours=1))
-            if policy == "fastest"
-            else {}
-        )
+        failed = [] if resuming else await providers_repo.failed_providers(conn, job.id)
+    if resuming:
+        resumed = [(str(job.provider), str(job.model))]
+        return await _first_available(rt, resumed, breakers, holder, now)
     options = _fallback(
         candidates_for(rt, job.params), failed, rt.providers.config.routing.max_providers
+    )
+    medians = (
+        await median_latencies(rt, sorted({e.name for e, _ in options}))
+        if policy == "fastest"
+        else {}
     )
     mode = str(job.params["mode"])
     ranked_options = ranked(
@@ -107,35 +110,74 @@ async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
         ],
         policy,
     )
+    if not ranked_options:
+        return Wait(0.0, "no configured provider can do this job")
+    return await _first_available(
+        rt, [(c.provider, c.model) for c in ranked_options], breakers, holder, now
+    )
+
+
+async def _first_available(
+    rt: Runtime,
+    ordered: list[tuple[str, str]],
+    breakers: dict[str, Breaker],
+    holder: str,
+    now: datetime,
+) -> Route | Wait:
+    """The first (provider, model) whose circuit lets a call through and that has a
+    free slot and rate; else how long to wait for one."""
     wait_s = None
-    for candidate in ranked_options:
-        entry = rt.providers.entry(candidate.provider)
-        breaker = (
-            breakers.get(candidate.provider, Breaker()) if entry.breaker_enabled else Breaker()
-        )
+    for provider, model in ordered:
+        entry = rt.providers.entry(provider)
+        breaker = breakers.get(provider, Breaker()) if entry.breaker_enabled else Breaker()
         probe = False
         if breaker.state is not BreakerState.CLOSED:
-            probe = await _claim_probe(rt, candidate.provider, breaker, now)
+            probe = await _claim_probe(rt, provider, breaker, now)
             if not probe:
                 left = breaker.seconds_to_probe(now, rules(rt)) or BUSY_RETRY_S
                 wait_s = min(wait_s or left, left)
                 continue
-        refusal = await _take_capacity(rt, candidate.provider, holder, now)
+        refusal = await _take_capacity(rt, provider, holder, now)
         if refusal is not None:
             wait_s = min(wait_s or refusal, refusal)
             if probe:  # give the probe back for another attempt to use
                 async with rt.db.begin() as conn:
-                    await providers_repo.reopen(conn, candidate.provider, breaker.opened_at or now)
+                    await providers_repo.reopen(conn, provider, breaker.opened_at or now)
             continue
         return Route(
-            candidate.provider,
-            candidate.model,
-            probe=probe,
-            slot_holder=holder if entry.table.concurrency else None,
+            provider, model, probe=probe, slot_holder=holder if entry.table.concurrency else None
         )
-    if not ranked_options:
-        return Wait(0.0, "no configured provider can do this job")
     return Wait(max(wait_s or BUSY_RETRY_S, 0.05), "every able provider is open or busy")
+
+
+async def median_latencies(rt: Runtime, providers: list[str]) -> dict[str, float]:
+    """The median latency of each provider's successful calls over the last
+    ``FASTEST_WINDOW`` (at most ``FASTEST_SAMPLE`` of them; None below
+    ``FASTEST_MIN_CALLS``). Each provider's figure is kept ``rt.latency_cache.ttl_s``
+    in this process, so attempts do not each ask the database."""
+    found: dict[str, float] = {}
+    missing = []
+    for name in providers:
+        fresh, median = rt.latency_cache.lookup(name)
+        if not fresh:
+            missing.append(name)
+        elif median is not None:
+            found[name] = median
+    if not missing:
+        return found
+    since = rt.clock.now() - FASTEST_WINDOW
+    async with rt.db.connect() as conn:
+        counts = await providers_repo.call_counts(conn, since, missing)
+        enough = {p: c.ok for p, c in counts.items() if c.ok >= FASTEST_MIN_CALLS}
+        measured = await providers_repo.latency_percentiles(
+            conn, since, enough, (50,), FASTEST_SAMPLE
+        )
+    for name in missing:
+        median = measured.get(name, {}).get(50.0)
+        rt.latency_cache.put(name, median)
+        if median is not None:
+            found[name] = median
+    return found
 
 
 def _exists(rt: Runtime, name: str) -> bool:
@@ -214,6 +256,7 @@ class CallReport:
     cost_usd: float = 0.0
     error_code: str | None = None
     error_message: str | None = None
+    workspace_id: str | None = None  # whose job: the only one shown the error text
 
 
 async def record(rt: Runtime, route: Route, report: CallReport) -> None:
@@ -226,6 +269,7 @@ async def record(rt: Runtime, route: Route, report: CallReport) -> None:
             conn,
             {
                 "provider": route.provider, "model": route.model, "job_id": report.job_id,
+                "workspace_id": report.workspace_id,
                 "attempt": report.attempt, "started_at": report.started_at,
                 "duration_ms": duration_ms, "outcome": report.outcome,
                 "error_code": report.error_code,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 import time
+from collections.abc import Coroutine
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -23,10 +24,10 @@ from imagegate.domain.params import OutputFormat
 from imagegate.domain.records import JobRecord
 from imagegate.engine import routing
 from imagegate.engine.lifecycle import record
+from imagegate.imaging import cell_size, encode, make_grid
 from imagegate.observability.logging import get_logger
-from imagegate.providers.base import GeneratedImage, GenerationRequest
+from imagegate.providers.base import Cancellable, GeneratedImage, GenerationRequest
 from imagegate.providers.errors import ModeratedError, ProviderError, RateLimitedError
-from imagegate.providers.render import encode, make_grid
 from imagegate.runtime import Runtime
 from imagegate.storage.base import image_key
 
@@ -34,6 +35,8 @@ log = get_logger("imagegate.runner")
 
 PROGRESS_WRITE_INTERVAL_S = 0.25
 PROGRESS_EVENT_INTERVAL_S = 0.5
+# How long the clean-up of an interrupted attempt (a provider's cancel call) may take.
+CANCEL_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,9 @@ def _unroutable(job: JobRecord, wait: routing.Wait) -> Outcome:
 async def _call(rt: Runtime, job: JobRecord, route: routing.Route) -> Outcome:
     provider = rt.providers.get(route.provider)
     correlation = _JobCorrelation(rt, job)
-    report = routing.CallReport(job.id, job.attempts, rt.clock.now(), time.monotonic(), OK)
+    report = routing.CallReport(
+        job.id, job.attempts, rt.clock.now(), time.monotonic(), OK, workspace_id=job.workspace_id
+    )
     try:
         async with asyncio.timeout(rt.settings.attempt_timeout_s):
             result = await provider.generate(_request(job), _ProgressWriter(rt, job), correlation)
@@ -134,6 +139,13 @@ async def _call(rt: Runtime, job: JobRecord, route: routing.Route) -> Outcome:
             retry_after_s=error.retry_after if isinstance(error, RateLimitedError) else None,
             provider_job_id=error.provider_job_id,
         )
+    except asyncio.CancelledError:
+        # The step was interrupted: preempted because the job was canceled (the attempt
+        # step is preemptible, dbos_engine), or the process is stopping. The call in
+        # flight has ended on our side either way; the rest runs shielded, as a second
+        # cancellation must not cut it short.
+        await _shielded(_interrupted(rt, job, route, correlation.current))
+        raise
     except TimeoutError:
         message = f"no result within {rt.settings.attempt_timeout_s:g} s"
         await routing.record(
@@ -163,6 +175,44 @@ async def _call(rt: Runtime, job: JobRecord, route: routing.Route) -> Outcome:
     return Outcome(ok=True, attempt=job.attempts, provider_job_id=result.provider_job_id)
 
 
+# Clean-ups of interrupted attempts still running, held so none is collected mid-way
+# (the loop keeps only weak references to tasks); one per interrupted attempt at most.
+_CLEANUPS: set[asyncio.Task[None]] = set()
+
+
+async def _shielded(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.ensure_future(work)
+    _CLEANUPS.add(task)
+    task.add_done_callback(_CLEANUPS.discard)
+    await asyncio.shield(task)
+
+
+async def _interrupted(
+    rt: Runtime, job: JobRecord, route: routing.Route, provider_job_id: str | None
+) -> None:
+    """After an interrupted call: for a canceled job, free the provider's slot and ask a
+    provider with a cancel API to stop the provider job, which would otherwise run on
+    (and be billed) there. A stopping worker's job is left as it is, for the next
+    attempt to resume (correlation), slot included."""
+    try:
+        # Bounded: a worker stopping waits for this, and a database or provider that
+        # does not answer must not hold it up.
+        async with asyncio.timeout(CANCEL_TIMEOUT_S):
+            if not await _canceled(rt, job.id):
+                return
+            log.info("job.attempt_interrupted", job_id=job.id, attempt=job.attempts)
+            if route.slot_holder:
+                await routing.release(rt, route.provider, route.slot_holder)
+            provider = rt.providers.get(route.provider)
+            if provider_job_id is not None and isinstance(provider, Cancellable):
+                await provider.cancel(provider_job_id, route.model)
+    except Exception as error:  # best effort: the job is canceled on our side anyway
+        log.warning(
+            "job.provider_cancel_failed", job_id=job.id, provider_job_id=provider_job_id,
+            error=f"{type(error).__name__}: {error}"[:300],
+        )  # fmt: skip
+
+
 def _list_price(rt: Runtime, job: JobRecord, route: routing.Route, images: int) -> float:
     """The configured price of the images, when the provider does not report one."""
     key = job.params.get("action") or job.params["mode"]
@@ -188,6 +238,11 @@ class _JobCorrelation:
     @property
     def existing(self) -> str | None:
         return self._job.provider_job_id
+
+    @property
+    def current(self) -> str | None:
+        """The provider job this attempt resumed or submitted, if any."""
+        return self._current
 
     async def record(self, provider_job_id: str) -> None:
         if provider_job_id == self._current:
@@ -235,23 +290,34 @@ class _ProgressWriter:
 
 
 async def _store(rt: Runtime, job: JobRecord, made: list[GeneratedImage]) -> list[dict[str, Any]]:
+    """Each image decoded at most once, and only when it must be (transcoding, or its
+    grid cell), one at a time per job and ``rt.decodes`` at a time per process; the
+    grid is built from the shrunk cells, so no two full bitmaps are held at once."""
     stored: list[dict[str, Any]] = []
     fmt = OutputFormat(job.params.get("output_format", OutputFormat.PNG))
+    grid_size = (made[0].width, made[0].height)
+    cells: list[Image.Image] = []
     for index, image in enumerate(made, start=1):
         data = image.data
-        if image.content_type != fmt.content_type:
-            # Providers answer in the formats they know; the client asked for one.
-            data = await asyncio.to_thread(_transcode, image.data, fmt)
+        # Providers answer in the formats they know; the client asked for one.
+        transcode = image.content_type != fmt.content_type
+        cell = cell_size(index - 1, grid_size) if len(made) > 1 else None
+        if transcode or cell:
+            async with rt.decodes:
+                data, shrunk = await asyncio.to_thread(_decode, image.data, fmt, transcode, cell)
+            if shrunk is not None:
+                cells.append(shrunk)
         key = image_key(job.workspace_id, job.id, f"{index}.{fmt.extension}")
         await rt.storage.put(key, data, fmt.content_type)
         stored.append(
             _row("image", index, key, image.width, image.height, image.seed, fmt, len(data))
         )
-    if len(made) > 1:
-        data, width, height = await asyncio.to_thread(_grid, [i.data for i in made], fmt)
+    if cells:
+        async with rt.decodes:
+            data = await asyncio.to_thread(_grid, cells, grid_size, fmt)
         key = image_key(job.workspace_id, job.id, f"grid.{fmt.extension}")
         await rt.storage.put(key, data, fmt.content_type)
-        stored.append(_row("grid", 0, key, width, height, None, fmt, len(data)))
+        stored.append(_row("grid", 0, key, *grid_size, None, fmt, len(data)))
     return stored
 
 
@@ -271,14 +337,27 @@ def _row(
     }  # fmt: skip
 
 
-def _transcode(data: bytes, fmt: OutputFormat) -> bytes:
+def _decode(
+    data: bytes, fmt: OutputFormat, transcode: bool, cell: tuple[int, int] | None
+) -> tuple[bytes, Image.Image | None]:
+    """One decode of ``data``: the bytes to store (re-encoded in ``fmt`` if
+    ``transcode``) and, if ``cell``, the image shrunk to its grid cell."""
     with Image.open(io.BytesIO(data)) as image:
-        return encode(image, fmt)
+        image.load()
+        out = encode(image, fmt) if transcode else data
+        if cell is None:
+            return out, None
+        with image.convert("RGB") as rgb:
+            return out, rgb.resize(cell, Image.Resampling.BILINEAR)
 
 
-def _grid(datas: list[bytes], fmt: OutputFormat) -> tuple[bytes, int, int]:
-    grid = make_grid([Image.open(io.BytesIO(d)).convert("RGB") for d in datas])
-    return encode(grid, fmt), grid.width, grid.height
+def _grid(cells: list[Image.Image], size: tuple[int, int], fmt: OutputFormat) -> bytes:
+    try:
+        with make_grid(cells, size) as grid:
+            return encode(grid, fmt)
+    finally:
+        for cell in cells:
+            cell.close()
 
 
 async def _complete(

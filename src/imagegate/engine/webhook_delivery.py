@@ -18,7 +18,7 @@ import httpx
 
 from imagegate.db import jobs_repo
 from imagegate.db import webhooks_repo as repo
-from imagegate.domain.records import JobRecord
+from imagegate.domain.records import JobPresenter, JobRecord
 from imagegate.domain.webhooks import (
     AttemptRecord,
     DeliveryRecord,
@@ -35,10 +35,6 @@ from imagegate.webhooks.sender import USER_AGENT, AttemptResult, guarded_client,
 from imagegate.webhooks.signing import SecretUnreadable, signature_header
 
 log = get_logger("imagegate.webhooks")
-
-# The public body of a job (api.schemas.JobPublic), handed in by the process's wiring:
-# the payload is the API's own job document, and the engine does not import the API.
-JobPresenter = Callable[[JobRecord], dict[str, Any]]
 
 
 @dataclass(frozen=True)

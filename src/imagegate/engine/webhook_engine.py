@@ -10,7 +10,7 @@ for each new row; the workflow id is the delivery id, so two dispatchers (or one
 crashed before noting its work) start it once. The workflow makes the attempts
 (``engine.webhook_delivery``), each a step, and sleeps durably between them, so a
 restart resumes a delivery where it was, and a dead worker's deliveries are taken
-over with its jobs (``services.fleet``)."""
+over with its jobs (``services.workers``)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 
 from imagegate.db import webhooks_repo
+from imagegate.domain.records import JobPresenter
 from imagegate.domain.webhooks import jittered
-from imagegate.engine.webhook_delivery import Deliverer, JobPresenter
+from imagegate.engine.webhook_delivery import Deliverer
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 

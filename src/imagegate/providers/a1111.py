@@ -25,6 +25,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 import httpx
+from pydantic import Field
 
 from imagegate.domain.params import STYLES, Mode
 from imagegate.providers.base import (
@@ -46,6 +47,8 @@ from imagegate.providers.http import (
     json_body,
     make_client,
 )
+from imagegate.providers.options import HttpOptions
+from imagegate.providers.progress import ForwardProgress
 
 DEFAULT_MODEL = "default"  # the checkpoint the WebUI has loaded
 DEFAULT_UPSCALER = "R-ESRGAN 4x+"
@@ -58,20 +61,28 @@ _PERMANENT_500 = re.compile(
 )
 
 
+class Options(HttpOptions):
+    """``[providers.<name>.options]`` of an A1111 provider (docs/providers/a1111.md)."""
+
+    # Fields merged into every txt2img/img2img body, e.g. sampler_name, steps, cfg_scale.
+    payload: dict[str, Any] = Field(default_factory=dict)
+    upscaler: str = DEFAULT_UPSCALER  # ``upscaler_1`` for upscales
+    max_images: int = Field(default=8, ge=1)  # the batch_size limit
+
+
 class A1111Provider:
     """Generates on one AUTOMATIC1111 or Forge WebUI. ``api_key`` is ``user:pass`` for
-    a WebUI started with ``--api-auth``. ``options``: ``payload`` (fields merged into
-    every txt2img/img2img body, e.g. ``sampler_name``, ``scheduler``, ``steps``,
-    ``cfg_scale``), ``upscaler`` (``upscaler_1`` for upscales) and ``max_images``."""
+    a WebUI started with ``--api-auth``; ``options``: :class:`Options`."""
 
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
         self._config = config
         self._models = config.models or (DEFAULT_MODEL,)
-        self._payload: dict[str, Any] = dict(config.options.get("payload", {}))
-        self._upscaler = str(config.options.get("upscaler", DEFAULT_UPSCALER))
-        self._max_images = int(config.options.get("max_images", 8))
-        self._client = make_client(config)
+        options = Options.of(config.name, config.options)
+        self._payload: dict[str, Any] = dict(options.payload)
+        self._upscaler = options.upscaler
+        self._max_images = options.max_images
+        self._client = make_client(config, max_connections=options.max_connections)
         if config.api_key:
             user, _, password = config.api_key.partition(":")
             self._client.auth = httpx.BasicAuth(user, password)
@@ -163,7 +174,12 @@ class A1111Provider:
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         what = f"a1111: {path}"
-        response = await call(self._client, "POST", f"/sdapi/v1/{path}", what, json=body)
+        # The images come back inside the JSON, base64 (and a grid beside several).
+        count = int(body.get("batch_size", 1)) * int(body.get("n_iter", 1)) + 1
+        cap = self._config.reads.inline_images_cap(count)
+        response = await call(
+            self._client, "POST", f"/sdapi/v1/{path}", what, json=body, max_bytes=cap
+        )
         if response.status_code != 200:
             raise _http_error(response, what)
         answer = json_body(response, what)
@@ -176,18 +192,17 @@ class A1111Provider:
     ) -> dict[str, Any]:
         """Run ``work`` while polling the WebUI's progress every poll interval."""
         task = asyncio.create_task(work)
-        reported = 0.0
-        await progress(reported)
+        # Stop short of 1.0 until the images are in hand; never go back.
+        forward = ForwardProgress(progress, ceiling=0.99)
+        await forward(0.0)
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=self._config.poll_interval_s)
                 if done:
                     return task.result()
                 fraction = await self._progress()
-                # Stop short of 1.0 until the images are in hand; never go back.
-                if fraction is not None and min(fraction, 0.99) > reported:
-                    reported = min(fraction, 0.99)
-                    await progress(reported)
+                if fraction is not None:
+                    await forward(fraction)
         finally:
             if not task.done():
                 task.cancel()

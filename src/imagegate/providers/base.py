@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from imagegate.domain.params import Mode, OutputFormat, variation_seeds
 
@@ -166,4 +166,15 @@ class Provider(Protocol):
         """Make the images, calling ``progress`` as work advances. An adapter whose
         provider hands out job ids records each through ``correlation`` at once, and
         resumes ``correlation.existing`` instead of submitting again."""
+        ...
+
+
+@runtime_checkable
+class Cancellable(Protocol):
+    """A provider whose API cancels one of its jobs (Replicate, fal). The runner calls
+    it for a job canceled while its provider job runs, so the provider stops working
+    (and charging) for it; interrupting our side alone would leave it running there."""
+
+    async def cancel(self, provider_job_id: str, model: str | None = None) -> object:
+        """Ask the provider to cancel ``provider_job_id`` (a job of ``model``)."""
         ...

@@ -18,6 +18,8 @@ from fractions import Fraction
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from pydantic import Field
+
 from imagegate.domain.params import MAX_VARIATIONS, STYLES, Mode, OutputFormat
 from imagegate.providers.base import (
     Action,
@@ -30,6 +32,7 @@ from imagegate.providers.base import (
     Provider,
     standard_credits,
 )
+from imagegate.providers.config import ConfigError
 from imagegate.providers.errors import (
     ModeratedError,
     PermanentProviderError,
@@ -44,8 +47,11 @@ from imagegate.providers.http import (
     fetch_image,
     json_body,
     make_client,
+    make_download_client,
     poll_until,
 )
+from imagegate.providers.options import HttpOptions
+from imagegate.providers.progress import PartsProgress
 
 DEFAULT_BASE_URL = "https://api.bfl.ai/v1"
 _MODERATED = {"Request Moderated", "Content Moderated"}
@@ -105,13 +111,19 @@ def aspect_ratio(width: int, height: int) -> str:
     return f"{near.numerator}:{near.denominator}"
 
 
+class Options(HttpOptions):
+    """``[providers.<name>.options]`` of a BFL provider (docs/providers/bfl.md)."""
+
+    safety_tolerance: int = Field(default=2, ge=0, le=6)  # 0 strictest .. 6
+
+
 class BFLProvider:
     """Adapter for the Black Forest Labs API."""
 
     def __init__(self, config: ProviderConfig) -> None:
         unknown = set(config.models) - set(_MODELS)
         if unknown:
-            raise ValueError(
+            raise ConfigError(  # stops start-up with this message, not a traceback
                 f"providers.{config.name}: unknown FLUX model(s) {sorted(unknown)}; "
                 f"choose from {sorted(_MODELS)}"
             )
@@ -119,12 +131,13 @@ class BFLProvider:
         self._models = config.models or tuple(_MODELS)
         self._timeout_s = config.timeout_s
         self._interval_s = config.poll_interval_s
-        self._safety_tolerance = int(config.options.get("safety_tolerance", 2))
+        options = Options.of(config.name, config.options)
+        self._safety_tolerance = options.safety_tolerance
         self._host = urlsplit(config.base_url or "").hostname
         headers = {"x-key": config.api_key} if config.api_key else {}
-        self._client = make_client(config, headers)
+        self._client = make_client(config, headers, max_connections=options.max_connections)
         # Delivery URLs live on another host: they must never see the API key.
-        self._downloads = make_client(config)
+        self._downloads = make_download_client(config, max_connections=options.max_connections)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -163,7 +176,7 @@ class BFLProvider:
             if ids != recorded:
                 await correlation.record(ids)
                 recorded = ids
-        tracker = _Progress(len(tasks), progress)
+        tracker = PartsProgress(progress, len(tasks))
         images = await _gather(
             self._follow(task, seed, index, tracker)
             for index, (task, seed) in enumerate(zip(tasks, request.seeds, strict=True))
@@ -232,7 +245,7 @@ class BFLProvider:
         return answer
 
     async def _follow(
-        self, task: _Task, seed: int, index: int, tracker: _Progress
+        self, task: _Task, seed: int, index: int, tracker: PartsProgress
     ) -> GeneratedImage:
         what = f"{self.name} task {task.id}"
 
@@ -317,22 +330,6 @@ def _joined(ids: list[str]) -> str:
             break
         kept.append(task_id)
     return ",".join(kept)
-
-
-class _Progress:
-    """The job's progress: the mean of its tasks', reported only when it grows."""
-
-    def __init__(self, count: int, callback: ProgressCallback) -> None:
-        self._parts = [0.0] * count
-        self._callback = callback
-        self._reported = 0.0
-
-    async def update(self, index: int, fraction: float) -> None:
-        self._parts[index] = max(self._parts[index], fraction)
-        overall = sum(self._parts) / len(self._parts)
-        if overall > self._reported:
-            self._reported = overall
-            await self._callback(overall)
 
 
 async def _gather(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:

@@ -1,4 +1,4 @@
-"""The built-in provider: renders offline with :mod:`imagegate.providers.render`, so the
+"""The built-in provider: renders offline with :mod:`imagegate.render`, so the
 service works, and its tests run, without any external API. Two knobs make it a test
 double too: ``latency_ms`` (a slow provider) and ``fault_marker`` (a flaky one)."""
 
@@ -13,6 +13,7 @@ import sys
 from concurrent.futures import Executor, ProcessPoolExecutor
 
 from imagegate.domain.params import STYLES, Mode
+from imagegate.imaging import encode
 from imagegate.providers.base import (
     Capabilities,
     Correlation,
@@ -23,7 +24,7 @@ from imagegate.providers.base import (
     standard_credits,
 )
 from imagegate.providers.errors import RetryableProviderError
-from imagegate.providers.render import encode, render_image
+from imagegate.render import render_image
 
 _LATENCY_SLICES = 20  # progress moves in 5 % steps while a simulated latency elapses
 

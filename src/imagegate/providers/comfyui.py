@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any
 from urllib.parse import urlencode
 
+from pydantic import Field, field_validator
 from websockets.asyncio.client import ClientConnection, connect
 
 from imagegate.domain.params import STYLES, Mode
@@ -30,7 +31,7 @@ from imagegate.providers.base import (
     ProgressCallback,
     standard_credits,
 )
-from imagegate.providers.comfyui_socket import Progress, about, finished, next_message
+from imagegate.providers.comfyui_socket import about, finished, next_message
 from imagegate.providers.comfyui_workflows import Filled, Template, TemplateError
 from imagegate.providers.config import ConfigError
 from imagegate.providers.errors import (
@@ -48,8 +49,11 @@ from imagegate.providers.http import (
     fetch_image,
     json_body,
     make_client,
+    make_download_client,
     snippet,
 )
+from imagegate.providers.options import HttpOptions
+from imagegate.providers.progress import PartsProgress
 
 # ComfyUI's latents are 1/8 of the image; EmptyLatentImage takes 16..16384 in steps of 8.
 _SIZE_STEP, _MIN_SIDE, _MAX_SIDE = 8, 16, 16384
@@ -83,28 +87,52 @@ def snap_side(value: int) -> int:
     return min(_MAX_SIDE, max(_MIN_SIDE, round(value / _SIZE_STEP) * _SIZE_STEP))
 
 
+class Options(HttpOptions):
+    """``[providers.<name>.options]`` of a ComfyUI provider (docs/providers/comfyui.md)."""
+
+    workflow: str | None = None  # an API-format graph; unset: the packaged txt2img.json
+    nodes: dict[str, str] = Field(default_factory=dict)  # role → node id, over titles
+    steps: int | None = Field(default=None, ge=1)  # unset: the template's
+    draft_steps: int | None = Field(default=None, ge=1)  # unset: half of steps
+    max_images: int = Field(default=4, ge=1)
+    moderation_exceptions: str = _DEFAULT_MODERATION
+    websocket: bool = True  # false: poll /history only (a proxy that drops WebSockets)
+
+    @field_validator("moderation_exceptions")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from error
+        return value
+
+
 class ComfyUIProvider:
     """One ComfyUI server (``base_url``) and one workflow template."""
 
     def __init__(self, config: ProviderConfig) -> None:
-        options = config.options
+        options = Options.of(config.name, config.options)
         self.name = config.name
         self._config = config
-        self._template = Template.load(options.get("workflow"), options.get("nodes"))
+        self._options = options
+        self._template = Template.load(options.workflow, options.nodes or None)
         self._models = config.models or (self._template.checkpoint or "default",)
-        self._moderation = re.compile(
-            str(options.get("moderation_exceptions", _DEFAULT_MODERATION))
-        )
+        self._moderation = re.compile(options.moderation_exceptions)
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self._headers = headers
-        self._client = make_client(config, headers)
+        self._client = make_client(config, headers, max_connections=options.max_connections)
+        # /view goes through the SSRF guard like every result download (the server's
+        # own base_url is trusted); the headers are passed per request, so a redirect
+        # elsewhere does not carry them.
+        self._downloads = make_download_client(config, max_connections=options.max_connections)
         base = (config.base_url or "").rstrip("/")
         self._ws_url = re.sub(r"^http", "ws", base) + "/ws"
 
     def capabilities(self) -> Capabilities:
         return Capabilities(
             models=self._models,
-            max_images=int(self._config.options.get("max_images", 4)),
+            max_images=self._options.max_images,
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
             actions=(Action.IMAGINE,),
@@ -118,6 +146,7 @@ class ComfyUIProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        await self._downloads.aclose()
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
@@ -150,10 +179,10 @@ class ComfyUIProvider:
         limit = self.capabilities().max_images
         if not 1 <= len(request.seeds) <= limit:
             raise PermanentProviderError(f"{self.name}: 1 to {limit} images per job")
-        template, options = self._template, self._config.options
-        steps = options.get("steps", template.steps)
+        template, options = self._template, self._options
+        steps = options.steps if options.steps is not None else template.steps
         if request.mode is Mode.DRAFT and steps is not None:
-            steps = options.get("draft_steps", max(1, int(steps) // 2))
+            steps = options.draft_steps or max(1, steps // 2)
         checkpoint = request.model if template.checkpoint and request.model != "default" else None
         return template.fill(
             prompt=style_prompt(request.prompt, request.style),
@@ -161,7 +190,7 @@ class ComfyUIProvider:
             width=snap_side(request.width),
             height=snap_side(request.height),
             seeds=request.seeds,
-            steps=int(steps) if steps is not None else None,
+            steps=steps,
             checkpoint=checkpoint,
         )
 
@@ -182,7 +211,7 @@ class ComfyUIProvider:
         """The progress socket, or ``None`` if it cannot be opened (we poll instead)."""
         socket = None
         # ``websocket = false``: e.g. a proxy in front that does not pass WebSockets.
-        if self._config.options.get("websocket", True):
+        if self._options.websocket:
             url = f"{self._ws_url}?{urlencode({'clientId': client_id})}"
             with suppress(Exception):  # refused, handshake rejected, no such route
                 socket = await connect(
@@ -206,7 +235,7 @@ class ComfyUIProvider:
         and say when to look; after ``poll_interval_s`` without news of the prompt (a
         socket that is down, or a prompt submitted by another client id) we look anyway."""
         interval, deadline = self._config.poll_interval_s, time.monotonic() + self._config.timeout_s
-        tracker = Progress(progress, units)
+        tracker = PartsProgress(progress, units, ceiling=0.99)
         news_at = time.monotonic()
         while True:
             if time.monotonic() > deadline:
@@ -220,8 +249,8 @@ class ComfyUIProvider:
             data = message.get("data") if message is not None else None
             if message is not None and isinstance(data, dict) and about(message, data, prompt_id):
                 news_at = time.monotonic()
-                if message.get("type") == "progress":
-                    await tracker.update(str(data.get("node")), data.get("value"), data.get("max"))
+                if message.get("type") == "progress" and (step := _step(data)) is not None:
+                    await tracker.update(str(data.get("node")), step)
                 if not finished(message, data):
                     continue
             elif time.monotonic() - news_at < interval:
@@ -303,8 +332,9 @@ class ComfyUIProvider:
         query = {k: str(ref.get(k, "")) for k in ("filename", "subfolder", "type")}
         try:
             return await fetch_image(
-                self._client, f"/view?{urlencode(query)}", "comfyui view", provider_job_id=prompt_id
-            )
+                self._downloads, f"/view?{urlencode(query)}", "comfyui view",
+                provider_job_id=prompt_id, headers=self._headers,
+            )  # fmt: skip
         except ProviderError as error:
             # The prompt is done; unless its files are gone, the next attempt can fetch them.
             error.resumable = not isinstance(error, ResultExpiredError | PermanentProviderError)
@@ -373,3 +403,10 @@ def build(config: ProviderConfig) -> ComfyUIProvider:
         return ComfyUIProvider(config)
     except TemplateError as error:
         raise ConfigError(f"providers.{config.name}: {error}") from error
+
+
+def _step(data: dict[str, Any]) -> float | None:
+    """A sampler node's ``value/max`` from a progress message, if both are numbers."""
+    value, maximum = data.get("value"), data.get("max")
+    numbers = all(isinstance(n, int | float) and not isinstance(n, bool) for n in (value, maximum))
+    return value / maximum if numbers and maximum > 0 else None  # type: ignore[operator]

@@ -9,30 +9,6 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from imagegate.providers.base import ProgressCallback
-
-
-class Progress:
-    """Progress over all sampler nodes (one per image): each node's ``value/max``,
-    summed, reported only when it moves forward."""
-
-    def __init__(self, callback: ProgressCallback, units: int) -> None:
-        self._callback, self._units = callback, max(1, units)
-        self._nodes: dict[str, float] = {}
-        self._last = 0.0
-
-    async def update(self, node: str, value: Any, maximum: Any) -> None:
-        if (
-            not (isinstance(value, int | float) and isinstance(maximum, int | float))
-            or maximum <= 0
-        ):
-            return
-        self._nodes[node] = min(1.0, value / maximum)
-        fraction = min(0.99, sum(self._nodes.values()) / max(self._units, len(self._nodes)))
-        if fraction > self._last:
-            self._last = fraction
-            await self._callback(fraction)
-
 
 async def next_message(
     socket: ClientConnection | None, wait_s: float

@@ -1,15 +1,8 @@
 """Local generation with Hugging Face diffusers, in this process.
 
 The optional extra ``imagegate[diffusers]`` brings torch and diffusers; they are
-imported on first use, so the base install never needs them. Options:
-
-- ``model``: a pipeline folder (``save_pretrained`` layout) or a hub id (required);
-- ``local_files_only`` (default true): never download at job time;
-- ``device``: ``cpu`` (default), ``cuda``, ``mps`` or ``auto`` (cuda when available);
-- ``dtype``: ``float32`` (default on the CPU), ``float16`` (default on cuda), ``bfloat16``;
-- ``steps`` (default 30) and ``draft_steps`` (default half), ``guidance_scale``;
-- ``max_images`` (default 4): images per job, made in one batch.
-"""
+imported on first use, so the base install never needs them. Options: :class:`Options`
+(docs/providers/diffusers.md)."""
 
 from __future__ import annotations
 
@@ -18,9 +11,12 @@ import importlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from imagegate.domain.params import STYLES, Mode
+from imagegate.imaging import encode
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import (
     Action,
@@ -33,7 +29,6 @@ from imagegate.providers.base import (
     standard_credits,
 )
 from imagegate.providers.comfyui import style_prompt
-from imagegate.providers.config import ConfigError
 from imagegate.providers.errors import (
     ModeratedError,
     PermanentProviderError,
@@ -41,7 +36,8 @@ from imagegate.providers.errors import (
     RetryableProviderError,
 )
 from imagegate.providers.http import ProviderConfig
-from imagegate.providers.render import encode
+from imagegate.providers.options import AdapterOptions
+from imagegate.providers.progress import ForwardProgress
 
 log = get_logger("imagegate.providers.diffusers")
 
@@ -66,22 +62,33 @@ def _import(name: str) -> Any:
         ) from error
 
 
+class Options(AdapterOptions):
+    """``[providers.<name>.options]`` of a diffusers provider."""
+
+    model: str = Field(min_length=1)  # a save_pretrained folder or a hub id (required)
+    local_files_only: bool = True  # never download at job time
+    # cpu, cuda, cuda:N, mps, or auto (cuda when available).
+    device: str = Field(default="cpu", pattern=r"^(cpu|auto|mps|cuda(:[0-9]+)?)$")
+    # Unset: float32 on the CPU, float16 elsewhere.
+    dtype: Literal["float32", "float16", "bfloat16"] | None = None
+    steps: int = Field(default=_DEFAULT_STEPS, ge=1)
+    draft_steps: int | None = Field(default=None, ge=1)  # unset: half of steps
+    guidance_scale: float | None = None  # unset: the pipeline's
+    max_images: int = Field(default=4, ge=1)  # images per job, made in one batch
+
+
 class DiffusersProvider:
     """One pipeline, loaded on first use, running one job at a time in a thread."""
 
     def __init__(self, config: ProviderConfig) -> None:
-        options = config.options
-        model = options.get("model")
-        if not model:
-            raise ConfigError(
-                f"providers.{config.name}: options.model (path or hub id) is required"
-            )
+        options = Options.of(config.name, config.options)
         self.name = config.name
         self._config = config
-        self._source = str(model)
+        self._options = options
+        self._source = options.model
         self._models = config.models or (Path(self._source).name,)
-        self._steps = int(options.get("steps", _DEFAULT_STEPS))
-        self._draft_steps = int(options.get("draft_steps", max(1, self._steps // 2)))
+        self._steps = options.steps
+        self._draft_steps = options.draft_steps or max(1, self._steps // 2)
         self._pipeline: Any = None
         self._device = "cpu"
         # Diffusers pipelines are not safe to call from two threads at once, and one job
@@ -91,7 +98,7 @@ class DiffusersProvider:
     def capabilities(self) -> Capabilities:
         return Capabilities(
             models=self._models,
-            max_images=int(self._config.options.get("max_images", 4)),
+            max_images=self._options.max_images,
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
             actions=(Action.IMAGINE,),
@@ -112,14 +119,14 @@ class DiffusersProvider:
     ) -> GenerationResult:
         # In-process: there is no provider job to record, and none survives a crash.
         self._check(request)
-        reporter = _Reporter(asyncio.get_running_loop())
+        reporter = _Reporter(asyncio.get_running_loop(), progress)
         work = asyncio.ensure_future(asyncio.to_thread(self._run, request, reporter))
         try:
             while not work.done():
                 changed = asyncio.ensure_future(reporter.changed.wait())
                 await asyncio.wait({work, changed}, return_when=asyncio.FIRST_COMPLETED)
                 changed.cancel()
-                await reporter.report(progress)
+                await reporter.report()
         except asyncio.CancelledError:
             reporter.cancelled = True  # the thread stops at its next step
             work.cancel()  # and what it returns then is dropped, not left unretrieved
@@ -147,8 +154,8 @@ class DiffusersProvider:
             # One CPU generator per image: the same seed gives the same image on any device.
             generators = [torch.Generator("cpu").manual_seed(seed) for seed in request.seeds]
             extra = {}
-            if "guidance_scale" in self._config.options:
-                extra["guidance_scale"] = float(self._config.options["guidance_scale"])
+            if self._options.guidance_scale is not None:
+                extra["guidance_scale"] = self._options.guidance_scale
             try:
                 output = pipeline(
                     prompt=style_prompt(request.prompt, request.style),
@@ -178,9 +185,9 @@ class DiffusersProvider:
         if self._pipeline is not None:
             return self._pipeline
         torch, diffusers = _import("torch"), _import("diffusers")
-        options = self._config.options
-        device = self._resolve_device(torch, str(options.get("device", "cpu")))
-        dtype_name = str(options.get("dtype", "float32" if device == "cpu" else "float16"))
+        options = self._options
+        device = self._resolve_device(torch, options.device)
+        dtype_name = options.dtype or ("float32" if device == "cpu" else "float16")
         dtype = getattr(torch, dtype_name, None)
         if not isinstance(dtype, torch.dtype):
             raise PermanentProviderError(f"{self.name}: unknown dtype {dtype_name!r}")
@@ -190,7 +197,7 @@ class DiffusersProvider:
             pipeline = diffusers.AutoPipelineForText2Image.from_pretrained(
                 self._source,
                 dtype=dtype,
-                local_files_only=bool(options.get("local_files_only", True)),
+                local_files_only=options.local_files_only,
             )
         except (OSError, ValueError) as error:
             raise PermanentProviderError(
@@ -223,10 +230,10 @@ class _Reporter:
     """Carries step progress from the pipeline's thread to the event loop, keeping
     only the latest value, so a slow progress callback never holds up sampling."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self, loop: asyncio.AbstractEventLoop, progress: ProgressCallback) -> None:
+        self._loop, self._forward = loop, ForwardProgress(progress)
         self.changed = asyncio.Event()
-        self._latest = self._reported = 0.0
+        self._latest = 0.0
         self.cancelled = False
 
     def step_callback(self, steps: int) -> Callable[..., dict[str, Any]]:
@@ -242,11 +249,9 @@ class _Reporter:
         self._latest = max(self._latest, fraction)
         self.changed.set()
 
-    async def report(self, progress: ProgressCallback) -> None:
+    async def report(self) -> None:
         self.changed.clear()
-        if self._latest > self._reported:
-            self._reported = self._latest
-            await progress(self._latest)
+        await self._forward(self._latest)
 
 
 def build(config: ProviderConfig) -> DiffusersProvider:

@@ -56,3 +56,24 @@ class PermanentProviderError(ProviderError):
 
     code = "provider_rejected"
     retryable = False
+
+
+class ResponseTooLargeError(ProviderError):
+    """The provider's answer (an image, or JSON) was over its byte cap; the read
+    stopped there. Unclassified: another attempt may get a smaller answer."""
+
+    code = "provider_response_too_large"
+
+
+class BadResponseError(ProviderError):
+    """The provider answered something other than what was asked for (a web page
+    where a result image should be)."""
+
+    code = "provider_bad_response"
+
+
+class UnsafeResultUrlError(PermanentProviderError):
+    """A result URL, or a redirect from one, leads to an address the SSRF guard
+    refuses (cloud metadata, a private network): never fetched, never retried."""
+
+    code = "provider_unsafe_url"

@@ -10,9 +10,8 @@ See docs/providers/fal.md."""
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -39,8 +38,11 @@ from imagegate.providers.http import (
     fetch_image,
     json_body,
     make_client,
+    make_download_client,
     poll_until,
 )
+from imagegate.providers.options import HttpOptions
+from imagegate.providers.progress import ForwardProgress
 
 log = get_logger("imagegate.providers.fal")
 
@@ -94,6 +96,13 @@ class _Unknown(Exception):
     """fal does not know the request (404 on its status): only a new submission helps."""
 
 
+class Options(HttpOptions):
+    """``[providers.<name>.options]`` of a fal provider (docs/providers/fal.md)."""
+
+    safety_checker: bool = True  # enable_safety_checker
+    priority: Literal["normal", "low"] | None = None  # the X-Fal-Queue-Priority header
+
+
 class FalProvider:
     """Translates imagegate requests to fal queue requests and back."""
 
@@ -102,15 +111,20 @@ class FalProvider:
         self.config = config
         self.models = config.models or DEFAULT_MODELS
         headers = {"Authorization": f"Key {config.api_key}"} if config.api_key else {}
-        priority = config.options.get("priority")
-        if priority in ("normal", "low"):
-            headers["X-Fal-Queue-Priority"] = priority
-        self._safety_checker = bool(config.options.get("safety_checker", True))
+        options = Options.of(config.name, config.options)
+        if options.priority is not None:
+            headers["X-Fal-Queue-Priority"] = options.priority
+        self._safety_checker = options.safety_checker
+        pool = options.max_connections
         self._client = make_client(
-            replace(config, base_url=config.base_url or DEFAULT_BASE_URL), headers
+            replace(config, base_url=config.base_url or DEFAULT_BASE_URL),
+            headers,
+            max_connections=pool,
         )
         # Result images live on fal's CDN: fetched without our key, which stays with fal.
-        self._media = make_client(replace(config, base_url=None))
+        self._media = make_download_client(
+            replace(config, base_url=config.base_url or DEFAULT_BASE_URL), max_connections=pool
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -135,7 +149,7 @@ class FalProvider:
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
         body = self._input(request)
-        report = _Monotonic(progress)
+        report = ForwardProgress(progress)
         existing = correlation.existing
         if existing:
             try:
@@ -153,7 +167,8 @@ class FalProvider:
     async def cancel(self, provider_job_id: str, model: str | None = None) -> bool:
         """Ask fal to cancel a request (of ``model``, default the first configured):
         True when cancellation was requested, False when the request had already
-        completed or fal does not know it. (The runner does not call this yet.)"""
+        completed or fal does not know it. The runner calls it for a job canceled while
+        its request runs (providers.base.Cancellable)."""
         root = app_root(model or self.models[0])
         what = f"fal cancel {provider_job_id}"
         url = f"/{root}/requests/{provider_job_id}/cancel"
@@ -209,7 +224,7 @@ class FalProvider:
         return request_id
 
     async def _collect(
-        self, request_id: str, request: GenerationRequest, report: _Monotonic
+        self, request_id: str, request: GenerationRequest, report: ForwardProgress
     ) -> GenerationResult:
         root = app_root(request.model)
         await self._wait(root, request_id, report)
@@ -217,7 +232,7 @@ class FalProvider:
         images = await self._download(result, request, request_id, report)
         return GenerationResult(images, provider_job_id=request_id)
 
-    async def _wait(self, root: str, request_id: str, report: _Monotonic) -> None:
+    async def _wait(self, root: str, request_id: str, report: ForwardProgress) -> None:
         """Poll the status until ``COMPLETED``, reporting progress on the way."""
         what = f"fal status {request_id}"
         url = f"/{root}/requests/{request_id}/status"
@@ -276,7 +291,7 @@ class FalProvider:
         result: dict[str, Any],
         request: GenerationRequest,
         request_id: str,
-        report: _Monotonic,
+        report: ForwardProgress,
     ) -> tuple[GeneratedImage, ...]:
         what = f"fal result {request_id}"
         items = result.get("images")
@@ -300,21 +315,6 @@ class FalProvider:
             images.append(decode_image(data, seed, what))
             await report(_COMPLETED + (1 - _COMPLETED) * (index + 1) / wanted)
         return tuple(images)
-
-
-class _Monotonic:
-    """Forwards progress only when it grows: a status poll that says less than the
-    last one (queue position after a retry, say) must not move a progress bar back."""
-
-    def __init__(self, report: ProgressCallback) -> None:
-        self._report: Callable[[float], Awaitable[None]] = report
-        self._last = 0.0
-
-    async def __call__(self, fraction: float) -> None:
-        fraction = min(1.0, fraction)
-        if fraction > self._last:
-            self._last = fraction
-            await self._report(fraction)
 
 
 def _log_fraction(body: dict[str, Any]) -> float:

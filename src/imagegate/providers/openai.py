@@ -14,10 +14,11 @@ import io
 import math
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from PIL import Image
+from pydantic import Field
 
 from imagegate.domain.params import STYLES, Mode
 from imagegate.providers.base import (
@@ -31,6 +32,7 @@ from imagegate.providers.base import (
     Provider,
     standard_credits,
 )
+from imagegate.providers.config import ConfigError
 from imagegate.providers.errors import (
     ModeratedError,
     PermanentProviderError,
@@ -45,7 +47,9 @@ from imagegate.providers.http import (
     fetch_image,
     json_body,
     make_client,
+    make_download_client,
 )
+from imagegate.providers.options import HttpOptions
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 # The error codes OpenAI uses for a refusal on content grounds: dall-e's, gpt-image-1's.
@@ -95,24 +99,35 @@ def snap_size(sizes: tuple[tuple[int, int], ...], width: int, height: int) -> tu
     return min(sizes, key=distance)
 
 
+class Options(HttpOptions):
+    """``[providers.<name>.options]`` of an OpenAI provider (docs/providers/openai.md)."""
+
+    response_format: Literal["b64_json", "url"] = "b64_json"
+    # Quality by mode, over the model's defaults: {"draft": "low", "standard": "medium"}.
+    quality: dict[Literal["draft", "standard"], str] = Field(default_factory=dict)
+
+
 class OpenAIProvider:
     """Adapter for the OpenAI Images API."""
 
     def __init__(self, config: ProviderConfig) -> None:
         unknown = set(config.models) - set(_MODELS)
         if unknown:
-            raise ValueError(
+            raise ConfigError(  # stops start-up with this message, not a traceback
                 f"providers.{config.name}: unknown OpenAI image model(s) {sorted(unknown)}; "
                 f"choose from {sorted(_MODELS)}"
             )
         self.name = config.name
         self._models = config.models or tuple(_MODELS)
-        self._response_format = str(config.options.get("response_format", "b64_json"))
-        self._quality: dict[str, str] = dict(config.options.get("quality", {}))
+        options = Options.of(config.name, config.options)
+        self._response_format = options.response_format
+        self._quality: dict[str, str] = {str(mode): q for mode, q in options.quality.items()}
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
-        self._client = make_client(config, headers)
+        pool = options.max_connections
+        self._client = make_client(config, headers, max_connections=pool)
         # Result URLs live on another host: they must never see the API key.
-        self._downloads = make_client(config)
+        self._downloads = make_download_client(config, max_connections=pool)
+        self._reads = config.reads
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -181,7 +196,10 @@ class OpenAIProvider:
         fields["prompt"] = _prompt(request)
         fields["quality"] = self._quality.get(request.mode.value, rules.quality[request.mode])
         what = f"{self.name} generations"
-        response = await call(self._client, "POST", "/images/generations", what, json=fields)
+        response = await call(
+            self._client, "POST", "/images/generations", what, json=fields,
+            max_bytes=self._reads.inline_images_cap(len(request.seeds)),
+        )  # fmt: skip
         if response.status_code != 200:
             raise _error(response, what)
         return response
@@ -212,6 +230,7 @@ class OpenAIProvider:
             self._client, "POST", path, what,
             data={key: str(value) for key, value in fields.items()},
             files={"image": (f"source.{extension}", source, content_type)},
+            max_bytes=self._reads.inline_images_cap(len(request.seeds)),
         )  # fmt: skip
         if response.status_code != 200:
             raise _error(response, what)

@@ -8,11 +8,15 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from imagegate.observability.logging import get_logger
 from imagegate.providers.base import Provider
 from imagegate.providers.builtin import BuiltinProvider
 from imagegate.providers.config import ConfigError, ConfigFile, ProviderTable, api_key, load
-from imagegate.providers.http import ProviderConfig
+from imagegate.providers.http import ProviderConfig, ReadLimits
+from imagegate.providers.options import AdapterOptions
 from imagegate.settings import Settings
+
+log = get_logger("imagegate.providers")
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class ProviderRegistry:
         config = load(settings.config)
         entries: list[ProviderEntry] = []
         builtin_table = config.providers.get("builtin", ProviderTable())
+        # The built-in renderer is set up by IMAGEGATE_BUILTIN_*: a table of options
+        # for it would be ignored, so it is refused like any unknown option.
+        AdapterOptions.of("builtin", builtin_table.options)
         if builtin_table.enabled:
             builtin = BuiltinProvider(
                 latency_ms=settings.builtin_latency_ms,
@@ -86,7 +93,7 @@ class ProviderRegistry:
                 raise ConfigError(f"providers.{name}: the built-in renderer is [providers.builtin]")
             if not table.enabled or kind == "builtin":
                 continue
-            adapter = _build(kind, name, table, settings.secret)
+            adapter = _build(kind, name, table, settings.secret, ReadLimits.from_settings(settings))
             entries.append(ProviderEntry(name, kind, adapter, table, order))
         if not entries:
             raise ConfigError("no provider is enabled: enable one, or the built-in renderer")
@@ -100,13 +107,18 @@ class ProviderRegistry:
                 close()
 
     async def aclose(self) -> None:
-        """Close connection pools and worker processes."""
+        """Close every adapter's connection pools (``aclose``, awaited) and worker
+        processes. One adapter failing to close does not leave the others open."""
         for entry in self._entries.values():
             aclose = getattr(entry.provider, "aclose", None)
-            if aclose is not None:
+            if aclose is None:
+                continue
+            try:
                 result = aclose()
                 if inspect.isawaitable(result):
                     await result
+            except Exception:
+                log.exception("provider.close_failed", provider=entry.name)
         self.close()
 
     def get(self, name: str) -> Provider:
@@ -143,9 +155,14 @@ class ProviderRegistry:
 
 
 def _build(
-    kind: str, name: str, table: ProviderTable, secret: Callable[[str], str | None]
+    kind: str,
+    name: str,
+    table: ProviderTable,
+    secret: Callable[[str], str | None],
+    reads: ReadLimits | None = None,
 ) -> Provider:
-    """The adapter for one table: ``imagegate.providers.<type>.build(ProviderConfig)``."""
+    """The adapter for one table: ``imagegate.providers.<type>.build(ProviderConfig)``,
+    which checks ``options`` against the adapter's model (providers/options.py)."""
     config = ProviderConfig(
         name=name,
         type=kind,
@@ -155,6 +172,7 @@ def _build(
         timeout_s=table.timeout_s,
         poll_interval_s=table.poll_interval_s,
         options=dict(table.options),
+        reads=reads or ReadLimits(),
     )
     try:
         module = importlib.import_module(f"imagegate.providers.{kind}")

@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 import httpx
+from pydantic import Field
 
 from imagegate.domain.params import STYLES, Mode
 from imagegate.providers.base import (
@@ -49,8 +50,11 @@ from imagegate.providers.http import (
     fetch_image,
     json_body,
     make_client,
+    make_download_client,
     poll_until,
 )
+from imagegate.providers.options import HttpOptions
+from imagegate.providers.progress import ForwardProgress
 from imagegate.providers.replicate_inputs import (
     MODELS,
     UPSCALER,
@@ -70,27 +74,40 @@ _TQDM = re.compile(r"(\d{1,3})%\|")
 _THROTTLED_FOR = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec)", re.IGNORECASE)
 
 
+class Options(HttpOptions):
+    """``[providers.<name>.options]`` of a Replicate provider (docs/providers/replicate.md)."""
+
+    # Fields merged into every prediction's input, over the adapter's.
+    input: dict[str, Any] = Field(default_factory=dict)
+    # ``Prefer: wait=N`` on create; 0 turns it off (see the module's docstring).
+    prefer_wait_s: int = Field(default=DEFAULT_PREFER_WAIT_S, ge=0, le=60)
+    # USD, to report cost from ``metrics.predict_time``; unset: the price table's.
+    price_per_second: float | None = Field(default=None, ge=0)
+    # For the actions the chosen model lacks.
+    upscale_model: str = UPSCALER
+    vary_model: str = VARIATION_MODEL
+
+
 class ReplicateProvider:
-    """Runs predictions on Replicate. ``options``: ``input`` (fields merged into every
-    prediction's input, overriding the adapter's), ``prefer_wait_s``,
-    ``price_per_second`` (USD, to report cost from ``metrics.predict_time``),
-    ``upscale_model`` and ``vary_model`` (for actions the chosen model lacks)."""
+    """Runs predictions on Replicate, with the options of :class:`Options`."""
 
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
         self._config = config
-        options = config.options
+        options = Options.of(config.name, config.options)
         self._models = config.models or tuple(MODELS)
-        self._overrides: dict[str, Any] = dict(options.get("input", {}))
-        self._prefer_wait_s = _prefer_wait(options, config.timeout_s)
-        price = options.get("price_per_second")
-        self._price_per_s = float(price) if price is not None else None
-        self._upscale_model = str(options.get("upscale_model", UPSCALER))
-        self._vary_model = str(options.get("vary_model", VARIATION_MODEL))
-        self._client = make_client(config, {"Authorization": f"Bearer {config.api_key or ''}"})
+        self._overrides: dict[str, Any] = dict(options.input)
+        self._prefer_wait_s = _prefer_wait(options.prefer_wait_s, config.timeout_s)
+        self._price_per_s = options.price_per_second
+        self._upscale_model = options.upscale_model
+        self._vary_model = options.vary_model
+        pool = options.max_connections
+        self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
+        self._client = make_client(config, self._auth, max_connections=pool)
         # Output files on replicate.delivery are public: the token goes only to files
-        # served by the API's own host (the files API), which asks for it.
-        self._files = make_client(replace(config, base_url=None, api_key=None))
+        # served by the API's own host (the files API), which asks for it. Every file
+        # is fetched through the SSRF guard, redirects included.
+        self._files = make_download_client(replace(config, api_key=None), max_connections=pool)
         self._api_origin = httpx.URL(config.base_url or "").copy_with(path="/", query=None)
 
     def capabilities(self) -> Capabilities:
@@ -116,13 +133,14 @@ class ReplicateProvider:
             model = self._model_for(request)
             prediction = await self._create(model, model_input(request, model, self._overrides))
             await correlation.record(prediction["id"])
-        prediction = await self._wait(prediction, _Monotonic(progress))
+        prediction = await self._wait(prediction, ForwardProgress(progress))
         images = await self._images(prediction, request)
         await progress(1.0)
         return GenerationResult(images, prediction["id"], self._cost(prediction))
 
-    async def cancel(self, provider_job_id: str) -> None:
-        """Cancel a prediction (one that has already ended stays as it ended)."""
+    async def cancel(self, provider_job_id: str, model: str | None = None) -> None:
+        """Cancel a prediction (one that has already ended stays as it ended);
+        ``model`` is not needed, a prediction id is global (providers.base.Cancellable)."""
         what = f"replicate: cancel prediction {provider_job_id}"
         url = f"/predictions/{provider_job_id}/cancel"
         response = await call(self._client, "POST", url, what, provider_job_id=provider_job_id)
@@ -182,7 +200,7 @@ class ReplicateProvider:
             error.provider_job_id, error.resumable = prediction_id, True
             raise
 
-    async def _wait(self, prediction: dict[str, Any], progress: _Monotonic) -> dict[str, Any]:
+    async def _wait(self, prediction: dict[str, Any], progress: ForwardProgress) -> dict[str, Any]:
         """Poll until the prediction ends; raise what a failed one means."""
         prediction_id = prediction["id"]
         latest, first = prediction, True
@@ -229,16 +247,18 @@ class ReplicateProvider:
             raise _too_few(prediction, len(urls), wanted)
         what = f"replicate: output of {prediction_id}"
         downloads = [
-            fetch_image(self._client_for(url), url, what, provider_job_id=prediction_id)
+            fetch_image(
+                self._files, url, what, provider_job_id=prediction_id, headers=self._auth_for(url)
+            )
             for url in urls[:wanted]
         ]
         blobs = await asyncio.gather(*downloads)
         pairs = zip(blobs, seeds[:wanted], strict=True)
         return tuple(decode_image(data, seed, what) for data, seed in pairs)
 
-    def _client_for(self, url: str) -> httpx.AsyncClient:
+    def _auth_for(self, url: str) -> dict[str, str] | None:
         same_host = httpx.URL(url).copy_with(path="/", query=None) == self._api_origin
-        return self._client if same_host else self._files
+        return self._auth if same_host else None
 
     def _cost(self, prediction: dict[str, Any]) -> float:
         metrics = prediction.get("metrics") or {}
@@ -248,26 +268,11 @@ class ReplicateProvider:
         return round(float(seconds) * self._price_per_s, 6)
 
 
-class _Monotonic:
-    """Passes progress on only when it grows: a model's logs may run tqdm more than
-    once (SDXL's refiner pass starts again from 0 %)."""
-
-    def __init__(self, progress: ProgressCallback) -> None:
-        self._progress = progress
-        self._last: float | None = None
-
-    async def __call__(self, value: float) -> None:
-        if self._last is None or value > self._last:
-            self._last = value
-            await self._progress(value)
-
-
 def build(config: ProviderConfig) -> ReplicateProvider:
     return ReplicateProvider(config)
 
 
-def _prefer_wait(options: dict[str, Any], timeout_s: float) -> int:
-    wanted = int(options.get("prefer_wait_s", DEFAULT_PREFER_WAIT_S))
+def _prefer_wait(wanted: int, timeout_s: float) -> int:
     # Replicate accepts 1..60; the hold must also end well inside our read timeout.
     wait_s = min(wanted, 60, int(timeout_s / 2))
     return wait_s if wait_s >= 1 else 0

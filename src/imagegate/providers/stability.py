@@ -12,7 +12,7 @@ import base64
 import binascii
 import math
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -40,6 +40,7 @@ from imagegate.providers.http import (
     make_client,
     poll_until,
 )
+from imagegate.providers.options import HttpOptions
 
 log = get_logger("imagegate.providers.stability")
 
@@ -69,19 +70,31 @@ _DEFAULT_STRENGTH = 0.5
 _GONE = object()  # a result the API no longer has (404): only a new submission helps
 
 
+class Options(HttpOptions):
+    """``[providers.<name>.options]`` of a Stability provider (docs/providers/stability.md)."""
+
+    # The upscale endpoint for an upscale job that names a generation model.
+    upscaler: Literal["fast", "conservative", "creative"] = "fast"
+
+
 class StabilityProvider:
     """Translates imagegate requests to Stability's multipart forms and back."""
 
     def __init__(self, config: ProviderConfig) -> None:
         self.name = config.name
         self.config = config
+        self.options = Options.of(config.name, config.options)
         self.models = config.models or DEFAULT_MODELS
         headers = {"Accept": "application/json", "stability-client-id": "imagegate"}
         if config.api_key:
             headers["Authorization"] = f"Bearer {config.api_key}"
         self._client = make_client(
-            replace(config, base_url=config.base_url or DEFAULT_BASE_URL), headers
+            replace(config, base_url=config.base_url or DEFAULT_BASE_URL),
+            headers,
+            max_connections=self.options.max_connections,
         )
+        # Every answer that ends a generation carries its one image (bytes or base64).
+        self._image_cap = config.reads.inline_images_cap(1)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -130,7 +143,9 @@ class StabilityProvider:
     async def _post(
         self, path: str, fields: dict[str, str], files: dict[str, Any], what: str
     ) -> httpx.Response:
-        response = await call(self._client, "POST", path, what, data=fields, files=files)
+        response = await call(
+            self._client, "POST", path, what, data=fields, files=files, max_bytes=self._image_cap
+        )
         if response.status_code != 200:
             raise _failure(response, what)
         return response
@@ -138,7 +153,7 @@ class StabilityProvider:
     async def _upscale(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
-        kind = _upscaler(request.model, self.config.options)
+        kind = _upscaler(request.model, self.options)
         fields, files = _upscale_form(kind, request)
         seed = request.seeds[0] if request.seeds else 0
         if kind == "creative":
@@ -186,7 +201,10 @@ class StabilityProvider:
 
         async def check() -> Any:
             try:
-                response = await call(self._client, "GET", f"/v2beta/results/{job_id}", what)
+                response = await call(
+                    self._client, "GET", f"/v2beta/results/{job_id}", what,
+                    max_bytes=self._image_cap,
+                )  # fmt: skip
             except ProviderError as lost:
                 _resumable(lost, job_id)
                 raise
@@ -271,17 +289,10 @@ def _output_format(model: str, wanted: OutputFormat) -> str:
     return wanted.value
 
 
-def _upscaler(model: str, options: dict[str, Any]) -> str:
+def _upscaler(model: str, options: Options) -> str:
     """The upscale endpoint: the model names it (``upscale-fast`` …); a job that names a
     generation model gets ``options.upscaler`` (default ``fast``)."""
-    if model in UPSCALERS:
-        return UPSCALERS[model]
-    default = str(options.get("upscaler", "fast"))
-    if default not in UPSCALERS.values():
-        raise PermanentProviderError(
-            f"stability: options.upscaler {default!r} is not fast, conservative or creative"
-        )
-    return default
+    return UPSCALERS.get(model, options.upscaler)
 
 
 def _upscale_form(kind: str, request: GenerationRequest) -> tuple[dict[str, str], dict[str, Any]]:

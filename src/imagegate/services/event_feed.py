@@ -12,12 +12,13 @@ window of ids below the highest it has seen and skips those it already handed ou
 from __future__ import annotations
 
 import asyncio
+import heapq
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from imagegate.db import events_repo
-from imagegate.db.events_repo import EventRow
+from imagegate.domain.records import EventRecord
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 
@@ -32,14 +33,46 @@ BATCH = 1000
 QUEUE_LIMIT = 10_000
 
 
+class SentIds:
+    """Which event ids a stream has sent, in constant space, however long it runs.
+
+    Every id at or below ``floor`` counts as sent: the client's ``Last-Event-ID``, or
+    ids more than ``window`` below the newest sent. Above the floor, ids are kept one
+    by one (at most ``window`` of them), because on PostgreSQL a lower id can commit
+    after a higher one was read. The feed itself re-reads only ``LOOKBACK_IDS`` below
+    its newest, so a row later than the window is one it would not hand out either."""
+
+    def __init__(self, after_id: int, window: int = 2 * LOOKBACK_IDS) -> None:
+        self.floor = after_id
+        self.high = after_id
+        self.window = window
+        self._recent: set[int] = set()
+        self._order: list[int] = []  # a heap of the same ids, to drop the lowest first
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def first_time(self, event_id: int) -> bool:
+        """True, and remembered, if ``event_id`` was not sent yet."""
+        if event_id <= self.floor or event_id in self._recent:
+            return False
+        self._recent.add(event_id)
+        heapq.heappush(self._order, event_id)
+        self.high = max(self.high, event_id)
+        self.floor = max(self.floor, self.high - self.window)
+        while self._order and self._order[0] <= self.floor:
+            self._recent.discard(heapq.heappop(self._order))
+        return True
+
+
 @dataclass(eq=False)
 class Subscription:
     job_id: str | None
     workspace_id: str | None
-    queue: asyncio.Queue[EventRow] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    queue: asyncio.Queue[EventRecord] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     overflowed: bool = False
 
-    def wants(self, event: EventRow) -> bool:
+    def wants(self, event: EventRecord) -> bool:
         if self.job_id is not None and event.job_id != self.job_id:
             return False
         return self.workspace_id is None or event.workspace_id == self.workspace_id
@@ -101,7 +134,7 @@ class EventFeed:
             if len(rows) < BATCH:
                 return
 
-    def _dispatch(self, row: EventRow) -> None:
+    def _dispatch(self, row: EventRecord) -> None:
         for subscription in list(self._subscriptions):
             if subscription.overflowed or not subscription.wants(row):
                 continue
@@ -119,12 +152,12 @@ async def follow(
     workspace_id: str,
     job_id: str | None = None,
     after_id: int = 0,
-) -> AsyncIterator[EventRow]:
+) -> AsyncIterator[EventRecord]:
     """The events of a job (ending with its terminal event) or of a workspace (never
     ending), from ``after_id`` on: first what is stored, then live, without gaps or
     repeats. Subscribes before reading the backlog, so nothing falls in between."""
     async with feed.subscribe(job_id=job_id, workspace_id=workspace_id) as live:
-        sent: set[int] = set()
+        sent = SentIds(after_id)
         cursor = after_id
         while True:
             async with rt.db.connect() as conn:
@@ -132,7 +165,7 @@ async def follow(
                     conn, cursor, limit=BATCH, job_id=job_id, workspace_id=workspace_id
                 )
             for index, row in enumerate(backlog):
-                sent.add(row.id)
+                sent.first_time(row.id)
                 yield row
                 if job_id is not None and _ends(row, backlog[index + 1 :]):
                     return
@@ -141,15 +174,14 @@ async def follow(
             cursor = backlog[-1].id
         while not live.overflowed:
             row = await live.queue.get()
-            if row.id in sent or row.id <= after_id:
+            if not sent.first_time(row.id):
                 continue
-            sent.add(row.id)
             yield row
             if job_id is not None and row.type in TERMINAL:
                 return
 
 
-def _ends(row: EventRow, later: list[EventRow]) -> bool:
+def _ends(row: EventRecord, later: list[EventRecord]) -> bool:
     """A terminal event ends a job's stream, unless the job was requeued after it."""
     return row.type in TERMINAL and not any(r.type == "job.requeued" for r in later)
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from imagegate.db import idempotency_repo, jobs_repo
-from imagegate.domain.ids import new_id
+from imagegate.db import jobs_repo
+from imagegate.domain.ids import new_id, well_formed
 from imagegate.domain.jobs import JobAction, JobStatus
 from imagegate.domain.rates import Allowance
 from imagegate.domain.records import JobRecord, Principal
@@ -19,19 +16,20 @@ from imagegate.engine.lifecycle import record
 from imagegate.errors import (
     Forbidden,
     IdempotencyKeyInUse,
-    IdempotencyKeyReused,
-    InvalidCursor,
     InvalidState,
     JobNotFound,
     UnsupportedModel,
 )
+from imagegate.observability.logging import get_logger
 from imagegate.providers.base import GenerationRequest
 from imagegate.runtime import Runtime
+from imagegate.services import idempotency as idempotency_service
 from imagegate.services import rate_limits, webhooks
+from imagegate.services.idempotency import Answer, Claim, IdempotentRequest
+from imagegate.services.pagination import decode_cursor, encode_cursor
 from imagegate.services.submission import JobSpec, resolve
 
-# An in-flight claim older than this belongs to a request that died mid-way.
-ABANDONED_CLAIM = timedelta(seconds=60)
+log = get_logger("imagegate.jobs")
 
 Presenter = Callable[[JobRecord], dict[str, Any]]
 
@@ -51,9 +49,9 @@ async def submit(
     principal: Principal,
     spec: JobSpec,
     present: Presenter,
-    idempotency: tuple[str, str] | None = None,
+    idempotency: IdempotentRequest | None = None,
 ) -> Submitted:
-    """Record a job and queue it. ``idempotency`` is (key, hash of the request body)."""
+    """Record a job and queue it, once per ``idempotency`` key (services.idempotency)."""
     resolved = resolve(spec)
     if spec.webhook_url is not None:
         await webhooks.check_url(rt, spec.webhook_url, "webhook_url")
@@ -79,14 +77,16 @@ async def submit(
     # A replay creates nothing, so it answers without counting against the job rate;
     # the rate is checked before the claim, so that a refused create leaves no record.
     if idempotency is not None:
-        replay = await _stored_answer(rt, principal, idempotency, now)
+        replay = await idempotency_service.stored_answer(rt, principal, idempotency)
         if replay is not None:
-            return replay
+            return _replayed(replay)
     allowance = await rate_limits.check_job(rt, principal)
+    held: Claim | None = None
     if idempotency is not None:
-        replay = await _claim(rt, principal, idempotency, now)
-        if replay is not None:
-            return replay
+        claimed = await idempotency_service.claim(rt, principal, idempotency)
+        if isinstance(claimed, Answer):
+            return _replayed(claimed)
+        held = claimed
     job_id = new_id("job")
     try:
         async with rt.db.begin() as conn:
@@ -114,87 +114,33 @@ async def submit(
                 estimated_credits=estimate,
             )  # fmt: skip
             body = present(job)
-            if idempotency is not None:
-                await idempotency_repo.complete(
-                    conn, principal.workspace_id, idempotency[0], 202, body, job_id
-                )
+            # In the job's own transaction: the job and its replayable answer commit
+            # together. A claim taken over meanwhile (this request ran long enough to
+            # count as abandoned) means the key now belongs to a retry: this job goes.
+            if held is not None and not await idempotency_service.complete(
+                conn, rt, held, Answer(202, body, job_id)
+            ):
+                raise IdempotencyKeyInUse()
     except BaseException:
-        if idempotency is not None:
-            async with rt.db.begin() as conn:
-                await idempotency_repo.release(conn, principal.workspace_id, idempotency[0])
+        if held is not None:
+            await idempotency_service.release(rt, held)
         raise
-    await dbos_engine.enqueue(job_id, principal.workspace_id)
+    await _enqueue_or_leave_to_sweep(job_id, principal.workspace_id, 1)
     return Submitted(202, body, job_id, replayed=False, rate_limit=allowance)
 
 
-async def _claim(
-    rt: Runtime, principal: Principal, idempotency: tuple[str, str], now: Any
-) -> Submitted | None:
-    key, request_hash = idempotency
-    expires = now + timedelta(seconds=rt.settings.idempotency_ttl_s)
-    async with rt.db.begin() as conn:
-        held = await idempotency_repo.claim(
-            conn, principal.workspace_id, key, request_hash, now, expires
-        )
-        if held is None:
-            return None
-        if _stale(held, now):
-            if await idempotency_repo.take_over(
-                conn, principal.workspace_id, key, request_hash, now, expires
-            ):
-                return None
-            raise IdempotencyKeyInUse()
-    return _answer(held, request_hash)
-
-
-async def _stored_answer(
-    rt: Runtime, principal: Principal, idempotency: tuple[str, str], now: datetime
-) -> Submitted | None:
-    """What an earlier request with this key answers, read without claiming the key."""
-    async with rt.db.connect() as conn:
-        held = await idempotency_repo.find(conn, principal.workspace_id, idempotency[0])
-    if held is None or _stale(held, now):
-        return None
-    return _answer(held, idempotency[1])
-
-
-def _stale(held: idempotency_repo.StoredResponse, now: datetime) -> bool:
-    return held.expires_at < now or (
-        held.state == idempotency_repo.IN_FLIGHT and now - held.created_at > ABANDONED_CLAIM
-    )
-
-
-def _answer(held: idempotency_repo.StoredResponse, request_hash: str) -> Submitted:
-    """The replay of a held key, or why there is none yet."""
-    if held.request_hash != request_hash:
-        raise IdempotencyKeyReused()
-    if held.state == idempotency_repo.IN_FLIGHT or held.response is None:
-        raise IdempotencyKeyInUse()
-    return Submitted(
-        held.status_code or 202, held.response, str(held.response.get("job_id")), replayed=True
-    )
+def _replayed(answer: Answer) -> Submitted:
+    return Submitted(answer.status_code, answer.body, str(answer.body.get("job_id")), True)
 
 
 async def get(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
+    if not well_formed(job_id, "job"):
+        raise JobNotFound()
     async with rt.db.connect() as conn:
         job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)
     if job is None:
         raise JobNotFound()
     return job
-
-
-def encode_cursor(job_id: str) -> str:
-    return base64.urlsafe_b64encode(job_id.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    try:
-        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as error:
-        raise InvalidCursor() from error
-    if not value.startswith("job_") or len(value) > 40:
-        raise InvalidCursor()
-    return value
 
 
 @dataclass(frozen=True)
@@ -212,7 +158,7 @@ async def list_jobs(
     cursor: str | None,
     limit: int,
 ) -> Page:
-    before = decode_cursor(cursor) if cursor else None
+    before = decode_cursor(cursor, "job") if cursor else None
     async with rt.db.connect() as conn:
         jobs = await jobs_repo.list_jobs(
             conn,
@@ -228,6 +174,8 @@ async def list_jobs(
 
 
 async def cancel(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
+    if not well_formed(job_id, "job"):
+        raise JobNotFound()
     now = rt.clock.now()
     async with rt.db.begin() as conn:
         job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)
@@ -262,6 +210,8 @@ async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
     """Give a dead-lettered job another run (admin keys only)."""
     if not principal.is_admin:
         raise Forbidden("Only an admin key can requeue a dead-lettered job.")
+    if not well_formed(job_id, "job"):
+        raise JobNotFound()
     now = rt.clock.now()
     async with rt.db.begin() as conn:
         job = await jobs_repo.get_job(conn, job_id, principal.workspace_id)
@@ -295,8 +245,19 @@ async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
             run=run,
             by_key=principal.key_id,
         )
-    await dbos_engine.enqueue(job_id, job.workspace_id, run)
+    await _enqueue_or_leave_to_sweep(job_id, job.workspace_id, run)
     return await get(rt, principal, job_id)
+
+
+async def _enqueue_or_leave_to_sweep(job_id: str, workspace_id: str, run: int) -> None:
+    """Queue the run just committed. If that fails the job is still recorded (the 202
+    holds): the elected reaper's enqueue sweep (services.enqueue_sweep) queues it
+    within a few seconds, so the caller gets its answer rather than a 500 for a job
+    that will run anyway."""
+    try:
+        await dbos_engine.enqueue(job_id, workspace_id, run)
+    except Exception as error:
+        log.warning("job.enqueue_failed", job_id=job_id, run=run, error=repr(error))
 
 
 async def reconcile(rt: Runtime) -> int:
@@ -309,5 +270,4 @@ async def reconcile(rt: Runtime) -> int:
 
 async def purge_expired_idempotency(rt: Runtime) -> int:
     """Forget idempotency records past their retention."""
-    async with rt.db.begin() as conn:
-        return await idempotency_repo.purge_expired(conn, rt.clock.now())
+    return await idempotency_service.purge_expired(rt)

@@ -8,6 +8,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
+
 from imagegate.db import accounts_repo
 from imagegate.domain.records import KeyInfo, Principal
 from imagegate.errors import InvalidRequest, NotFound, Unauthenticated
@@ -16,6 +18,9 @@ from imagegate.runtime import Runtime
 KEY_PREFIX = "ig_"
 DEFAULT_WORKSPACE = "default"
 ROLES = ("member", "admin")
+# The bootstrap admin key's fixed id: however many processes start at once on an
+# empty database, the primary key lets one of them insert it.
+BOOTSTRAP_KEY_ID = "key_bootstrap_admin"
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,9 @@ def _valid_name(value: str, what: str) -> str:
     return value
 
 
-async def create_key(rt: Runtime, workspace: str, name: str, role: str = "member") -> NewKey:
+async def create_key(
+    rt: Runtime, workspace: str, name: str, role: str = "member", key_id: str | None = None
+) -> NewKey:
     """Mint a key for ``workspace`` (created if new). The secret is shown only here."""
     workspace = _valid_name(workspace, "workspace")
     if role not in ROLES:
@@ -57,6 +64,7 @@ async def create_key(rt: Runtime, workspace: str, name: str, role: str = "member
             key_hash=hash_key(secret),
             role=role,
             now=now,
+            key_id=key_id,
         )
     return NewKey(key_id, workspace_id, workspace, role, secret)
 
@@ -67,7 +75,12 @@ async def bootstrap_admin_key(rt: Runtime) -> NewKey | None:
     async with rt.sessions() as session:
         if await accounts_repo.has_any_key(session):
             return None
-    key = await create_key(rt, DEFAULT_WORKSPACE, "bootstrap admin", role="admin")
+    try:
+        key = await create_key(
+            rt, DEFAULT_WORKSPACE, "bootstrap admin", role="admin", key_id=BOOTSTRAP_KEY_ID
+        )
+    except IntegrityError:
+        return None  # another process starting at the same moment made it
     path = rt.settings.admin_key_path
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import math
 
-from imagegate.counters import Count, CountersUnavailable
 from imagegate.domain.rates import Allowance, Rate
 from imagegate.domain.records import Principal
 from imagegate.errors import RateLimited
+from imagegate.rate_limits import Count, CountersUnavailable
 from imagegate.runtime import Runtime
 
 

@@ -8,13 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from imagegate.db import providers_repo
-from imagegate.db.providers_repo import MODERATED, OK, CallRow
-from imagegate.domain.routing import Breaker, percentile
+from imagegate.db.providers_repo import CallCounts, CallError
+from imagegate.domain.circuit_breaker import Breaker
 from imagegate.providers.registry import ModelChoice, ProviderEntry
 from imagegate.runtime import Runtime
 
 WINDOW = timedelta(hours=24)
-# Percentiles and rates over at most this many recent calls per provider.
+# Latency percentiles over at most this many of a provider's latest successful calls
+# (counts and rates cover the whole window: the database sums them).
 SAMPLE = 1000
 
 
@@ -36,40 +37,58 @@ class ProviderReport:
     scorecard: Scorecard
 
 
-async def report(rt: Runtime) -> list[ProviderReport]:
-    now = rt.clock.now()
+async def report(rt: Runtime, workspace_id: str) -> list[ProviderReport]:
+    """Every configured provider as seen by ``workspace_id``: the figures are
+    everyone's, but an error's text only its own workspace's (it can echo a prompt)."""
+    since = rt.clock.now() - WINDOW
+    names = [entry.name for entry in rt.providers.entries()]
     async with rt.db.connect() as conn:
-        recent = await providers_repo.recent_calls(conn, now - WINDOW, SAMPLE)
+        counts = await providers_repo.call_counts(conn, since, names)
+        latencies = await providers_repo.latency_percentiles(
+            conn, since, {name: c.ok for name, c in counts.items()}, (50, 95), SAMPLE
+        )
+        errors = await providers_repo.last_errors(conn, since, names)
         breakers = await providers_repo.all_breakers(conn)
     return [
         ProviderReport(
-            entry, breakers.get(entry.name, Breaker()), score(recent.get(entry.name, []))
+            entry,
+            breakers.get(entry.name, Breaker()),
+            score(
+                counts.get(entry.name),
+                latencies.get(entry.name, {}),
+                errors.get(entry.name),
+                workspace_id,
+            ),
         )
         for entry in rt.providers.entries()
     ]
 
 
-def score(calls: list[CallRow]) -> Scorecard:
-    if not calls:
+def score(
+    counts: CallCounts | None,
+    latencies: dict[float, float],
+    error: CallError | None,
+    workspace_id: str,
+) -> Scorecard:
+    if counts is None or counts.calls == 0:
         return Scorecard(0, None, None, None, None, None, None)
-    ok = [c for c in calls if c.outcome == OK]
-    images = sum(c.images for c in ok)
-    failures = [c for c in calls if c.outcome not in {OK, MODERATED}]
-    last = max(failures, key=lambda c: c.started_at) if failures else None
     return Scorecard(
-        calls=len(calls),
-        success_rate=round(len(ok) / len(calls), 4),
-        moderation_rate=round(sum(c.outcome == MODERATED for c in calls) / len(calls), 4),
-        p50_ms=percentile([c.duration_ms for c in ok], 50),
-        p95_ms=percentile([c.duration_ms for c in ok], 95),
-        mean_cost_per_image_usd=round(sum(c.cost_usd for c in ok) / images, 6) if images else None,
-        last_error=_error(last) if last else None,
+        calls=counts.calls,
+        success_rate=round(counts.ok / counts.calls, 4),
+        moderation_rate=round(counts.moderated / counts.calls, 4),
+        p50_ms=latencies.get(50.0),
+        p95_ms=latencies.get(95.0),
+        mean_cost_per_image_usd=(
+            round(counts.cost_usd / counts.images, 6) if counts.images else None
+        ),
+        last_error=_error(error, workspace_id) if error else None,
     )
 
 
-def _error(call: CallRow) -> dict[str, Any]:
-    at: datetime = call.started_at
-    return {"code": call.error_code, "message": call.error_message, "at": at.isoformat()}
+def _error(error: CallError, workspace_id: str) -> dict[str, Any]:
+    at: datetime = error.at
+    own = error.workspace_id is not None and error.workspace_id == workspace_id
+    return {"code": error.code, "message": error.message if own else None, "at": at.isoformat()}
 
 
 def model_names(entry: ProviderEntry) -> list[str]:

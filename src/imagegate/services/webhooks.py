@@ -4,20 +4,17 @@ workspace's ids are simply not found."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from imagegate.db import jobs_repo
 from imagegate.db import webhooks_repo as repo
-from imagegate.domain.ids import new_id
+from imagegate.domain.ids import new_id, well_formed
 from imagegate.domain.records import Principal
 from imagegate.domain.webhooks import DEFAULT_EVENT_TYPES, DeliveryRecord, EndpointRecord
 from imagegate.errors import (
     DeliveryNotFound,
-    InvalidCursor,
     InvalidRequest,
     InvalidState,
     JobNotFound,
@@ -25,6 +22,7 @@ from imagegate.errors import (
 )
 from imagegate.net.ssrf import CheckedUrl, UrlGuard, UrlPolicy
 from imagegate.runtime import Runtime
+from imagegate.services.pagination import decode_cursor, encode_cursor
 from imagegate.settings import Settings
 from imagegate.webhooks import secrets
 from imagegate.webhooks.secrets import Secrets, box, open_secrets
@@ -77,6 +75,8 @@ async def list_endpoints(rt: Runtime, principal: Principal) -> list[EndpointReco
 
 
 async def get_endpoint(rt: Runtime, principal: Principal, endpoint_id: str) -> EndpointRecord:
+    if not well_formed(endpoint_id, "ep"):
+        raise WebhookEndpointNotFound()
     async with rt.db.connect() as conn:
         endpoint = await repo.get_endpoint(conn, endpoint_id, principal.workspace_id)
     if endpoint is None:
@@ -116,6 +116,8 @@ async def update_endpoint(
 
 async def delete_endpoint(rt: Runtime, principal: Principal, endpoint_id: str) -> None:
     """The endpoint goes with its delivery log; deliveries still pending stop."""
+    if not well_formed(endpoint_id, "ep"):
+        raise WebhookEndpointNotFound()
     async with rt.db.begin() as conn:
         if not await repo.delete_endpoint(conn, principal.workspace_id, endpoint_id):
             raise WebhookEndpointNotFound()
@@ -147,20 +149,6 @@ class DeliveryPage:
     next_cursor: str | None
 
 
-def _encode_cursor(delivery_id: str) -> str:
-    return base64.urlsafe_b64encode(delivery_id.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> str:
-    try:
-        value = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError) as error:
-        raise InvalidCursor() from error
-    if not value.startswith("dlv_") or len(value) > 40:
-        raise InvalidCursor()
-    return value
-
-
 async def list_deliveries(
     rt: Runtime,
     principal: Principal,
@@ -171,7 +159,11 @@ async def list_deliveries(
     limit: int,
 ) -> DeliveryPage:
     """A job's or an endpoint's deliveries, newest first, with their attempts."""
-    before = _decode_cursor(cursor) if cursor else None
+    if job_id is not None and not well_formed(job_id, "job"):
+        raise JobNotFound()
+    if endpoint_id is not None and not well_formed(endpoint_id, "ep"):
+        raise WebhookEndpointNotFound()
+    before = decode_cursor(cursor, "dlv") if cursor else None
     async with rt.db.connect() as conn:
         workspace = principal.workspace_id
         if job_id is not None and await jobs_repo.get_job(conn, job_id, workspace) is None:
@@ -186,12 +178,14 @@ async def list_deliveries(
         )  # fmt: skip
     more = len(found) > limit
     found = found[:limit]
-    return DeliveryPage(found, _encode_cursor(found[-1].id) if more and found else None)
+    return DeliveryPage(found, encode_cursor(found[-1].id) if more and found else None)
 
 
 async def redeliver(rt: Runtime, principal: Principal, delivery_id: str) -> DeliveryRecord:
     """Send the delivery's event again, as a new delivery with the same ``webhook-id``
     and a fresh schedule; the original keeps its log."""
+    if not well_formed(delivery_id, "dlv"):
+        raise DeliveryNotFound()
     async with rt.db.begin() as conn:
         original = await repo.get_delivery(conn, delivery_id, principal.workspace_id)
         if original is None:

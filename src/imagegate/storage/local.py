@@ -13,6 +13,19 @@ from imagegate.storage.signing import UrlSigner
 
 # Names of files being written; a crash mid-write leaves one behind (see sweep).
 _PARTIAL_PREFIX = ".tmp-"
+# Far beyond any key imagegate writes (workspace/job/name), far below PATH_MAX.
+_MAX_KEY_CHARS = 1024
+
+
+def well_formed_key(key: str) -> bool:
+    """Whether ``key`` reads as a relative path of ordinary segments: ``a/b/c.png``.
+    Backslashes are refused although POSIX allows them in names, so that a key means
+    the same file on every platform; NUL would make the OS call itself fail."""
+    if not key or len(key) > _MAX_KEY_CHARS or "\x00" in key or "\\" in key:
+        return False
+    if key.startswith("/") or (len(key) > 1 and key[1] == ":"):  # absolute, or C:
+        return False
+    return all(segment not in {"", ".", ".."} for segment in key.split("/"))
 
 
 class LocalStorage:
@@ -22,9 +35,15 @@ class LocalStorage:
         self.signer = signer
 
     def path_for(self, key: str) -> Path | None:
-        """The file for ``key``, or ``None`` if the key would leave the root."""
+        """The file for ``key``, or ``None`` for a key that is not a plain relative
+        path under the root. Keys come from URLs (``/files/<key>``), so they are
+        checked twice: by their text (no NUL, no backslash, not absolute, no empty,
+        ``.`` or ``..`` segment), then by where they resolve (a symlink inside the
+        root must not lead out of it)."""
+        if not well_formed_key(key):
+            return None
         path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root):
+        if path == self.root or not path.is_relative_to(self.root):
             return None
         return path
 

@@ -26,7 +26,9 @@ class UrlSigner:
 
     def verify(self, key: str, expires: int, signature: str, now: float | None = None) -> bool:
         current = time.time() if now is None else now
-        if expires < current:
+        if expires < current or not signature.isascii():
+            # compare_digest raises TypeError on non-ASCII text: a query string's
+            # `sig=é` must be a wrong signature, not a server error.
             return False
         return hmac.compare_digest(self._signature(key, expires), signature)
 

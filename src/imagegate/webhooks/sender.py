@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import httpx
 
 from imagegate import __version__
-from imagegate.domain.webhooks import parse_retry_after
+from imagegate.domain.retry import parse_retry_after
 from imagegate.errors import UnsafeUrl
 from imagegate.net.ssrf import GuardedTransport, UrlGuard
 

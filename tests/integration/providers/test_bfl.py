@@ -24,7 +24,7 @@ from imagegate.providers.errors import (
     RetryableProviderError,
 )
 from imagegate.providers.http import ResultExpiredError
-from imagegate.providers.sandbox.bfl import API_KEY
+from imagegate.sandbox.bfl import API_KEY
 from tests.support.adapters import adapter_factory
 from tests.support.sandbox import SandboxProcess
 

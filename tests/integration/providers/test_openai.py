@@ -23,7 +23,7 @@ from imagegate.providers.errors import (
 )
 from imagegate.providers.http import ResultExpiredError
 from imagegate.providers.openai import OpenAIProvider, duration_s, snap_size
-from imagegate.providers.sandbox.openai import API_KEY
+from imagegate.sandbox.openai import API_KEY
 from tests.support.adapters import adapter_factory
 from tests.support.sandbox import SandboxProcess
 

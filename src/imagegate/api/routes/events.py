@@ -15,9 +15,9 @@ from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
+from imagegate.api.openapi import AUTHENTICATED, Responses, problems
 from imagegate.api.schemas import JobPublic
-from imagegate.db.events_repo import EventRow
-from imagegate.domain.records import Principal
+from imagegate.domain.records import EventRecord, Principal
 from imagegate.errors import InvalidRequest
 from imagegate.runtime import Runtime
 from imagegate.services import event_feed
@@ -27,6 +27,12 @@ router = APIRouter(tags=["events"])
 
 # A comment line this often keeps proxies from closing a quiet stream.
 PING_S = 15
+_STREAM: Responses = {
+    200: {
+        "description": "A Server-Sent Events stream of job events",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
 
 
 def _resume_from(header: str | None, query: int | None) -> int:
@@ -42,7 +48,12 @@ def _resume_from(header: str | None, query: int | None) -> int:
     return after
 
 
-@router.get("/api/image/jobs/{job_id}/events", operation_id="job_events")
+@router.get(
+    "/api/image/jobs/{job_id}/events",
+    operation_id="job_events",
+    response_class=EventSourceResponse,
+    responses={**_STREAM, **problems(*AUTHENTICATED, 404)},
+)
 async def job_events(
     job_id: str,
     request: Request,
@@ -63,7 +74,12 @@ async def job_events(
     return EventSourceResponse(_messages(rt, principal, events), ping=PING_S)
 
 
-@router.get("/api/image/events", operation_id="workspace_events")
+@router.get(
+    "/api/image/events",
+    operation_id="workspace_events",
+    response_class=EventSourceResponse,
+    responses={**_STREAM, **problems(*AUTHENTICATED)},
+)
 async def workspace_events(
     request: Request,
     rt: RuntimeDep,
@@ -81,7 +97,7 @@ async def workspace_events(
 
 
 async def _messages(
-    rt: Runtime, principal: Principal, events: AsyncIterator[EventRow]
+    rt: Runtime, principal: Principal, events: AsyncIterator[EventRecord]
 ) -> AsyncIterator[ServerSentEvent]:
     async for row in events:
         yield ServerSentEvent(
@@ -91,7 +107,7 @@ async def _messages(
         )
 
 
-async def _body(rt: Runtime, principal: Principal, row: EventRow) -> dict[str, Any]:
+async def _body(rt: Runtime, principal: Principal, row: EventRecord) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": row.type,
         "job_id": row.job_id,

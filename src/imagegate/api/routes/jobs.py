@@ -2,48 +2,44 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
+from imagegate.api.idempotency import IdempotencyKeyHeader, idempotent, respond
+from imagegate.api.openapi import AUTHENTICATED, WITH_BODY, problems
 from imagegate.api.rate_limit_headers import remember
-from imagegate.api.schemas import JobCreate, JobPublic, JobsPublic, Problem
+from imagegate.api.schemas import JobCreate, JobPublic, JobsPublic
 from imagegate.domain.jobs import JobStatus
-from imagegate.errors import IdempotencyKeyInvalid, InvalidRequest
-from imagegate.services import event_feed
+from imagegate.errors import InvalidRequest
+from imagegate.services import event_feed, idempotency
 from imagegate.services import jobs as jobs_service
+from imagegate.services.idempotency import Answer
 from imagegate.services.submission import JobSpec
 
 router = APIRouter(prefix="/api/image/jobs", tags=["jobs"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 404, 409, 422, 429)
-}
-
-
-def _idempotency(key: str | None, body: JobCreate) -> tuple[str, str] | None:
-    if key is None:
-        return None
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-        raise IdempotencyKeyInvalid()
-    canonical = json.dumps(body.model_dump(exclude_unset=True), sort_keys=True)
-    return key, hashlib.sha256(canonical.encode()).hexdigest()
+POST_ERRORS = problems(*AUTHENTICATED, *WITH_BODY, 404)
 
 
 @router.post(
-    "", status_code=202, response_model=JobPublic, operation_id="create_job", responses=ERRORS
+    "",
+    status_code=202,
+    response_model=JobPublic,
+    operation_id="create_job",
+    responses={
+        200: {"model": JobPublic, "description": "With `Prefer: wait=N`: the job ended in time"},
+        **problems(*AUTHENTICATED, *WITH_BODY),
+    },
 )
 async def create_job(
     request: Request,
     body: JobCreate,
     rt: RuntimeDep,
     principal: PrincipalDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
     prefer: Annotated[str | None, Header(alias="Prefer")] = None,
 ) -> JSONResponse:
     """Queue an image job. Answers 202 with the job; poll its ``Location``. With
@@ -55,7 +51,7 @@ async def create_job(
         principal,
         spec,
         present=lambda job: JobPublic.from_record(job, rt.storage).model_dump(mode="json"),
-        idempotency=_idempotency(idempotency_key, body),
+        idempotency=idempotent(idempotency_key, "create_job", body),
     )
     headers = {"Location": f"/api/image/jobs/{result.job_id}"}
     if result.replayed:
@@ -85,7 +81,9 @@ def wait_preference(prefer: str | None, cap_s: int) -> int | None:
     return None
 
 
-@router.get("", response_model=JobsPublic, operation_id="list_jobs", responses=ERRORS)
+@router.get(
+    "", response_model=JobsPublic, operation_id="list_jobs", responses=problems(*AUTHENTICATED, 400)
+)
 async def list_jobs(
     rt: RuntimeDep,
     principal: PrincipalDep,
@@ -113,18 +111,34 @@ async def list_jobs(
     )
 
 
-@router.get("/{job_id}", response_model=JobPublic, operation_id="get_job", responses=ERRORS)
+@router.get(
+    "/{job_id}",
+    response_model=JobPublic,
+    operation_id="get_job",
+    responses=problems(*AUTHENTICATED, 404),
+)
 async def get_job(job_id: str, rt: RuntimeDep, principal: PrincipalDep) -> JobPublic:
     """One job: status, progress, images."""
     return JobPublic.from_record(await jobs_service.get(rt, principal, job_id), rt.storage)
 
 
 @router.post(
-    "/{job_id}/cancel", response_model=JobPublic, operation_id="cancel_job", responses=ERRORS
+    "/{job_id}/cancel", response_model=JobPublic, operation_id="cancel_job", responses=POST_ERRORS
 )
-async def cancel_job(job_id: str, rt: RuntimeDep, principal: PrincipalDep) -> JobPublic:
+async def cancel_job(
+    job_id: str,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """Cancel a queued or running job."""
-    return JobPublic.from_record(await jobs_service.cancel(rt, principal, job_id), rt.storage)
+
+    async def cancel() -> Answer:
+        job = await jobs_service.cancel(rt, principal, job_id)
+        return Answer(200, JobPublic.from_record(job, rt.storage).model_dump(mode="json"), job_id)
+
+    request = idempotent(idempotency_key, "cancel_job", job_id=job_id)
+    return respond(await idempotency.run(rt, principal, request, cancel))
 
 
 @router.post(
@@ -132,11 +146,21 @@ async def cancel_job(job_id: str, rt: RuntimeDep, principal: PrincipalDep) -> Jo
     response_model=JobPublic,
     status_code=202,
     operation_id="retry_job",
-    responses={**ERRORS, 403: ERRORS[401]},
+    responses=problems(*AUTHENTICATED, *WITH_BODY, 403, 404),
 )
 async def retry_job(
-    job_id: str, rt: RuntimeDep, principal: PrincipalDep, response: Response
-) -> JobPublic:
+    job_id: str,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """Requeue a dead-lettered job (admin keys only)."""
-    response.headers["Location"] = f"/api/image/jobs/{job_id}"
-    return JobPublic.from_record(await jobs_service.requeue(rt, principal, job_id), rt.storage)
+
+    async def requeue() -> Answer:
+        job = await jobs_service.requeue(rt, principal, job_id)
+        return Answer(202, JobPublic.from_record(job, rt.storage).model_dump(mode="json"), job.id)
+
+    request = idempotent(idempotency_key, "retry_job", job_id=job_id)
+    answer = await idempotency.run(rt, principal, request, requeue)
+    # Built from the stored id, not the path: only a real job's id reaches a header.
+    return respond(answer, {"Location": f"/api/image/jobs/{answer.resource_id}"})

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
+from imagegate.api.openapi import AUTHENTICATED, problems
 from imagegate.services import scorecard
 
 router = APIRouter(prefix="/api/image/providers", tags=["providers"])
@@ -31,11 +32,17 @@ class ProvidersPublic(BaseModel):
     routing: dict[str, Any]
 
 
-@router.get("", response_model=ProvidersPublic, operation_id="list_providers")
+@router.get(
+    "",
+    response_model=ProvidersPublic,
+    operation_id="list_providers",
+    responses=problems(*AUTHENTICATED),
+)
 async def list_providers(rt: RuntimeDep, principal: PrincipalDep) -> ProvidersPublic:
-    """Capabilities, prices, circuit breaker and a live scorecard (last 24 h, up to
-    the 1,000 latest calls) for every configured provider."""
-    reports = await scorecard.report(rt)
+    """Capabilities, prices, circuit breaker and a live scorecard (last 24 h; latency
+    over the 1,000 latest successful calls) for every configured provider. An error's
+    text is shown only to the workspace whose job it was; others see its code."""
+    reports = await scorecard.report(rt, principal.workspace_id)
     config = rt.providers.config
     return ProvidersPublic(
         data=[_public(r) for r in reports],

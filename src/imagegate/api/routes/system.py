@@ -9,12 +9,18 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy import text
 
-from imagegate.api.deps import RuntimeDep
-from imagegate.counters import CountersUnavailable
+from imagegate.api.deps import AdminCallerDep, RuntimeDep
+from imagegate.api.openapi import Responses, problems
 from imagegate.errors import FileLinkInvalid, NotFound
+from imagegate.observability.logging import get_logger
+from imagegate.rate_limits import CountersUnavailable
 from imagegate.runtime import Runtime
 
 router = APIRouter(tags=["system"])
+log = get_logger("imagegate.readiness")
+# What an anonymous caller learns of a dependency that is down: which one, not why
+# (error text can name hosts, buckets, users and library internals).
+DOWN = "unavailable"
 
 
 @router.get("/healthz", operation_id="healthz")
@@ -23,25 +29,47 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", operation_id="readyz")
-async def readyz(rt: RuntimeDep) -> JSONResponse:
-    """The process can reach its database and its storage, and is ready for traffic."""
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    responses={
+        503: {
+            "description": "A dependency is down; the body says which",
+            "content": {"application/json": {}},
+        }
+    },
+)
+async def readyz(rt: RuntimeDep, admin: AdminCallerDep) -> JSONResponse:
+    """The process can reach its database and its storage, and is ready for traffic.
+    Each dependency reads ``ok`` or ``unavailable``; the reason is logged, and shown
+    only to a caller with an admin key."""
     problems = {"database": await _database_problem(rt), "storage": await rt.storage.check()}
-    body = {name: problem or "ok" for name, problem in problems.items()}
-    body["counters"] = await _counters_state(rt)
+    counters_problem = await _counters_problem(rt)
+    for name, problem in problems.items():  # (the counters log their own outage)
+        if problem:
+            log.warning("readiness.dependency_down", dependency=name, reason=problem)
+    body = {
+        name: "ok" if not problem else (problem if admin else DOWN)
+        for name, problem in problems.items()
+    }
+    # Rate limits fail open, so the counters' outage is reported but does not make the
+    # process unready: a load balancer must not drop every API process.
+    if counters_problem is None:
+        body["counters"] = f"ok ({rt.counters.backend})"
+    else:
+        detail = f": {counters_problem}" if admin else ""
+        body["counters"] = f"{DOWN}, not limiting{detail}"
     if any(problems.values()):
         return JSONResponse({"status": "unavailable", **body}, status_code=503)
     return JSONResponse({"status": "ready", **body})
 
 
-async def _counters_state(rt: Runtime) -> str:
-    """Rate limits fail open, so the counters' outage is reported here but does not
-    make the process unready: a load balancer must not drop every API process."""
+async def _counters_problem(rt: Runtime) -> str | None:
     try:
         await rt.counters.ping()
     except CountersUnavailable as error:
-        return f"unavailable, not limiting: {error}"
-    return f"ok ({rt.counters.backend})"
+        return str(error)
+    return None
 
 
 async def _database_problem(rt: Runtime) -> str | None:
@@ -53,7 +81,24 @@ async def _database_problem(rt: Runtime) -> str | None:
     return None
 
 
-@router.get("/files/{key:path}", operation_id="get_file", include_in_schema=True)
+_IMAGE: Responses = {
+    200: {
+        "description": "The image",
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in ("image/png", "image/jpeg", "image/webp")
+        },
+    }
+}
+
+
+@router.get(
+    "/files/{key:path}",
+    operation_id="get_file",
+    response_class=FileResponse,
+    # 422: an `exp` that is not a number.
+    responses={**_IMAGE, **problems(403, 404, 422)},
+)
 async def get_file(
     key: str,
     rt: RuntimeDep,

@@ -3,12 +3,14 @@ delivery log at /api/image/jobs/{job_id}/deliveries."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
-from imagegate.api.schemas import Problem
+from imagegate.api.idempotency import IdempotencyKeyHeader, idempotent, respond
+from imagegate.api.openapi import AUTHENTICATED, WITH_BODY, problems
 from imagegate.api.webhook_schemas import (
     DeliveriesPublic,
     DeliveryPublic,
@@ -19,16 +21,19 @@ from imagegate.api.webhook_schemas import (
     WebhookEndpointUpdate,
     WebhookSecretPublic,
 )
+from imagegate.services import idempotency
 from imagegate.services import webhooks as service
+from imagegate.services.idempotency import Answer
 from imagegate.services.webhooks import DeliveryPage
 
 router = APIRouter(prefix="/api/image/webhooks", tags=["webhooks"])
 jobs_router = APIRouter(prefix="/api/image/jobs", tags=["webhooks"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": Problem, "content": {"application/problem+json": {}}}
-    for code in (400, 401, 404, 409, 422, 429)
-}
+READ = problems(*AUTHENTICATED)
+READ_ONE = problems(*AUTHENTICATED, 404)
+PAGE = problems(*AUTHENTICATED, 400, 404)  # 400: a cursor this server did not issue
+WRITE = problems(*AUTHENTICATED, *WITH_BODY)
+WRITE_ONE = problems(*AUTHENTICATED, *WITH_BODY, 404)
 Limit = Annotated[int, Query(ge=1, le=100)]
 
 
@@ -45,23 +50,33 @@ def _page(page: DeliveryPage) -> DeliveriesPublic:
     status_code=201,
     response_model=WebhookEndpointCreated,
     operation_id="create_webhook_endpoint",
-    responses=ERRORS,
+    responses=WRITE,
 )
 async def create_endpoint(
-    body: WebhookEndpointCreate, rt: RuntimeDep, principal: PrincipalDep, response: Response
-) -> WebhookEndpointCreated:
+    body: WebhookEndpointCreate,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """Add a receiver for the workspace's job events; the answer carries its secret."""
-    endpoint, secret = await service.create_endpoint(rt, principal, **body.model_dump())
-    response.headers["Location"] = f"/api/image/webhooks/{endpoint.id}"
-    public = WebhookEndpointPublic.from_record(endpoint)
-    return WebhookEndpointCreated(**public.model_dump(), secret=secret)
+
+    async def create() -> Answer:
+        endpoint, secret = await service.create_endpoint(rt, principal, **body.model_dump())
+        public = WebhookEndpointPublic.from_record(endpoint)
+        created = WebhookEndpointCreated(**public.model_dump(), secret=secret)
+        return Answer(201, created.model_dump(mode="json"), endpoint.id)
+
+    request = idempotent(idempotency_key, "create_webhook_endpoint", body)
+    # The secret is kept sealed in the stored answer, opened only for its replay.
+    answer = await idempotency.run(rt, principal, request, create, sealed=("secret",))
+    return respond(answer, {"Location": f"/api/image/webhooks/{answer.resource_id}"})
 
 
 @router.get(
     "",
     response_model=WebhookEndpointsPublic,
     operation_id="list_webhook_endpoints",
-    responses=ERRORS,
+    responses=READ,
 )
 async def list_endpoints(rt: RuntimeDep, principal: PrincipalDep) -> WebhookEndpointsPublic:
     """The workspace's endpoints, oldest first."""
@@ -73,7 +88,7 @@ async def list_endpoints(rt: RuntimeDep, principal: PrincipalDep) -> WebhookEndp
     "/default/secret",
     response_model=WebhookSecretPublic,
     operation_id="get_default_webhook_secret",
-    responses=ERRORS,
+    responses=READ,
 )
 async def get_default_secret(rt: RuntimeDep, principal: PrincipalDep) -> WebhookSecretPublic:
     """The secret that signs deliveries to jobs' own ``webhook_url``."""
@@ -84,7 +99,7 @@ async def get_default_secret(rt: RuntimeDep, principal: PrincipalDep) -> Webhook
     "/{endpoint_id}",
     response_model=WebhookEndpointPublic,
     operation_id="get_webhook_endpoint",
-    responses=ERRORS,
+    responses=READ_ONE,
 )
 async def get_endpoint(
     endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
@@ -97,7 +112,7 @@ async def get_endpoint(
     "/{endpoint_id}",
     response_model=WebhookEndpointPublic,
     operation_id="update_webhook_endpoint",
-    responses=ERRORS,
+    responses=WRITE_ONE,
 )
 async def update_endpoint(
     endpoint_id: str, body: WebhookEndpointUpdate, rt: RuntimeDep, principal: PrincipalDep
@@ -113,7 +128,7 @@ async def update_endpoint(
     "/{endpoint_id}",
     status_code=204,
     operation_id="delete_webhook_endpoint",
-    responses=ERRORS,
+    responses=READ_ONE,
 )
 async def delete_endpoint(endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep) -> Response:
     """Remove the endpoint and its delivery log; pending deliveries to it stop."""
@@ -125,7 +140,7 @@ async def delete_endpoint(endpoint_id: str, rt: RuntimeDep, principal: Principal
     "/{endpoint_id}/secret",
     response_model=WebhookSecretPublic,
     operation_id="get_webhook_endpoint_secret",
-    responses=ERRORS,
+    responses=READ_ONE,
 )
 async def get_secret(
     endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
@@ -140,21 +155,30 @@ async def get_secret(
     "/{endpoint_id}/rotate-secret",
     response_model=WebhookSecretPublic,
     operation_id="rotate_webhook_endpoint_secret",
-    responses=ERRORS,
+    responses=WRITE_ONE,
 )
 async def rotate_secret(
-    endpoint_id: str, rt: RuntimeDep, principal: PrincipalDep
-) -> WebhookSecretPublic:
+    endpoint_id: str,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """A new secret; the old one signs beside it until ``previous_key_expires_at``."""
-    key, expires = await service.rotate_secret(rt, principal, endpoint_id)
-    return WebhookSecretPublic(key=key, previous_key_expires_at=expires)
+
+    async def rotate() -> Answer:
+        key, expires = await service.rotate_secret(rt, principal, endpoint_id)
+        public = WebhookSecretPublic(key=key, previous_key_expires_at=expires)
+        return Answer(200, public.model_dump(mode="json"), endpoint_id)
+
+    request = idempotent(idempotency_key, "rotate_webhook_endpoint_secret", endpoint_id=endpoint_id)
+    return respond(await idempotency.run(rt, principal, request, rotate, sealed=("key",)))
 
 
 @router.get(
     "/{endpoint_id}/deliveries",
     response_model=DeliveriesPublic,
     operation_id="list_webhook_endpoint_deliveries",
-    responses=ERRORS,
+    responses=PAGE,
 )
 async def list_endpoint_deliveries(
     endpoint_id: str,
@@ -175,18 +199,30 @@ async def list_endpoint_deliveries(
     status_code=202,
     response_model=DeliveryPublic,
     operation_id="redeliver_webhook",
-    responses=ERRORS,
+    responses=WRITE_ONE,
 )
-async def redeliver(delivery_id: str, rt: RuntimeDep, principal: PrincipalDep) -> DeliveryPublic:
+async def redeliver(
+    delivery_id: str,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
     """Send the delivery's event again: a new delivery, same ``webhook-id``."""
-    return DeliveryPublic.from_record(await service.redeliver(rt, principal, delivery_id))
+
+    async def send_again() -> Answer:
+        delivery = await service.redeliver(rt, principal, delivery_id)
+        public = DeliveryPublic.from_record(delivery)
+        return Answer(202, public.model_dump(mode="json"), delivery.id)
+
+    request = idempotent(idempotency_key, "redeliver_webhook", delivery_id=delivery_id)
+    return respond(await idempotency.run(rt, principal, request, send_again))
 
 
 @jobs_router.get(
     "/{job_id}/deliveries",
     response_model=DeliveriesPublic,
     operation_id="list_job_deliveries",
-    responses=ERRORS,
+    responses=PAGE,
 )
 async def list_job_deliveries(
     job_id: str,

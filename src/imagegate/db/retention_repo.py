@@ -1,0 +1,63 @@
+"""Deleting what has aged out, a bounded batch per statement, oldest first.
+
+Each function deletes at most ``limit`` rows and returns how many it deleted, so the
+caller loops until a batch comes back short. Every batch is chosen through an index
+(``ix_provider_calls_started_at``, ``ix_job_events_created_at``,
+``ix_webhook_deliveries_finished_at``), and ``DELETE … WHERE id IN (SELECT … LIMIT n)``
+reads the same on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Table, delete, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from imagegate.db.models import Job, JobEvent, ProviderCall, WebhookAttempt, WebhookDelivery
+
+calls: Table = ProviderCall.__table__  # type: ignore[assignment]
+events: Table = JobEvent.__table__  # type: ignore[assignment]
+jobs: Table = Job.__table__  # type: ignore[assignment]
+deliveries: Table = WebhookDelivery.__table__  # type: ignore[assignment]
+attempts: Table = WebhookAttempt.__table__  # type: ignore[assignment]
+
+
+async def delete_provider_calls(conn: AsyncConnection, before: datetime, limit: int) -> int:
+    """Provider calls that started before ``before``."""
+    batch = select(calls.c.id).where(calls.c.started_at < before).limit(limit)
+    result = await conn.execute(delete(calls).where(calls.c.id.in_(batch.scalar_subquery())))
+    return int(result.rowcount or 0)
+
+
+async def delete_job_events(
+    conn: AsyncConnection, before: datetime, limit: int, finished: Iterable[str]
+) -> int:
+    """Events older than ``before`` of jobs in a ``finished`` status that ended before
+    ``before`` too: a job still running (or requeued) keeps its whole log."""
+    ended = func.coalesce(jobs.c.completed_at, jobs.c.updated_at)
+    # Correlated, so the batch walks the events' time index and stops at ``limit``
+    # instead of first listing every finished job.
+    done = exists().where(
+        jobs.c.id == events.c.job_id, jobs.c.status.in_(list(finished)), ended < before
+    )
+    batch = select(events.c.id).where(events.c.created_at < before, done).limit(limit)
+    result = await conn.execute(delete(events).where(events.c.id.in_(batch.scalar_subquery())))
+    return int(result.rowcount or 0)
+
+
+async def delete_webhook_deliveries(conn: AsyncConnection, before: datetime, limit: int) -> int:
+    """Deliveries that reached a final status before ``before``, and their attempts.
+    A pending delivery has no ``finished_at``, so one still being retried stays."""
+    ids: list[str] = list(
+        (
+            await conn.execute(
+                select(deliveries.c.id).where(deliveries.c.finished_at < before).limit(limit)
+            )
+        ).scalars()
+    )
+    if not ids:
+        return 0
+    await conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(ids)))
+    result = await conn.execute(delete(deliveries).where(deliveries.c.id.in_(ids)))
+    return int(result.rowcount or 0)

@@ -1,0 +1,107 @@
+"""Retention: provider calls, job events and finished webhook deliveries (with their
+attempts) are deleted once older than their ``IMAGEGATE_RETENTION_*_DAYS``.
+
+The process that holds the reaper lease calls :func:`run_if_due` on every reaper
+tick. A second lease, ``retention``, records when the next sweep is due for the whole
+fleet (``IMAGEGATE_RETENTION_INTERVAL_S``, hourly by default), so a sweep runs once
+per interval however many processes there are, and a new reaper does not sweep again
+at once. A sweep deletes in batches, each its own short transaction, so it never holds
+the database for long; one that hits its batch budget lets the lease go and is
+continued on the next tick."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from imagegate.db import retention_repo, workers_repo
+from imagegate.domain.jobs import JobStatus
+from imagegate.observability.logging import get_logger
+from imagegate.runtime import Runtime
+
+log = get_logger("imagegate.retention")
+
+RETENTION_LEASE = "retention"
+BATCH = 1000
+# Batches per table per sweep: about 20,000 rows, then the next reaper tick goes on.
+MAX_BATCHES = 20
+FINISHED = tuple(status.value for status in JobStatus if status.is_terminal())
+
+
+@dataclass(frozen=True)
+class Swept:
+    provider_calls: int = 0
+    job_events: int = 0
+    webhook_deliveries: int = 0
+    # False: a table had more to delete than the budget allowed.
+    complete: bool = True
+
+
+Deleter = Callable[[AsyncConnection, datetime, int], Awaitable[int]]
+
+
+async def sweep(rt: Runtime, *, batch: int = BATCH, max_batches: int = MAX_BATCHES) -> Swept:
+    """Delete what has aged out now; 0 days keeps a table's rows forever."""
+    s = rt.settings
+    now = rt.clock.now()
+
+    async def events(conn: AsyncConnection, before: datetime, limit: int) -> int:
+        return await retention_repo.delete_job_events(conn, before, limit, FINISHED)
+
+    plan: list[tuple[int, Deleter]] = [
+        (s.retention_provider_calls_days, retention_repo.delete_provider_calls),
+        (s.retention_job_events_days, events),
+        (s.retention_webhook_deliveries_days, retention_repo.delete_webhook_deliveries),
+    ]
+    counts: list[int] = []
+    complete = True
+    for days, deleter in plan:
+        deleted, done = 0, True
+        if days > 0:
+            before = now - timedelta(days=days)
+            deleted, done = await _drain(rt, deleter, before, batch, max_batches)
+        counts.append(deleted)
+        complete = complete and done
+    swept = Swept(counts[0], counts[1], counts[2], complete)
+    if any(counts):
+        log.info(
+            "retention.swept", provider_calls=swept.provider_calls, job_events=swept.job_events,
+            webhook_deliveries=swept.webhook_deliveries, complete=complete,
+        )  # fmt: skip
+    return swept
+
+
+async def _drain(
+    rt: Runtime, deleter: Deleter, before: datetime, batch: int, max_batches: int
+) -> tuple[int, bool]:
+    total = 0
+    for _ in range(max_batches):
+        async with rt.db.begin() as conn:
+            deleted = await deleter(conn, before, batch)
+        total += deleted
+        if deleted < batch:
+            return total, True
+    return total, False
+
+
+async def run_if_due(rt: Runtime, holder: str) -> Swept | None:
+    """Sweep if the fleet's next sweep is due (None if not). Never raises, so the
+    reaper's own work goes on: a failed sweep is logged and runs again when next due."""
+    try:
+        async with rt.db.begin() as conn:
+            due = await workers_repo.take_due_lease(
+                conn, RETENTION_LEASE, holder, rt.clock.now(), rt.settings.retention_interval_s
+            )
+        if not due:
+            return None
+        swept = await sweep(rt)
+        if not swept.complete:
+            async with rt.db.begin() as conn:  # more to do: due again on the next tick
+                await workers_repo.release_lease(conn, RETENTION_LEASE, holder)
+        return swept
+    except Exception as error:
+        log.warning("retention.failed", error=repr(error))
+        return None
