@@ -44,9 +44,11 @@ async def make(provider: MisbehavingProvider) -> AsyncIterator[Make]:
 
     def build(cls: type = OpenAIProvider, **limits: Any) -> Any:
         base = provider.url + "/v1"
+        # Each adapter checks its own options: only OpenAI's has response_format.
+        options = {"response_format": "url"} if cls is OpenAIProvider else {}
         config = ProviderConfig(
             name="misbehaving", type="openai", base_url=base, api_key="sk-test",
-            timeout_s=30, poll_interval_s=0.02, options={"response_format": "url"},
+            timeout_s=30, poll_interval_s=0.02, options=options,
             reads=ReadLimits(**limits),
         )  # fmt: skip
         made.append(cls(config))
