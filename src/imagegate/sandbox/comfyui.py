@@ -216,7 +216,8 @@ async def _hang(request: Request) -> None:
             pass
 
     with suppress(TimeoutError):
-        await asyncio.wait_for(disconnected(), HANG_S)
+        async with asyncio.timeout(HANG_S):  # not wait_for: see comfyui_socket.next_message
+            await disconnected()
 
 
 def _http_error(decision: Decision) -> Response:

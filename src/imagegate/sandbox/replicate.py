@@ -267,7 +267,10 @@ async def _answer_create(request: Request, job: dict[str, Any]) -> Response:
         return JSONResponse(_public(job), status_code=201)
     wait_s = min(60, max(1, int(match.group(1) or 60)))
     try:
-        await asyncio.wait_for(job["_done"].wait(), timeout=wait_s)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that arrives as the wait ends (a server shutting down).
+        async with asyncio.timeout(wait_s):
+            await job["_done"].wait()
     except TimeoutError:
         return JSONResponse(_public(job), status_code=202)
     return JSONResponse(_public(job), status_code=201)

@@ -125,9 +125,10 @@ class S3Storage:
         if self._checked is not None and now < self._checked[0]:
             return self._checked[1]
         try:
-            reason = await asyncio.wait_for(
-                asyncio.to_thread(self._probe_bucket), timeout=CHECK_TIMEOUT_S
-            )
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the probe ends (a stopping server).
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                reason = await asyncio.to_thread(self._probe_bucket)
         except TimeoutError:
             reason = f"S3 did not answer within {CHECK_TIMEOUT_S:g} s"
         self._checked = (now + CHECK_CACHE_S, reason)
