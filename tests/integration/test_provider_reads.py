@@ -214,7 +214,10 @@ def reads_server(
     config.write_text(CONFIG.format(url=misbehaving.url))
     server = ServerProcess(
         root / "data", IMAGEGATE_CONFIG=str(config), READS_TEST_KEY="sk-test",
-        IMAGEGATE_MAX_ATTEMPTS="1", IMAGEGATE_PROVIDER_DOWNLOAD_TIMEOUT_S="2",
+        IMAGEGATE_MAX_ATTEMPTS="1", IMAGEGATE_PROVIDER_DOWNLOAD_TIMEOUT_S="3",
+        # A small cap, so that /big and /endless reach it long before the deadline that
+        # /trickle is about, however busy the machine.
+        IMAGEGATE_PROVIDER_MAX_IMAGE_BYTES=str(4 * MB),
     ).start()  # fmt: skip
     yield server
     server.stop()

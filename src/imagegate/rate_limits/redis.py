@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import cast
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
@@ -56,6 +56,11 @@ return {1, previous, current, elapsed}
 # for a while.
 TIMEOUT_S = 0.5
 COOLDOWN_S = 5.0
+# Connections per process, shared by every request: a burst waits for a free one (up
+# to POOL_WAIT_S) instead of opening one connection per request in flight, which under
+# load turns into a storm of connects that each time out.
+MAX_CONNECTIONS = 64
+POOL_WAIT_S = 1.0
 
 
 class RedisCounterStore:
@@ -76,13 +81,15 @@ class RedisCounterStore:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "imagegate:") -> RedisCounterStore:
-        client = Redis.from_url(
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_S,
             socket_timeout=TIMEOUT_S,
             socket_connect_timeout=TIMEOUT_S,
             retry=Retry(NoBackoff(), retries=1),
         )
-        return cls(client, prefix)
+        return cls(Redis(connection_pool=pool), prefix)
 
     async def add(self, key: str, amount: int, window_s: int, limit: int | None = None) -> Count:
         self._check_cooldown()
@@ -108,7 +115,7 @@ class RedisCounterStore:
         self._came_up()
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self._client.aclose(close_connection_pool=True)
 
     def _check_cooldown(self) -> None:
         if self._monotonic() < self._down_until:
