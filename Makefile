@@ -57,8 +57,11 @@ lint: $(TEST_STAMP)
 # Two workers (the machine's two cores), whole files to one worker each (a module's
 # servers are started once); each worker has its own servers, ports, data dirs and
 # PostgreSQL databases (tests/support). The slowest tests are printed at the end.
+# The suite starts a few hundred server processes: their imports of our own modules
+# read bytecode compiled once here, even where PYTHONDONTWRITEBYTECODE is set.
 test: $(TEST_STAMP) lint
-	$(BIN)/pytest -q -n 2 --dist loadfile --durations=15 tests
+	$(BIN)/python -m compileall -q src tests bench >/dev/null
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=30 tests
 
 unit: $(TEST_STAMP)
 	$(BIN)/pytest -q tests/unit
