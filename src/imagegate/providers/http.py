@@ -17,7 +17,7 @@ import contextlib
 import io
 import ipaddress
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -242,10 +242,18 @@ async def call(
     failures become retryable errors, a body over the cap ``ResponseTooLargeError``."""
     reads = _reads(client)
     cap = max_bytes or reads.max_json_bytes
-    try:
+    with _transport_failures(what, provider_job_id):
         async with client.stream(method, url, **kwargs) as response:
             async with _deadline(reads, what, provider_job_id):
                 body = await read_capped(response, cap, what, provider_job_id=provider_job_id)
+    return _with_body(response, body)
+
+
+@contextlib.contextmanager
+def _transport_failures(what: str, provider_job_id: str | None) -> Iterator[None]:
+    """httpx's timeouts and transport failures, as the retryable errors they are."""
+    try:
+        yield
     except httpx.TimeoutException as error:
         raise RetryableProviderError(
             f"{what}: timed out ({type(error).__name__})", provider_job_id=provider_job_id
@@ -254,7 +262,6 @@ async def call(
         raise RetryableProviderError(
             f"{what}: {type(error).__name__}: {error}", provider_job_id=provider_job_id
         ) from error
-    return _with_body(response, body)
 
 
 async def read_capped(
@@ -349,38 +356,31 @@ async def _fetch_once(
     """One hop: the image's bytes, or ``None`` with the redirect to follow."""
     reads = _reads(client)
     try:
-        async with client.stream("GET", url, headers=headers) as response:
-            if response.is_redirect:
-                return response, None
-            if response.status_code in {403, 404, 410}:
-                raise ResultExpiredError(
-                    f"{what}: result URL answered {response.status_code}",
-                    provider_job_id=provider_job_id,
+        with _transport_failures(what, provider_job_id):
+            async with client.stream("GET", url, headers=headers) as response:
+                if response.is_redirect:
+                    return response, None
+                if response.status_code in {403, 404, 410}:
+                    raise ResultExpiredError(
+                        f"{what}: result URL answered {response.status_code}",
+                        provider_job_id=provider_job_id,
+                    )
+                if response.status_code != 200:
+                    failed = _with_body(response, await _error_body(response))
+                    raise error_for(failed, what, provider_job_id=provider_job_id)
+                kind = response.headers.get("content-type", "").strip().lower()
+                if kind and not kind.startswith(_IMAGE_TYPES):
+                    raise BadResponseError(
+                        f"{what}: result URL answered {kind.split(';')[0]!r}, not an image",
+                        provider_job_id=provider_job_id,
+                    )
+                return response, await read_capped(
+                    response, reads.max_image_bytes, what, provider_job_id=provider_job_id
                 )
-            if response.status_code != 200:
-                body = await _error_body(response)
-                raise error_for(_with_body(response, body), what, provider_job_id=provider_job_id)
-            kind = response.headers.get("content-type", "").strip().lower()
-            if kind and not kind.startswith(_IMAGE_TYPES):
-                raise BadResponseError(
-                    f"{what}: result URL answered {kind.split(';')[0]!r}, not an image",
-                    provider_job_id=provider_job_id,
-                )
-            return response, await read_capped(
-                response, reads.max_image_bytes, what, provider_job_id=provider_job_id
-            )
     except UnsafeUrl as error:
         raise UnsafeResultUrlError(
             f"{what}: refused to fetch {_shown(url)}: {error.detail}",
             provider_job_id=provider_job_id,
-        ) from error
-    except httpx.TimeoutException as error:
-        raise RetryableProviderError(
-            f"{what}: timed out ({type(error).__name__})", provider_job_id=provider_job_id
-        ) from error
-    except httpx.TransportError as error:
-        raise RetryableProviderError(
-            f"{what}: {type(error).__name__}: {error}", provider_job_id=provider_job_id
         ) from error
 
 
