@@ -368,7 +368,9 @@ async def test_a_hanging_server_times_out_as_retryable(
         await adapter.generate(request("sandbox:timeout"), Progress(), NoCorrelation())
     await adapter.aclose()
 
-    assert time.monotonic() - started < 5
+    # The adapter's own 1 s timeout ended the call, not the emulator's hour-long hang:
+    # a bound far from both, so a busy machine's stalls (seconds) do not decide it.
+    assert time.monotonic() - started < 30
 
 
 async def test_a_prompt_still_running_at_the_deadline_is_resumable(
