@@ -25,7 +25,15 @@ events: Table = JobEvent.__table__  # type: ignore[assignment]
 _IMAGE_COLUMNS = ("kind", "index", "storage_key", "width", "height", "seed", "content_type")
 
 
-def to_record(row: Mapping[Any, Any], stored: Sequence[Mapping[Any, Any]] = ()) -> JobRecord:
+# A job lists at most this many children (the oldest); list by parent for all of them.
+MAX_CHILDREN_SHOWN = 100
+
+
+def to_record(
+    row: Mapping[Any, Any],
+    stored: Sequence[Mapping[Any, Any]] = (),
+    children: Sequence[tuple[str, str]] = (),
+) -> JobRecord:
     return JobRecord(
         id=row["id"],
         workspace_id=row["workspace_id"],
@@ -53,6 +61,10 @@ def to_record(row: Mapping[Any, Any], stored: Sequence[Mapping[Any, Any]] = ()) 
         completed_at=row["completed_at"],
         provider_job_id=row["provider_job_id"],
         webhook_url=row.get("webhook_url"),
+        root_job_id=row.get("root_job_id"),
+        batch_id=row.get("batch_id"),
+        result_texts=tuple(row.get("result_texts") or ()),
+        children=tuple(children),
         images=tuple(
             StoredImage(**{c: i[c] for c in _IMAGE_COLUMNS})
             for i in sorted(stored, key=lambda i: (i["kind"], i["index"]))
@@ -65,7 +77,8 @@ async def insert_job(conn: AsyncConnection, values: dict[str, Any]) -> JobRecord
     row = {
         "progress": 0, "attempts": 0, "runs": 1, "dead_letter": False, "charged_credits": 0,
         "error_code": None, "error_message": None, "started_at": None, "completed_at": None,
-        "provider_job_id": None, "parent_job_id": None, **values,
+        "provider_job_id": None, "parent_job_id": None, "root_job_id": None,
+        "batch_id": None, "result_texts": None, **values,
     }  # fmt: skip
     await conn.execute(insert(jobs), row)
     return to_record(row)
@@ -89,7 +102,26 @@ async def get_job(
     row = (await conn.execute(query)).mappings().first()
     if row is None:
         return None
-    return to_record(row, (await _images_of(conn, [job_id])).get(job_id, []))
+    children = (await _children_of(conn, row["workspace_id"], [job_id])).get(job_id, [])
+    return to_record(row, (await _images_of(conn, [job_id])).get(job_id, []), children)
+
+
+async def _children_of(
+    conn: AsyncConnection, workspace_id: str, job_ids: list[str]
+) -> dict[str, list[tuple[str, str]]]:
+    """Each job's children (id, action), oldest first, at most MAX_CHILDREN_SHOWN each."""
+    rows = await conn.execute(
+        select(jobs.c.parent_job_id, jobs.c.id, jobs.c.action)
+        .where(jobs.c.workspace_id == workspace_id, jobs.c.parent_job_id.in_(job_ids))
+        .order_by(jobs.c.id)
+        .limit(MAX_CHILDREN_SHOWN * len(job_ids))
+    )
+    by_parent: dict[str, list[tuple[str, str]]] = {}
+    for parent, child, action in rows:
+        listed = by_parent.setdefault(str(parent), [])
+        if len(listed) < MAX_CHILDREN_SHOWN:
+            listed.append((str(child), str(action)))
+    return by_parent
 
 
 async def list_jobs(
@@ -98,11 +130,20 @@ async def list_jobs(
     *,
     statuses: Iterable[JobStatus] = (),
     dead_letter: bool | None = None,
+    parent_job_id: str | None = None,
+    root_job_id: str | None = None,
+    batch_id: str | None = None,
     before_id: str | None = None,
     limit: int,
 ) -> list[JobRecord]:
     """Newest first. Ids are time-ordered, so ``before_id`` is a stable cursor."""
     query = select(jobs).where(jobs.c.workspace_id == workspace_id)
+    if parent_job_id is not None:
+        query = query.where(jobs.c.parent_job_id == parent_job_id)
+    if root_job_id is not None:
+        query = query.where(jobs.c.root_job_id == root_job_id)
+    if batch_id is not None:
+        query = query.where(jobs.c.batch_id == batch_id)
     wanted = [s.value for s in statuses]
     if wanted:
         query = query.where(jobs.c.status.in_(wanted))
@@ -113,8 +154,10 @@ async def list_jobs(
     rows = (await conn.execute(query.order_by(jobs.c.id.desc()).limit(limit))).mappings().all()
     if not rows:
         return []
-    by_job = await _images_of(conn, [r["id"] for r in rows])
-    return [to_record(r, by_job.get(r["id"], [])) for r in rows]
+    ids = [r["id"] for r in rows]
+    by_job = await _images_of(conn, ids)
+    children = await _children_of(conn, workspace_id, ids)
+    return [to_record(r, by_job.get(r["id"], []), children.get(r["id"], [])) for r in rows]
 
 
 async def move(

@@ -71,6 +71,9 @@ class Job(Base):
         Index("ix_jobs_workspace_id_id", "workspace_id", "id"),
         Index("ix_jobs_workspace_status", "workspace_id", "status", "id"),
         Index("ix_jobs_status", "status"),
+        Index("ix_jobs_workspace_parent", "workspace_id", "parent_job_id", "id"),
+        Index("ix_jobs_workspace_root", "workspace_id", "root_job_id", "id"),
+        Index("ix_jobs_batch", "batch_id", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -80,6 +83,11 @@ class Job(Base):
     status: Mapped[str] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(16))
     parent_job_id: Mapped[str | None] = mapped_column(String(40))
+    # The first job of the chain this one descends from (itself for a root): the
+    # lineage is one indexed lookup, not a walk up the parents.
+    root_job_id: Mapped[str | None] = mapped_column(String(40))
+    # The batch (POST /api/image/batches, or a prompt's --repeat) it was created in.
+    batch_id: Mapped[str | None] = mapped_column(String(40))
     prompt: Mapped[str] = mapped_column(Text)
     negative_prompt: Mapped[str | None] = mapped_column(Text)
     params: Mapped[dict[str, Any]]
@@ -98,6 +106,8 @@ class Job(Base):
     job_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
     # Where this job's own events are delivered, besides the workspace's endpoints.
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
+    # Text results (``describe``: the suggested prompts), in order.
+    result_texts: Mapped[list[str] | None] = mapped_column(JSON)
     # The worker that started the latest attempt: operators' "where is this running".
     worker_id: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime]
@@ -120,6 +130,68 @@ class Image(Base):
     seed: Mapped[int | None] = mapped_column(BigInteger)
     content_type: Mapped[str] = mapped_column(String(32))
     size_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class Upload(Base):
+    """An image a client uploaded (or had fetched from a URL): validated, re-encoded
+    without metadata and stored; jobs refer to it by id (init image, mask, blend,
+    describe, style reference)."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (
+        Index("ix_uploads_workspace_id", "workspace_id", "id"),
+        Index("ix_uploads_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"))
+    storage_key: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Where it came from, when fetched from a URL (for the owner only).
+    source_url: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[datetime]
+
+
+class Style(Base):
+    """A workspace's own style preset (the built-in ones live in domain.presets)."""
+
+    __tablename__ = "styles"
+
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str | None] = mapped_column(String(500))
+    # The prompt template, with ``{prompt}`` where the client's prompt goes.
+    template: Mapped[str] = mapped_column(Text)
+    negative_prompt: Mapped[str | None] = mapped_column(Text)
+    # The built-in look it renders with (one of domain.params.STYLES).
+    base_style: Mapped[str] = mapped_column(String(32))
+    ratio: Mapped[str | None] = mapped_column(String(16))
+    mode: Mapped[str | None] = mapped_column(String(16))
+    model: Mapped[str | None] = mapped_column(String(128))
+    # {provider name: {option: value}}, passed to that provider's adapter.
+    provider_options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Batch(Base):
+    """Jobs submitted together (POST /api/image/batches, or --repeat)."""
+
+    __tablename__ = "batches"
+    __table_args__ = (Index("ix_batches_workspace_id", "workspace_id", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"))
+    # How many items the request had, and the per-item report ({index, job_id} or
+    # {index, error}) in request order.
+    item_count: Mapped[int] = mapped_column(Integer)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    batch_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
     created_at: Mapped[datetime]
 
 

@@ -17,7 +17,31 @@ class JobStatus(StrEnum):
 
 
 class JobAction(StrEnum):
+    """What a job does (the public contract, DESIGN §4). ``imagine``, ``blend`` and
+    ``describe`` are created with ``POST /api/image/jobs``; the others are follow-ups
+    on a finished job (``POST /api/image/jobs/{id}/actions``)."""
+
     IMAGINE = "imagine"
+    UPSCALE = "upscale"
+    VARIATION = "variation"
+    REROLL = "reroll"
+    ZOOM_OUT = "zoom_out"
+    PAN = "pan"
+    VARY_REGION = "vary_region"
+    BLEND = "blend"
+    DESCRIBE = "describe"
+
+
+FOLLOW_UPS = frozenset(
+    {
+        JobAction.UPSCALE,
+        JobAction.VARIATION,
+        JobAction.REROLL,
+        JobAction.ZOOM_OUT,
+        JobAction.PAN,
+        JobAction.VARY_REGION,
+    }
+)
 
 
 _TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED})

@@ -79,6 +79,29 @@ class JobRecord:
     provider_job_id: str | None = None
     # Where the job's own events are delivered (besides the workspace's endpoints).
     webhook_url: str | None = None
+    # The first job of its chain (itself for a root), and its batch, if any.
+    root_job_id: str | None = None
+    batch_id: str | None = None
+    # Text results, in order (``describe``).
+    result_texts: tuple[str, ...] = ()
+    # The jobs made from this one: (job id, action), oldest first (a bounded list).
+    children: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    """An uploaded image, as stored: validated, re-encoded, metadata stripped."""
+
+    id: str
+    workspace_id: str
+    storage_key: str
+    content_type: str
+    width: int
+    height: int
+    size_bytes: int
+    sha256: str
+    created_at: datetime
+    source_url: str | None = None
 
 
 @dataclass(frozen=True)

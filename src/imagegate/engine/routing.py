@@ -20,6 +20,7 @@ from imagegate.domain.params import Mode
 from imagegate.domain.records import JobRecord
 from imagegate.domain.routing import Candidate, ranked
 from imagegate.observability.logging import get_logger
+from imagegate.providers.base import action_for_job
 from imagegate.providers.registry import ProviderEntry
 from imagegate.rate_limits.base import CountersUnavailable
 from imagegate.runtime import Runtime
@@ -58,16 +59,21 @@ def rules(rt: Runtime) -> BreakerRules:
     return BreakerRules(b.window_s, b.min_calls, b.failure_rate, b.open_s)
 
 
-def candidates_for(rt: Runtime, params: dict[str, Any]) -> list[tuple[ProviderEntry, str]]:
-    """Every (provider, model) that can do a job with ``params``, before health and
-    policy."""
+def candidates_for(
+    rt: Runtime, params: dict[str, Any], job_action: str = "imagine"
+) -> list[tuple[ProviderEntry, str]]:
+    """Every (provider, model) that can do a job of ``job_action`` with ``params``,
+    before health and policy."""
     requested = str(params.get("requested_model") or params.get("model") or "auto")
     mode = Mode(params["mode"])
     images = int(params["variations"])
     pixels = int(params["width"]) * int(params["height"])
+    action = action_for_job(job_action, params)
     found = []
     for entry in rt.providers.entries():
         caps = entry.provider.capabilities()
+        if action not in caps.actions:
+            continue
         if mode not in caps.modes or images > caps.max_images:
             continue
         if pixels > caps.max_pixels:
@@ -95,7 +101,7 @@ async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
         resumed = [(str(job.provider), str(job.model))]
         return await _first_available(rt, resumed, breakers, holder, now)
     options = _fallback(
-        candidates_for(rt, job.params), failed, rt.providers.config.routing.max_providers
+        candidates_for(rt, job.params, job.action), failed, rt.providers.config.routing.max_providers
     )
     medians = (
         await median_latencies(rt, sorted({e.name for e, _ in options}))

@@ -22,11 +22,17 @@ from imagegate.db.providers_repo import FAILED, MODERATED, OK
 from imagegate.domain.jobs import JobStatus
 from imagegate.domain.params import OutputFormat
 from imagegate.domain.records import JobRecord
-from imagegate.engine import routing
+from imagegate.engine import inputs, routing
 from imagegate.engine.lifecycle import record
 from imagegate.imaging import cell_size, encode, make_grid
 from imagegate.observability.logging import get_logger
-from imagegate.providers.base import Cancellable, GeneratedImage, GenerationRequest
+from imagegate.providers.base import (
+    Action,
+    Cancellable,
+    Capabilities,
+    GeneratedImage,
+    GenerationRequest,
+)
 from imagegate.providers.errors import ModeratedError, ProviderError, RateLimitedError
 from imagegate.runtime import Runtime
 from imagegate.storage.base import image_key
@@ -114,14 +120,23 @@ async def _call(rt: Runtime, job: JobRecord, route: routing.Route) -> Outcome:
         job.id, job.attempts, rt.clock.now(), time.monotonic(), OK, workspace_id=job.workspace_id
     )
     try:
+        request = await inputs.request_for(rt, job)
         async with asyncio.timeout(rt.settings.attempt_timeout_s):
-            result = await provider.generate(_request(job), _ProgressWriter(rt, job), correlation)
-        if not result.images:
+            result = await provider.generate(request, _ProgressWriter(rt, job), correlation)
+        if not result.images and not (request.action is Action.DESCRIBE and result.texts):
             raise ProviderError("the provider returned no images")
-        cost = result.cost_usd or _list_price(rt, job, route, len(result.images))
+        cost = result.cost_usd or _list_price(rt, job, route, max(1, len(result.images)))
         await routing.record(rt, route, replace(report, images=len(result.images), cost_usd=cost))
-        stored = await _store(rt, job, list(result.images))
-        await _complete(rt, job, stored, result.provider_job_id)
+        stored = await _store(rt, job, list(result.images)) if result.images else []
+        ignored = _ignored_params(request, provider.capabilities())
+        await _complete(rt, job, stored, result.provider_job_id, result.texts, ignored)
+    except inputs.InputMissing as error:
+        if route.slot_holder:
+            await routing.release(rt, route.provider, route.slot_holder)
+        return Outcome(
+            ok=False, attempt=job.attempts, error_code="input_missing",
+            error_message=str(error), retryable=False,
+        )  # fmt: skip
     except ProviderError as error:
         if not error.resumable:
             await correlation.forget()
@@ -222,10 +237,15 @@ def _list_price(rt: Runtime, job: JobRecord, route: routing.Route, images: int) 
     return (price or 0.0) * images
 
 
-def _request(job: JobRecord) -> GenerationRequest:
-    return GenerationRequest.from_params(
-        job.prompt, job.negative_prompt, job.params, str(job.model), job.attempts
-    )
+def _ignored_params(request: GenerationRequest, caps: Capabilities) -> list[str]:
+    """The Midjourney parameters of the job that the chosen provider has no
+    equivalent for: recorded on the job, so the client sees what did not apply."""
+    ignored = sorted(k for k in request.tuning if k not in caps.tuning)
+    if request.style_image is not None and not caps.style_reference:
+        ignored.append("style_reference")
+    if request.image_weight is not None and not caps.image_weight:
+        ignored.append("image_weight")
+    return ignored
 
 
 class _JobCorrelation:
@@ -361,15 +381,25 @@ def _grid(cells: list[Image.Image], size: tuple[int, int], fmt: OutputFormat) ->
 
 
 async def _complete(
-    rt: Runtime, job: JobRecord, stored: list[dict[str, Any]], provider_job_id: str | None
+    rt: Runtime,
+    job: JobRecord,
+    stored: list[dict[str, Any]],
+    provider_job_id: str | None,
+    texts: tuple[str, ...] = (),
+    ignored_params: list[str] | None = None,
 ) -> None:
     now = rt.clock.now()
+    extra: dict[str, Any] = {}
+    if texts:
+        extra["result_texts"] = list(texts)
+    if ignored_params or "ignored_params" in job.params:
+        extra["params"] = {**job.params, "ignored_params": ignored_params or []}
     async with rt.db.begin() as conn:
         moved = await jobs_repo.move(
             conn, job.id, JobStatus.COMPLETED, attempt=job.attempts,
             progress=100, completed_at=now, updated_at=now,
             charged_credits=job.estimated_credits, provider_job_id=provider_job_id,
-            error_code=None, error_message=None,
+            error_code=None, error_message=None, **extra,
         )  # fmt: skip
         if moved:
             await jobs_repo.add_images(conn, job.id, stored, now)

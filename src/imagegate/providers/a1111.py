@@ -93,7 +93,7 @@ class A1111Provider:
             max_images=self._max_images,
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
-            actions=(Action.IMAGINE, Action.VARY, Action.UPSCALE),
+            actions=(Action.IMAGINE, Action.VARIATION, Action.UPSCALE),
             seeds=True,
             negative_prompt=True,
         )
@@ -111,7 +111,7 @@ class A1111Provider:
             answer = await self._with_progress(self._post("extra-single-image", body), progress)
             images = (_decode(answer.get("image"), _first_seed(request), "a1111: upscale"),)
         else:
-            path = "img2img" if request.action is Action.VARY else "txt2img"
+            path = "img2img" if request.action is Action.VARIATION else "txt2img"
             body = self._generation_body(request)
             answer = await self._with_progress(self._post(path, body), progress)
             images = _images(answer, request, f"a1111: {path}")
@@ -156,7 +156,7 @@ class A1111Provider:
         }
         if request.model not in (DEFAULT_MODEL, self.name, ""):
             body["override_settings"] = {"sd_model_checkpoint": request.model}
-        if request.action is Action.VARY:
+        if request.action is Action.VARIATION:
             strength = DEFAULT_STRENGTH if request.strength is None else request.strength
             body.update(init_images=[_source(request)], denoising_strength=strength)
         return {**body, **self._payload}

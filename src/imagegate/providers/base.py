@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from imagegate.domain.actions import Canvas, Direction, UpscaleMode
 from imagegate.domain.params import Mode, OutputFormat, variation_seeds
 
 ProgressCallback = Callable[[float], Awaitable[None]]
@@ -14,12 +15,41 @@ ProgressCallback = Callable[[float], Awaitable[None]]
 
 
 class Action(StrEnum):
-    """What a provider is asked to do. ``imagine`` makes images from the prompt;
-    ``upscale`` enlarges ``source_image``; ``vary`` makes variations of it."""
+    """What a provider is asked to do: the capability routing filters providers by.
 
-    IMAGINE = "imagine"
-    UPSCALE = "upscale"
-    VARY = "vary"
+    The public actions (``domain.jobs.JobAction``) map onto these: a ``reroll`` is an
+    ``imagine`` (or ``img2img``) again; an imagine with an ``init_image`` is ``img2img``.
+    The request's fields each action reads are listed on :class:`GenerationRequest`."""
+
+    IMAGINE = "imagine"  # text → images
+    IMG2IMG = "img2img"  # source_image + strength + prompt → images
+    UPSCALE = "upscale"  # source_image → one image of width x height (upscale_factor x)
+    VARIATION = "variation"  # source_image + strength (+ a new prompt: remix) → images
+    ZOOM_OUT = "zoom_out"  # source_image placed in canvas.source, the rest painted
+    PAN = "pan"  # the same, the canvas extended on one side
+    VARY_REGION = "vary_region"  # source_image + mask: only the masked pixels repainted
+    BLEND = "blend"  # source_images (2-5) → images of width x height
+    DESCRIBE = "describe"  # source_image → texts (four prompt suggestions)
+
+
+def action_for_job(job_action: str, params: dict[str, Any]) -> Action:
+    """The provider action that does a job of ``job_action`` with ``params``."""
+    if job_action in ("imagine", "reroll"):
+        return Action.IMG2IMG if params.get("source") else Action.IMAGINE
+    return Action(job_action)
+
+# Actions that read ``source_image``.
+SOURCE_ACTIONS = frozenset(
+    {
+        Action.IMG2IMG,
+        Action.UPSCALE,
+        Action.VARIATION,
+        Action.ZOOM_OUT,
+        Action.PAN,
+        Action.VARY_REGION,
+        Action.DESCRIBE,
+    }
+)
 
 
 class Correlation(Protocol):
@@ -57,11 +87,30 @@ class NoCorrelation:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """What to make. ``seeds`` holds one seed per requested image.
+    """What to make. ``seeds`` holds one seed per requested image; ``width`` and
+    ``height`` are always the size of the images to return.
 
-    For ``upscale`` and ``vary``, ``source_image`` holds the encoded input image;
-    ``upscale_factor`` and ``strength`` (0..1, how far a variation may move) apply to
-    those actions only."""
+    By action (:class:`Action`):
+
+    - ``source_image`` (encoded PNG/JPEG/WebP bytes): every action in ``SOURCE_ACTIONS``;
+    - ``strength`` (0..1, how far from the source the result may move): ``img2img``
+      and ``variation``;
+    - ``upscale_factor`` (2 or 4) and ``upscale_mode``: ``upscale``;
+    - ``canvas`` (the output size and the box the source is scaled into; the rest is
+      to paint): ``zoom_out`` and ``pan`` (``direction`` for the latter);
+      ``imaging.masks.outpaint_inputs`` builds the padded image + mask pair that
+      edit/inpaint APIs take;
+    - ``mask`` (a PNG of the source's size, white = repaint, black = keep):
+      ``vary_region``;
+    - ``source_images`` (2-5 encoded images): ``blend``;
+    - ``style_image`` / ``style_weight`` (``--sref``/``--sw``) and ``image_weight``
+      (``--iw``): any action, for providers that take a style or image reference;
+    - ``tuning``: Midjourney's knobs with no portable meaning (``stylize``, ``chaos``,
+      ``weird``, ``tile``, ``quality``, ``raw``); an adapter maps those its provider has
+      an equivalent for and lists them in ``Capabilities.tuning``; the rest are
+      reported on the job as ``ignored_params``;
+    - ``options``: per-provider options from the job's style preset (the adapter's
+      own names), applied over the adapter's configured options."""
 
     prompt: str
     negative_prompt: str | None
@@ -76,7 +125,17 @@ class GenerationRequest:
     action: Action = Action.IMAGINE
     source_image: bytes | None = field(default=None, repr=False)
     upscale_factor: int | None = None
+    upscale_mode: UpscaleMode | None = None
     strength: float | None = None
+    canvas: Canvas | None = None
+    direction: Direction | None = None
+    mask: bytes | None = field(default=None, repr=False)
+    source_images: tuple[bytes, ...] = field(default=(), repr=False)
+    style_image: bytes | None = field(default=None, repr=False)
+    style_weight: int | None = None
+    image_weight: float | None = None
+    tuning: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_params(
@@ -86,8 +145,11 @@ class GenerationRequest:
         params: dict[str, Any],
         model: str,
         attempt: int = 1,
+        job_action: str = "imagine",
     ) -> GenerationRequest:
-        """The request for a job's resolved ``params`` (as stored with the job)."""
+        """The request for a job's resolved ``params`` (as stored with the job), without
+        the image bytes its inputs name (``engine.inputs`` loads those)."""
+        canvas = params.get("canvas")
         return cls(
             prompt=prompt,
             negative_prompt=negative_prompt,
@@ -99,6 +161,16 @@ class GenerationRequest:
             model=model,
             attempt=attempt,
             output_format=OutputFormat(params.get("output_format", OutputFormat.PNG)),
+            action=action_for_job(job_action, params),
+            upscale_factor=params.get("upscale_factor"),
+            upscale_mode=UpscaleMode(params["upscale_mode"]) if "upscale_mode" in params else None,
+            strength=params.get("strength"),
+            canvas=Canvas.from_dict(canvas) if canvas else None,
+            direction=Direction(params["direction"]) if "direction" in params else None,
+            style_weight=params.get("style_weight"),
+            image_weight=params.get("image_weight"),
+            tuning=dict(params.get("tuning") or {}),
+            options=dict(params.get("provider_options") or {}),
         )
 
 
@@ -118,6 +190,8 @@ class GenerationResult:
     images: tuple[GeneratedImage, ...]
     provider_job_id: str | None = None
     cost_usd: float = 0.0
+    # Text results (``describe``): four prompt suggestions, best first.
+    texts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,14 +205,29 @@ class Capabilities:
     seeds: bool = True
     negative_prompt: bool = True
     max_pixels: int = 4096 * 4096
+    # The GenerationRequest.tuning keys this provider maps onto its API.
+    tuning: frozenset[str] = frozenset()
+    # Whether it takes a style reference image (--sref) / an image weight (--iw).
+    style_reference: bool = False
+    image_weight: bool = False
 
 
 _CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}
 
 
 def standard_credits(request: GenerationRequest) -> int:
-    """imagegate's own unit, the same for every provider: 1 credit per draft image,
-    2 per standard one (money is in the configured price table, not here)."""
+    """imagegate's own unit, the same for every provider (money is in the configured
+    price table, not here). Drafts are the cheap previews, finals what is paid for:
+
+    - 1 credit per draft image, 2 per standard (final) image, for every action that
+      makes images from a prompt or a source (imagine, img2img, variation, zoom, pan,
+      vary region, blend);
+    - an upscale is always a final: 2 credits at x2, 4 at x4, whatever the source's mode;
+    - a describe: 1 credit."""
+    if request.action is Action.DESCRIBE:
+        return 1
+    if request.action is Action.UPSCALE:
+        return _CREDITS_PER_IMAGE[Mode.STANDARD] * max(1, (request.upscale_factor or 2) // 2)
     return _CREDITS_PER_IMAGE[request.mode] * max(1, len(request.seeds))
 
 

@@ -150,7 +150,7 @@ class BFLProvider:
             max_images=MAX_VARIATIONS,
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
-            actions=(Action.IMAGINE, Action.VARY),
+            actions=(Action.IMAGINE, Action.VARIATION),
             seeds=True,
             negative_prompt=False,
             max_pixels=max(_MODELS[m].max_pixels for m in self._models),
@@ -188,7 +188,7 @@ class BFLProvider:
             raise PermanentProviderError(f"{self.name}: model {request.model!r} not configured")
         if request.action is Action.UPSCALE:
             raise PermanentProviderError(f"{self.name}: FLUX cannot upscale")
-        if request.action is Action.VARY and not request.source_image:
+        if request.action is Action.VARIATION and not request.source_image:
             raise PermanentProviderError(f"{self.name}: vary needs a source image")
         return _MODELS[request.model]
 
@@ -298,7 +298,7 @@ def _body(request: GenerationRequest, rules: _Rules, seed: int, tolerance: int) 
         body["width"], body["height"] = snap_pixels(request.width, request.height)
     else:
         body["aspect_ratio"] = aspect_ratio(request.width, request.height)
-    if request.action is Action.VARY and request.source_image:
+    if request.action is Action.VARIATION and request.source_image:
         body[rules.image_field] = base64.b64encode(request.source_image).decode()
         if request.model == "flux-pro-1.1-ultra" and request.strength is not None:
             # Ultra blends toward the image prompt by this much; strength says how far to move.

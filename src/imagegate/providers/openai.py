@@ -140,7 +140,7 @@ class OpenAIProvider:
             max_images=10,
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
-            actions=(Action.IMAGINE, Action.VARY) if can_vary else (Action.IMAGINE,),
+            actions=(Action.IMAGINE, Action.VARIATION) if can_vary else (Action.IMAGINE,),
             seeds=False,
             negative_prompt=False,
             max_pixels=max(w * h for m in self._models for w, h in _MODELS[m].sizes),
@@ -174,7 +174,7 @@ class OpenAIProvider:
         rules = _MODELS[request.model]
         if request.action is Action.UPSCALE:
             raise PermanentProviderError(f"{self.name}: OpenAI Images cannot upscale")
-        if request.action is Action.VARY and (rules.vary is None or not request.source_image):
+        if request.action is Action.VARIATION and (rules.vary is None or not request.source_image):
             raise PermanentProviderError(
                 f"{self.name}: {request.model} cannot vary an image"
                 if rules.vary is None
@@ -191,7 +191,7 @@ class OpenAIProvider:
         else:
             # dall-e answers PNG only (the runner transcodes it), as a URL or base64.
             fields["response_format"] = self._response_format
-        if request.action is Action.VARY and rules.vary is not None:
+        if request.action is Action.VARIATION and rules.vary is not None:
             return await self._vary(request, rules, rules.vary, fields, size)
         fields["prompt"] = _prompt(request)
         fields["quality"] = self._quality.get(request.mode.value, rules.quality[request.mode])

@@ -117,7 +117,7 @@ class ReplicateProvider:
             max_images=max(spec.max_outputs for spec in specs),
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
-            actions=(Action.IMAGINE, Action.VARY, Action.UPSCALE),
+            actions=(Action.IMAGINE, Action.VARIATION, Action.UPSCALE),
             seeds=True,
             negative_prompt=all(spec.negative_prompt for spec in specs),
         )
@@ -157,7 +157,7 @@ class ReplicateProvider:
         if request.action is Action.UPSCALE:
             return self._upscale_model
         model = request.model if request.model in self._models else self._models[0]
-        if request.action is Action.VARY and not spec_for(model).img2img:
+        if request.action is Action.VARIATION and not spec_for(model).img2img:
             return self._vary_model
         return model
 

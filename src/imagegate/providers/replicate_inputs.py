@@ -83,7 +83,7 @@ def model_input(
         data["output_format"] = FORMATS[request.output_format]
     if spec.negative_prompt and request.negative_prompt:
         data["negative_prompt"] = request.negative_prompt
-    if request.action is Action.VARY:
+    if request.action is Action.VARIATION:
         strength = DEFAULT_STRENGTH if request.strength is None else request.strength
         data.update(image=_data_url(request), prompt_strength=strength)
     return {**data, **overrides}

@@ -104,7 +104,7 @@ class StabilityProvider:
         if any(m not in UPSCALERS for m in self.models):
             actions.append(Action.IMAGINE)
         if any(m in _VARIES for m in self.models):
-            actions.append(Action.VARY)
+            actions.append(Action.VARIATION)
         if any(m in UPSCALERS for m in self.models):
             actions.append(Action.UPSCALE)
         return Capabilities(
@@ -263,7 +263,7 @@ def _generation_form(request: GenerationRequest) -> tuple[str, dict[str, str], d
     preset = STYLE_PRESETS.get(request.style)
     if preset and model in ("ultra", "core"):  # sd3 takes no style preset
         fields["style_preset"] = preset
-    if request.action is not Action.VARY:
+    if request.action is not Action.VARIATION:
         fields["aspect_ratio"] = aspect_ratio(request.width, request.height)
         if model in SD3_MODELS:
             fields["mode"] = "text-to-image"

@@ -110,7 +110,7 @@ async def test_payload_options_override_the_body(make: Make) -> None:
 
 
 async def test_vary_runs_img2img_on_the_source_image(make: Make) -> None:
-    vary = request(action=Action.VARY, source_image=png(320, 240), width=320, height=240)
+    vary = request(action=Action.VARIATION, source_image=png(320, 240), width=320, height=240)
     [image] = (await make().generate(vary, ignore, NoCorrelation())).images
     assert (image.width, image.height, image.seed) == (320, 240, 7)
 

@@ -137,7 +137,7 @@ async def test_ultra_is_sized_by_aspect_ratio(make: Make) -> None:
 
 async def test_vary_with_kontext_sends_the_source(make: Make, sandbox: SandboxProcess) -> None:
     varied = request(
-        model="flux-kontext-pro", action=Action.VARY, source_image=png(300, 200),
+        model="flux-kontext-pro", action=Action.VARIATION, source_image=png(300, 200),
         width=768, height=512, seeds=(5,),
     )  # fmt: skip
     result = await make().generate(varied, Progress(), NoCorrelation())
@@ -213,7 +213,7 @@ async def test_a_refused_later_submission_leaves_the_recorded_tasks_to_resume(
 def test_capabilities_are_honest(make: Make) -> None:
     capabilities = make().capabilities()
     assert capabilities.seeds is True and capabilities.negative_prompt is False
-    assert Action.VARY in capabilities.actions and Action.UPSCALE not in capabilities.actions
+    assert Action.VARIATION in capabilities.actions and Action.UPSCALE not in capabilities.actions
     assert make().estimate_credits(request(seeds=(1, 2, 3), mode=Mode.DRAFT)) == 3
 
 

@@ -116,7 +116,7 @@ async def test_dalle3_url_outputs_are_downloaded(make: Make, sandbox: SandboxPro
 
 
 async def test_vary_edits_the_source_with_gpt_image(make: Make, sandbox: SandboxProcess) -> None:
-    varied = request(action=Action.VARY, source_image=png(640, 480), strength=0.3, seeds=(9,))
+    varied = request(action=Action.VARIATION, source_image=png(640, 480), strength=0.3, seeds=(9,))
     result = await make().generate(varied, Progress(), NoCorrelation())
     assert [(i.width, i.height, i.seed) for i in result.images] == [(1024, 1024, 9)]
     assert sandbox.stats()["submissions"] == 1
@@ -124,7 +124,7 @@ async def test_vary_edits_the_source_with_gpt_image(make: Make, sandbox: Sandbox
 
 async def test_vary_with_dalle2_sends_a_square_png_to_variations(make: Make) -> None:
     varied = request(
-        model="dall-e-2", action=Action.VARY, source_image=png(300, 200), seeds=(1, 2),
+        model="dall-e-2", action=Action.VARIATION, source_image=png(300, 200), seeds=(1, 2),
         width=512, height=512,
     )  # fmt: skip
     result = await make().generate(varied, Progress(), NoCorrelation())
@@ -137,7 +137,7 @@ async def test_what_openai_cannot_do_is_refused_before_any_call(
     provider = make()
     with pytest.raises(PermanentProviderError, match="cannot vary"):
         await provider.generate(
-            request(model="dall-e-3", action=Action.VARY, source_image=png(64, 64)),
+            request(model="dall-e-3", action=Action.VARIATION, source_image=png(64, 64)),
             Progress(), NoCorrelation(),
         )  # fmt: skip
     with pytest.raises(PermanentProviderError, match="upscale"):
@@ -161,7 +161,7 @@ def test_capabilities_are_honest(make: Make) -> None:
     capabilities = make().capabilities()
     assert capabilities.seeds is False and capabilities.negative_prompt is False
     assert set(capabilities.models) == {"gpt-image-1", "dall-e-3", "dall-e-2"}
-    assert Action.VARY in capabilities.actions and Action.UPSCALE not in capabilities.actions
+    assert Action.VARIATION in capabilities.actions and Action.UPSCALE not in capabilities.actions
     assert make().estimate_credits(request(seeds=(1, 2), mode=Mode.STANDARD)) == 4
 
 

@@ -133,7 +133,7 @@ async def test_upscale_runs_real_esrgan_on_the_source_image(make: Make) -> None:
 async def test_vary_on_a_model_without_image_input_uses_flux_dev(
     make: Make, sandbox: SandboxProcess
 ) -> None:
-    vary = request(action=Action.VARY, source_image=png(320, 240), strength=0.4)
+    vary = request(action=Action.VARIATION, source_image=png(320, 240), strength=0.4)
     result = await make().generate(vary, ignore, NoCorrelation())
     assert (result.images[0].width, result.images[0].height) == (320, 240)
     with api(sandbox) as client:

@@ -138,13 +138,13 @@ async def test_seed_zero_reports_the_seed_stability_chose(make: Make) -> None:
 
 
 async def test_vary_sends_the_source_image(make: Make) -> None:
-    vary = request(model="ultra", action=Action.VARY, source_image=png(300, 200), strength=0.6)
+    vary = request(model="ultra", action=Action.VARIATION, source_image=png(300, 200), strength=0.6)
     (image,) = (await make().generate(vary, ignore, NoCorrelation())).images
     assert (image.width, image.height) == (1216, 832)  # the source's 3:2 shape
 
 
 async def test_core_cannot_vary(make: Make) -> None:
-    vary = request(model="core", action=Action.VARY, source_image=png())
+    vary = request(model="core", action=Action.VARIATION, source_image=png())
     with pytest.raises(PermanentProviderError):
         await make().generate(vary, ignore, NoCorrelation())
 
@@ -304,7 +304,7 @@ async def test_requests_that_can_never_succeed_are_permanent(
 
 def test_capabilities_follow_the_configured_models(make: Make) -> None:
     everything = make().capabilities()
-    assert set(everything.actions) == {Action.IMAGINE, Action.VARY, Action.UPSCALE}
+    assert set(everything.actions) == {Action.IMAGINE, Action.VARIATION, Action.UPSCALE}
     assert "cinematic" in everything.styles and "watercolor" not in everything.styles
     only_core = StabilityProvider(
         ProviderConfig(name="s", type="stability", models=("core",))
