@@ -15,7 +15,7 @@ from imagegate import __version__
 from imagegate.api import errors, openapi
 from imagegate.api.limits import BodySizeLimit
 from imagegate.api.rate_limit_headers import RateLimitHeaders
-from imagegate.api.routes import events, jobs, providers, system, webhooks
+from imagegate.api.routes import batches, events, jobs, providers, styles, system, uploads, webhooks
 from imagegate.api.schemas import JobPublic
 from imagegate.domain.records import JobPresenter
 from imagegate.observability.logging import get_logger
@@ -97,6 +97,9 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     errors.install(app)
     openapi.install(app)
     app.include_router(jobs.router)
+    app.include_router(uploads.router)
+    app.include_router(styles.router)
+    app.include_router(batches.router)
     app.include_router(providers.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)

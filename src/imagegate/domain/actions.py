@@ -159,4 +159,3 @@ def check_rectangles(rectangles: list[Box], width: int, height: int) -> None:
             raise ParamError(
                 "mask", f"rectangle {number} reaches outside the {width}x{height} source image"
             )
-

@@ -101,7 +101,9 @@ async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
         resumed = [(str(job.provider), str(job.model))]
         return await _first_available(rt, resumed, breakers, holder, now)
     options = _fallback(
-        candidates_for(rt, job.params, job.action), failed, rt.providers.config.routing.max_providers
+        candidates_for(rt, job.params, job.action),
+        failed,
+        rt.providers.config.routing.max_providers,
     )
     medians = (
         await median_latencies(rt, sorted({e.name for e, _ in options}))

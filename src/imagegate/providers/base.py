@@ -38,6 +38,7 @@ def action_for_job(job_action: str, params: dict[str, Any]) -> Action:
         return Action.IMG2IMG if params.get("source") else Action.IMAGINE
     return Action(job_action)
 
+
 # Actions that read ``source_image``.
 SOURCE_ACTIONS = frozenset(
     {

@@ -27,7 +27,7 @@ from imagegate.services import idempotency as idempotency_service
 from imagegate.services import rate_limits, webhooks
 from imagegate.services.idempotency import Answer, Claim, IdempotentRequest
 from imagegate.services.pagination import decode_cursor, encode_cursor
-from imagegate.services.submission import JobSpec, resolve
+from imagegate.services.submission import JobSpec, resolve_for
 
 log = get_logger("imagegate.jobs")
 
@@ -52,7 +52,7 @@ async def submit(
     idempotency: IdempotentRequest | None = None,
 ) -> Submitted:
     """Record a job and queue it, once per ``idempotency`` key (services.idempotency)."""
-    resolved = resolve(spec)
+    resolved = await resolve_for(rt, principal, spec)
     if spec.webhook_url is not None:
         await webhooks.check_url(rt, spec.webhook_url, "webhook_url")
     choice = rt.providers.resolve(spec.model or "auto")

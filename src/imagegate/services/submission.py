@@ -18,7 +18,9 @@ from imagegate.domain.params import (
     Ratio,
     pixel_size,
 )
+from imagegate.domain.records import Principal
 from imagegate.errors import InvalidRequest
+from imagegate.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,15 @@ class JobSpec:
     metadata: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     webhook_url: str | None = None
+    # The workflow's create-body fields (services.jobs attaches the images they name):
+    # ``action`` imagine | blend | describe; ``init_image`` (an upload id or https URL)
+    # with ``strength`` for img2img; ``images`` (upload ids or URLs) for blend and
+    # describe; ``dimensions`` (portrait | square | landscape) for blend.
+    action: str | None = None
+    init_image: str | None = None
+    strength: float | None = None
+    images: tuple[str, ...] = ()
+    dimensions: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,14 @@ class Resolved:
     prompt: str
     negative_prompt: str | None
     params: dict[str, Any]
+    # Image references the prompt's flags name, by the ``params`` key they fill once
+    # fetched or looked up (services.jobs): e.g. {"style_reference": "<upload id|URL>"}.
+    refs: dict[str, str] = field(default_factory=dict)
+
+
+async def resolve_for(rt: Runtime, principal: Principal, spec: JobSpec) -> Resolved:
+    """:func:`resolve` with what it needs from the database (the workspace's presets)."""
+    return resolve(spec)
 
 
 def _merge(field_name: str, given: Any, from_flag: Any) -> Any:
