@@ -50,8 +50,10 @@ async def submit(
     spec: JobSpec,
     present: Presenter,
     idempotency: IdempotentRequest | None = None,
+    batch_id: str | None = None,
 ) -> Submitted:
-    """Record a job and queue it, once per ``idempotency`` key (services.idempotency)."""
+    """Record a job and queue it, once per ``idempotency`` key (services.idempotency).
+    ``batch_id`` files it under a batch (services.batches) that exists already."""
     resolved = await resolve_for(rt, principal, spec)
     if spec.webhook_url is not None:
         await webhooks.check_url(rt, spec.webhook_url, "webhook_url")
@@ -105,7 +107,8 @@ async def submit(
                     "provider": choice.provider,
                     "model": choice.model, "estimated_credits": estimate,
                     "metadata": spec.metadata, "created_at": now, "updated_at": now,
-                    "webhook_url": spec.webhook_url,
+                    "webhook_url": spec.webhook_url, "root_job_id": job_id,
+                    "batch_id": batch_id,
                 },
             )  # fmt: skip
             await record(
