@@ -51,7 +51,9 @@ def decode(data: bytes) -> Image.Image:
         ("WEBP", {"lossless": True}, "image/png"),
     ],
 )
-def test_an_allowed_image_comes_back_re_encoded(fmt: str, save: dict[str, object], stored_as: str) -> None:
+def test_an_allowed_image_comes_back_re_encoded(
+    fmt: str, save: dict[str, object], stored_as: str
+) -> None:
     source = encoded(fmt, (80, 60), **save)
     clean = intake(source, f"image/{fmt.lower()}", LIMITS)
     assert (clean.content_type, clean.width, clean.height) == (stored_as, 80, 60)
@@ -130,7 +132,7 @@ def test_an_animation_keeps_its_first_frame_only() -> None:
             assert getattr(original, "n_frames", 1) == 2
         with decode(intake(source, None, LIMITS).data) as clean:
             assert getattr(clean, "n_frames", 1) == 1
-            red, green, blue = clean.convert("RGB").getpixel((16, 16))
+            red, _, blue = clean.convert("RGB").getpixel((16, 16))
             assert red > 200 and blue < 50
 
 
