@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from imagegate.domain.records import Principal
+from imagegate.errors import ImagegateError, InvalidRequest, UnsafeUrl, UploadNotFound
 from imagegate.services import retention
 from imagegate.services import uploads as service
 from imagegate.services.keys import create_key
@@ -362,3 +363,23 @@ async def test_a_failed_insert_leaves_no_file(
         monkeypatch.undo()
         stored = await service.create_from_bytes(rt, me, encoded("PNG"), None)
         assert [p.name for p in rt.settings.files_dir.rglob("*.png")] == [f"{stored.id}.png"]
+
+
+async def test_image_refs_resolve_to_uploads_and_errors_name_the_field(tmp_path: Path) -> None:
+    async with migrated_runtime("sqlite", tmp_path, MovableClock()) as rt:
+        key = await create_key(rt, "keeper", "k")
+        me = Principal(key.key_id, key.workspace_id, "keeper", "member")
+        mine = await service.create_from_bytes(rt, me, encoded("PNG"), None)
+        assert await service.resolve_image_ref(rt, me, mine.id, "init_image") == mine
+        refused: list[tuple[str, type[Exception]]] = [
+            ("upl_01NOSUCHUPLOAD", UploadNotFound),
+            ("cat.png", InvalidRequest),
+            ("https://10.0.0.1/cat.png", UnsafeUrl),
+            ("http://example.com/cat.png", UnsafeUrl),
+        ]
+        for ref, error in refused:
+            with pytest.raises(error) as caught:
+                await service.resolve_image_ref(rt, me, ref, "init_image")
+            assert isinstance(caught.value, ImagegateError)
+            assert caught.value.extra["field"] == "init_image", ref
+            assert caught.value.detail.startswith("init_image: "), caught.value.detail
