@@ -148,3 +148,46 @@ class FileLinkInvalid(ImagegateError):
 
     code = "file_link_invalid"
     title = "File link invalid or expired"
+
+
+class UploadNotFound(NotFound):
+    """No upload with this id in your workspace."""
+
+    code = "upload_not_found"
+    title = "Upload not found"
+
+
+class UnsupportedImage(ImagegateError):
+    """Only PNG, JPEG and WebP images are accepted (decided by their bytes, and the
+    declared content type, if any, must agree)."""
+
+    code = "unsupported_image"
+    title = "Unsupported image"
+
+
+class InvalidImage(InvalidRequest):
+    """The image is truncated, corrupt or carries data after its end."""
+
+    code = "invalid_image"
+    title = "Invalid image"
+
+
+class ImageTooLarge(ImagegateError):
+    """The image file is over the upload size limit."""
+
+    code = "image_too_large"
+    title = "Image too large"
+
+
+class ImageTooManyPixels(InvalidRequest):
+    """The image's width x height is over the upload pixel limit."""
+
+    code = "image_too_many_pixels"
+    title = "Image has too many pixels"
+
+
+class UrlFetchFailed(InvalidRequest):
+    """The image URL could not be fetched: no answer in time, or not a 200 answer."""
+
+    code = "url_fetch_failed"
+    title = "URL fetch failed"

@@ -176,6 +176,16 @@ class Settings(BaseSettings):
     # unset = one per CPU. Each holds a full decoded image in memory.
     image_decode_concurrency: int | None = Field(default=None, ge=1, le=256)
 
+    # Uploads (docs/uploads.md): the largest file accepted, in bytes (the request body
+    # may be a third larger, for base64); the most pixels (width x height), kept below
+    # Pillow's own decompression-bomb limit; how long a URL fetch may take in all; and
+    # how many days an upload is kept before the retention sweep deletes it with its
+    # file (0 keeps uploads forever).
+    upload_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    upload_max_pixels: int = Field(default=40_000_000, ge=1, le=80_000_000)
+    upload_fetch_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    upload_retention_days: int = Field(default=7, ge=0, le=36_500)
+
     builtin_latency_ms: int = Field(default=0, ge=0)
     # Worker processes the built-in renderer draws in; unset = one per CPU, 0 = threads.
     builtin_processes: int | None = Field(default=None, ge=0, le=64)
