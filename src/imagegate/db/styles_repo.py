@@ -38,8 +38,9 @@ async def count_styles(conn: AsyncConnection, workspace_id: str) -> int:
 async def insert_style(conn: AsyncConnection, workspace_id: str, values: dict[str, Any]) -> bool:
     """Add the preset; False if the workspace has one of that name already."""
     query = dialect_insert(conn, styles).values(workspace_id=workspace_id, **values)
-    result = await conn.execute(query.on_conflict_do_nothing())
-    return bool(result.rowcount)
+    # RETURNING, not rowcount: psycopg reports -1 for a row skipped by DO NOTHING.
+    result = await conn.execute(query.on_conflict_do_nothing().returning(styles.c.name))
+    return result.first() is not None
 
 
 async def get_style(conn: AsyncConnection, workspace_id: str, name: str) -> Preset | None:
