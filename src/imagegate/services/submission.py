@@ -176,7 +176,8 @@ def _resolve(
 def _preset(name: str | None, presets: Mapping[str, Preset]) -> Preset:
     preset = presets.get(name or DEFAULT_STYLE)
     if preset is None:
-        raise ParamError("style", f"unknown style {name!r}; choose one of {', '.join(presets)}")
+        shown = name if name is None or len(name) <= 64 else name[:61] + "..."
+        raise ParamError("style", f"unknown style {shown!r}; choose one of {', '.join(presets)}")
     return preset
 
 
