@@ -191,3 +191,33 @@ class UrlFetchFailed(InvalidRequest):
 
     code = "url_fetch_failed"
     title = "URL fetch failed"
+
+
+class StyleNotFound(NotFound):
+    """No style preset with this name, built in or in your workspace."""
+
+    code = "style_not_found"
+    title = "Style not found"
+
+
+class StyleExists(InvalidState):
+    """Your workspace has a style preset of this name: change it with PATCH, or pick
+    another name."""
+
+    code = "style_exists"
+    title = "Style exists"
+
+
+class BuiltinStyle(InvalidState):
+    """Built-in style presets cannot be created, changed or deleted; give your own
+    preset another name."""
+
+    code = "builtin_style"
+    title = "Built-in style"
+
+
+class StyleLimitReached(InvalidState):
+    """Your workspace has as many style presets as it may; delete one first."""
+
+    code = "style_limit_reached"
+    title = "Style limit reached"

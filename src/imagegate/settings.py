@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imagegate.domain.flags import DEFAULT_VERSION_MODELS, parse_version_models
 from imagegate.domain.rates import Rate, parse_rate
 from imagegate.domain.webhooks import parse_schedule
 
@@ -154,6 +155,20 @@ class Settings(BaseSettings):
             raise ValueError(f"IMAGEGATE_WEBHOOK_SCHEDULE_S: {error}") from None
         return value
 
+    @field_validator("model_versions")
+    @classmethod
+    def _check_model_versions(cls, value: str) -> str:
+        try:
+            parse_version_models(value)
+        except ValueError as error:
+            raise ValueError(f"IMAGEGATE_MODEL_VERSIONS: {error}") from None
+        return value
+
+    @cached_property
+    def version_models(self) -> dict[str, str]:
+        """Each --v/--niji version this server knows, and the model it asks for."""
+        return {**DEFAULT_VERSION_MODELS, **parse_version_models(self.model_versions)}
+
     @cached_property
     def ssrf_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         parts = (p.strip() for p in self.ssrf_allowlist.split(","))
@@ -197,6 +212,11 @@ class Settings(BaseSettings):
     # The provider configuration file (TOML; docs/providers.md). Unset: the built-in
     # renderer is the only provider.
     config: Path | None = None
+    # What a prompt's --v/--niji version asks for (docs/prompt-flags.md#versions):
+    # "version=model" pairs, comma-separated, e.g. "v7=auto,niji6=replicate:anime";
+    # over the defaults, which map every known version to "auto". A pair may add a
+    # version; one that maps to a model overrides the version's "auto".
+    model_versions: str = ""
 
     # For the CLI's client commands: which server to talk to, with which key.
     url: str | None = None
