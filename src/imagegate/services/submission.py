@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from imagegate.domain.flags import (
@@ -33,6 +33,10 @@ from imagegate.domain.records import Principal
 from imagegate.errors import InvalidRequest
 from imagegate.runtime import Runtime
 from imagegate.services import styles
+
+
+# The prompt of a blend sent without one.
+BLEND_PROMPT = "one coherent picture blending the subjects, styles and colours of the images"
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,10 @@ def _resolve(
 ) -> Resolved:
     parsed = parse_prompt_flags(spec.prompt)
     flags = parsed.values
-    if not parsed.text:
+    if not parsed.text and spec.action == "blend":
+        # Midjourney's blend takes no prompt; providers that need one get this.
+        parsed = replace(parsed, text=BLEND_PROMPT)
+    elif not parsed.text and spec.action != "describe":
         raise ParamError("prompt", "prompt must contain text besides image URLs and flags")
     preset = _preset(_merge("style", spec.style, flags.get("style")), presets)
     # Compared reduced: a body's 32:18 agrees with a flag's 16:9.
