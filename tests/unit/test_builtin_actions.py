@@ -216,8 +216,10 @@ async def test_zoom_out_keeps_the_shrunk_source_in_the_centre() -> None:
     out = await one(request(Action.ZOOM_OUT, canvas=canvas))
     box = canvas.source
     inside = out.crop((box.left, box.top, box.right, box.bottom))
-    shrunk = source_image().resize((box.width, box.height), Image.Resampling.BILINEAR)
-    assert distance(inside, shrunk) < 2.0
+    # Another resampler's shrink: equal within the resampling error (the box left to
+    # the blurred extension would be over 2 levels off).
+    shrunk = source_image().resize((box.width, box.height), Image.Resampling.BICUBIC)
+    assert distance(inside, shrunk) < 1.0
     # Around it, a painted scene, not a flat fill.
     ring = pixels(out)[: box.top]
     assert ring.std() > 5.0
@@ -225,7 +227,10 @@ async def test_zoom_out_keeps_the_shrunk_source_in_the_centre() -> None:
 
 async def test_zoom_out_continues_the_sources_colours() -> None:
     canvas = zoom_out_canvas(SIDE, SIDE, 2.0)
-    out = pixels(await one(request(Action.ZOOM_OUT, canvas=canvas, source_image=_red_source())))
+    # A prompt whose own render is green and blue: the red around the box is the source's.
+    zoom = request(Action.ZOOM_OUT, canvas=canvas, source_image=_red_source(),
+                   prompt="a green forest by a blue lake")  # fmt: skip
+    out = pixels(await one(zoom))
     box = canvas.source
     outside = np.ones(out.shape[:2], dtype=bool)
     outside[box.top : box.bottom, box.left : box.right] = False
