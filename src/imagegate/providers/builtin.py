@@ -267,7 +267,8 @@ def _variation(request: GenerationRequest, seed: int) -> Image.Image:
 
 def _outpaint(request: GenerationRequest, seed: int) -> Image.Image:
     canvas = request.canvas
-    assert canvas is not None
+    if canvas is None:  # refused by _check already; this tells the type checker
+        raise PermanentProviderError(f"{request.action} needs a canvas")
     fresh = _scene(request, seed, (canvas.width, canvas.height), _look(request))
     return outpaint(_decoded(request.source_image, "source image"), canvas, fresh)
 

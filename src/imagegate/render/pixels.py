@@ -46,8 +46,7 @@ def mask_image(field: Array) -> Image.Image:
 
 def smooth_field(rng: np.random.Generator, size: Size, cells: float) -> Array:
     """A smooth random field in about [-1, 1] of ``size`` (width, height), with about
-    ``cells`` features along the shorter side; drawn on a tiny grid and resized in C,
-    so it costs the same at every size."""
+    ``cells`` features along the shorter side: a tiny random grid, resized in C."""
     width, height = size
     short = min(width, height)
     gx = max(2, round(cells * width / short)) + 1
