@@ -233,5 +233,8 @@ def _data_url(request: GenerationRequest, data: bytes | None) -> str:
     """An image inline. Replicate advises uploading files over 256 KB instead; a data
     URL works for any size and keeps the call self-contained."""
     image = _source(request, data)
-    content_type = decode_image(image, 0, "replicate: input image").content_type
+    try:
+        content_type = decode_image(image, 0, "replicate: input image").content_type
+    except ProviderError as error:  # the same bytes will never decode: no retry helps
+        raise PermanentProviderError(str(error)) from error
     return f"data:{content_type};base64,{base64.b64encode(image).decode()}"
