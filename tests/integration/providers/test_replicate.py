@@ -585,3 +585,10 @@ def test_emulator_checks_the_fill_models_input(sandbox: SandboxProcess) -> None:
     fields = {problem["field"] for problem in body["invalid_fields"]}
     assert fields == {"input", "input.output_format", "input.steps"}
     assert "image is required" in body["detail"]
+
+
+async def test_an_actions_images_are_fitted_to_the_requested_size(make: Make) -> None:
+    # FLUX dev answers at the input's size; the job asked for another: it is resampled.
+    vary = request(action=Action.VARIATION, source_image=scene(100, 60), width=120, height=72)
+    [image] = (await make().generate(vary, ignore, NoCorrelation())).images
+    assert (image.width, image.height) == (120, 72) and decoded(image).size == (120, 72)
