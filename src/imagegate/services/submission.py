@@ -34,7 +34,6 @@ from imagegate.errors import InvalidRequest
 from imagegate.runtime import Runtime
 from imagegate.services import styles
 
-
 # The prompt of a blend sent without one.
 BLEND_PROMPT = "one coherent picture blending the subjects, styles and colours of the images"
 
