@@ -83,7 +83,7 @@ def test_the_workflow_chain(http: httpx.Client) -> None:
     )
     centre = zoomed[h // 4 : h // 4 + h // 2, w // 4 : w // 4 + w // 2]
     assert _distance(centre, shrunk) < 6, "the centre is the source, shrunk"
-    assert _distance(zoomed[:, : w // 8], shrunk[:, : w // 8]) > 0  # a painted border exists
+    assert zoomed[:, : w // 8].std() > 1, "the scene is painted around the source"
 
     pan = _done(
         http,
