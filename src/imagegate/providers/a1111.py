@@ -25,11 +25,9 @@ import re
 from typing import Any
 
 import httpx
-from PIL import Image
 
 from imagegate.domain.actions import UpscaleMode
 from imagegate.domain.params import STYLES, Mode
-from imagegate.imaging import encode_png, open_image
 from imagegate.providers.a1111_bodies import (
     DEFAULT_MODEL,
     DEFAULT_STRENGTH,
@@ -54,6 +52,7 @@ from imagegate.providers.base import (
     standard_credits,
 )
 from imagegate.providers.errors import PermanentProviderError, ProviderError
+from imagegate.providers.fitting import fit
 from imagegate.providers.http import (
     ProviderConfig,
     call,
@@ -288,19 +287,15 @@ def _fit_all(
 
 def _fit(image: GeneratedImage, width: int, height: int, what: str) -> GeneratedImage:
     """``image`` at exactly ``width`` x ``height``: the WebUI's sides are multiples of
-    8, a request's need not be. Only a few pixels of the same shape are made up; an
-    answer of another size or shape (a payload that changed it) is refused."""
-    if (image.width, image.height) == (width, height):
-        return image
+    8, a request's need not be. Only an answer of the same shape is resampled; one of
+    another shape (a payload that changed the size) is refused, not distorted."""
     skew = abs(image.width * height - image.height * width)
     if skew > _SLACK * max(image.width, image.height, width, height):
         raise PermanentProviderError(
             f"{what}: the WebUI made {image.width}x{image.height} for {width}x{height}; "
             "does options.payload change the size?"
         )
-    with open_image(image.data) as opened, opened.convert("RGB") as rgb:
-        resized = rgb.resize((width, height), Image.Resampling.LANCZOS)
-    return GeneratedImage(encode_png(resized), "image/png", width, height, image.seed)
+    return fit(image, width, height)
 
 
 def _suggestions(caption: Any) -> tuple[str, ...]:
