@@ -1,13 +1,14 @@
 """AUTOMATIC1111 / Forge WebUI adapter (the WebUI started with ``--api``).
 
-``imagine`` is ``POST /sdapi/v1/txt2img``, ``vary`` is ``/img2img`` (the source image
-as ``init_images``, ``strength`` as ``denoising_strength``), ``upscale`` is
-``/extra-single-image``. Each call is synchronous: the answer carries the images, so
-the HTTP timeout (``timeout_s``) must outlast the slowest generation. While it runs,
-the adapter polls ``GET /sdapi/v1/progress`` for the progress bar; that endpoint is
-global (it shows whichever generation the WebUI is running, and the WebUI runs one at
-a time), so with several jobs on one WebUI a job's bar may show another's progress
-until its own turn comes.
+``imagine`` is ``POST /sdapi/v1/txt2img``; ``img2img``, ``variation``, ``vary_region``,
+``zoom_out`` and ``pan`` are ``/img2img`` (the last three with a mask: inpainting);
+``upscale`` is ``/extra-single-image`` (and, creative, an img2img pass over its result);
+``describe`` is ``/interrogate``. The bodies are built in :mod:`.a1111_bodies`. Each
+call is synchronous: the answer carries the images, so the HTTP timeout (``timeout_s``)
+must outlast the slowest generation. While it runs, the adapter polls ``GET
+/sdapi/v1/progress`` for the progress bar; that endpoint is global (it shows whichever
+generation the WebUI is running, and the WebUI runs one at a time), so with several
+jobs on one WebUI a job's bar may show another's progress until its own turn comes.
 
 There is no job id to record: if a worker dies mid-call, the next attempt submits
 again (and the WebUI, which finishes what it started, does the work twice). The WebUI
@@ -21,13 +22,25 @@ import binascii
 import contextlib
 import json
 import re
-from collections.abc import Coroutine
 from typing import Any
 
 import httpx
-from pydantic import Field
 
+from imagegate.domain.actions import UpscaleMode
 from imagegate.domain.params import STYLES, Mode
+from imagegate.providers.a1111_bodies import (
+    DEFAULT_MODEL,
+    DEFAULT_STRENGTH,
+    DEFAULT_UPSCALER,
+    Options,
+    creative_body,
+    generation_body,
+    img2img_body,
+    interrogate_body,
+    merged,
+    suggestions,
+    upscale_body,
+)
 from imagegate.providers.base import (
     Action,
     Capabilities,
@@ -39,6 +52,7 @@ from imagegate.providers.base import (
     standard_credits,
 )
 from imagegate.providers.errors import PermanentProviderError, ProviderError
+from imagegate.providers.fitting import fit
 from imagegate.providers.http import (
     ProviderConfig,
     call,
@@ -47,27 +61,28 @@ from imagegate.providers.http import (
     json_body,
     make_client,
 )
-from imagegate.providers.options import HttpOptions
 from imagegate.providers.progress import ForwardProgress
 
-DEFAULT_MODEL = "default"  # the checkpoint the WebUI has loaded
-DEFAULT_UPSCALER = "R-ESRGAN 4x+"
-DEFAULT_STRENGTH = 0.6
-_STEPS = {Mode.DRAFT: 20, Mode.STANDARD: 30}
+__all__ = ["DEFAULT_MODEL", "DEFAULT_STRENGTH", "DEFAULT_UPSCALER", "A1111Provider", "Options"]
+
+ACTIONS = (
+    Action.IMAGINE,
+    Action.IMG2IMG,
+    Action.VARIATION,
+    Action.VARY_REGION,
+    Action.ZOOM_OUT,
+    Action.PAN,
+    Action.UPSCALE,
+    Action.DESCRIBE,
+)
 # 500s that no retry can cure: the request names something the WebUI does not have,
 # or sends an image it cannot read. (Out of memory, also a 500, is worth a retry.)
 _PERMANENT_500 = re.compile(
     r"could not find upscaler|invalid encoded image|model '[^']*' not found", re.IGNORECASE
 )
-
-
-class Options(HttpOptions):
-    """``[providers.<name>.options]`` of an A1111 provider (docs/providers/a1111.md)."""
-
-    # Fields merged into every txt2img/img2img body, e.g. sampler_name, steps, cfg_scale.
-    payload: dict[str, Any] = Field(default_factory=dict)
-    upscaler: str = DEFAULT_UPSCALER  # ``upscaler_1`` for upscales
-    max_images: int = Field(default=8, ge=1)  # the batch_size limit
+# The WebUI floors each side to a multiple of 8 (the latent space, the upscalers): an
+# answer this close to the size asked for is resized to it, anything else refused.
+_SLACK = 8
 
 
 class A1111Provider:
@@ -78,11 +93,8 @@ class A1111Provider:
         self.name = config.name
         self._config = config
         self._models = config.models or (DEFAULT_MODEL,)
-        options = Options.of(config.name, config.options)
-        self._payload: dict[str, Any] = dict(options.payload)
-        self._upscaler = options.upscaler
-        self._max_images = options.max_images
-        self._client = make_client(config, max_connections=options.max_connections)
+        self._options = Options.of(config.name, config.options)
+        self._client = make_client(config, max_connections=self._options.max_connections)
         if config.api_key:
             user, _, password = config.api_key.partition(":")
             self._client.auth = httpx.BasicAuth(user, password)
@@ -90,12 +102,13 @@ class A1111Provider:
     def capabilities(self) -> Capabilities:
         return Capabilities(
             models=self._models,
-            max_images=self._max_images,
+            max_images=self._options.max_images,
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
-            actions=(Action.IMAGINE, Action.VARIATION, Action.UPSCALE),
+            actions=ACTIONS,
             seeds=True,
             negative_prompt=True,
+            tuning=frozenset({"tile"}),
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
@@ -105,18 +118,50 @@ class A1111Provider:
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
         # ``correlation`` stays unused: a synchronous call has no id to resume.
-        images: tuple[GeneratedImage, ...]
+        if request.action not in ACTIONS:
+            raise PermanentProviderError(f"a1111: {request.action} is not supported")
+        options = merged(self._options, self.name, request.options)
+        # Stop short of 1.0 until the images are in hand; never go back.
+        forward = ForwardProgress(progress, ceiling=0.99)
+        await forward(0.0)
+        if request.action is Action.DESCRIBE:
+            answer = await self._run("interrogate", interrogate_body(request, options), forward)
+            texts = _suggestions(answer.get("caption"))
+            await progress(1.0)
+            return GenerationResult((), provider_job_id=None, texts=texts)
         if request.action is Action.UPSCALE:
-            body = self._upscale_body(request)
-            answer = await self._with_progress(self._post("extra-single-image", body), progress)
-            images = (_decode(answer.get("image"), _first_seed(request), "a1111: upscale"),)
+            images: tuple[GeneratedImage, ...] = (await self._upscale(request, options, forward),)
+        elif request.action is Action.IMAGINE:
+            body = {**generation_body(request, options, self.name), **options.payload}
+            answer = await self._run("txt2img", body, forward)
+            images = _images(answer, request.seeds, "a1111: txt2img")
         else:
-            path = "img2img" if request.action is Action.VARIATION else "txt2img"
-            body = self._generation_body(request)
-            answer = await self._with_progress(self._post(path, body), progress)
-            images = _images(answer, request, f"a1111: {path}")
+            answer = await self._run("img2img", img2img_body(request, options, self.name), forward)
+            images = _images(answer, request.seeds, "a1111: img2img")
+        # Decoding and resizing a large image would hold up the event loop: a thread.
+        fitted = await asyncio.to_thread(_fit_all, images, request)
         await progress(1.0)
-        return GenerationResult(images, provider_job_id=None, cost_usd=0.0)
+        return GenerationResult(fitted, provider_job_id=None, cost_usd=0.0)
+
+    async def _upscale(
+        self, request: GenerationRequest, options: Options, forward: ForwardProgress
+    ) -> GeneratedImage:
+        """Extras at the target size; creative: then img2img over it at low denoise."""
+        creative = request.upscale_mode is UpscaleMode.CREATIVE
+        what, seed = "a1111: extra-single-image", request.seeds[0] if request.seeds else 0
+        body = upscale_body(request, options)
+        answer = await self._run("extra-single-image", body, forward, end=0.5 if creative else 1)
+        image = _decode(answer.get("image"), seed, what)
+        if image.width < request.width - _SLACK or image.height < request.height - _SLACK:
+            raise PermanentProviderError(
+                f"{what}: upscaler {options.upscaler!r} made {image.width}x{image.height} "
+                f"of an upscale to {request.width}x{request.height} (is it 'None'?)"
+            )
+        if not creative:
+            return image
+        body = creative_body(request, options, self.name, image.data)
+        answer = await self._run("img2img", body, forward, start=0.5)
+        return _images(answer, (seed,), "a1111: img2img (creative upscale)")[0]
 
     async def interrupt(self) -> None:
         """Stop the WebUI's current generation, whichever job it belongs to: the
@@ -129,48 +174,32 @@ class A1111Provider:
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    # -- the request -------------------------------------------------------------------
-
-    def _generation_body(self, request: GenerationRequest) -> dict[str, Any]:
-        count = len(request.seeds)
-        if not 1 <= count <= self._max_images:
-            raise PermanentProviderError(
-                f"a1111: {count} images requested; this WebUI is configured for "
-                f"1 to {self._max_images} per call"
-            )
-        body: dict[str, Any] = {
-            "prompt": _styled(request),
-            "negative_prompt": request.negative_prompt or "",
-            # The WebUI seeds image i of a batch with seed + i: our seeds exactly,
-            # unless they wrapped around the top of the range (info says which it used).
-            "seed": request.seeds[0],
-            "batch_size": count,
-            "n_iter": 1,
-            "width": _multiple_of_8(request.width),
-            "height": _multiple_of_8(request.height),
-            "steps": _STEPS[request.mode],
-            "cfg_scale": 7.0,
-            "sampler_name": "Euler a",
-            "send_images": True,
-            "save_images": False,
-        }
-        if request.model not in (DEFAULT_MODEL, self.name, ""):
-            body["override_settings"] = {"sd_model_checkpoint": request.model}
-        if request.action is Action.VARIATION:
-            strength = DEFAULT_STRENGTH if request.strength is None else request.strength
-            body.update(init_images=[_source(request)], denoising_strength=strength)
-        return {**body, **self._payload}
-
-    def _upscale_body(self, request: GenerationRequest) -> dict[str, Any]:
-        factor = min(8, max(1, request.upscale_factor or 2))  # the WebUI accepts 1..8
-        return {
-            "image": _source(request),
-            "resize_mode": 0,
-            "upscaling_resize": factor,
-            "upscaler_1": self._upscaler,
-        }
-
     # -- the call ----------------------------------------------------------------------
+
+    async def _run(
+        self,
+        path: str,
+        body: dict[str, Any],
+        forward: ForwardProgress,
+        start: float = 0.0,
+        end: float = 1.0,
+    ) -> dict[str, Any]:
+        """POST ``body`` while polling the WebUI's progress every poll interval, its
+        fraction reported between ``start`` and ``end``."""
+        task = asyncio.create_task(self._post(path, body))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=self._config.poll_interval_s)
+                if done:
+                    return task.result()
+                fraction = await self._progress()
+                if fraction is not None:
+                    await forward(start + (end - start) * fraction)
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         what = f"a1111: {path}"
@@ -186,28 +215,6 @@ class A1111Provider:
         if not isinstance(answer, dict):
             raise ProviderError(f"{what}: expected an object, got {str(answer)[:200]!r}")
         return answer
-
-    async def _with_progress(
-        self, work: Coroutine[Any, Any, dict[str, Any]], progress: ProgressCallback
-    ) -> dict[str, Any]:
-        """Run ``work`` while polling the WebUI's progress every poll interval."""
-        task = asyncio.create_task(work)
-        # Stop short of 1.0 until the images are in hand; never go back.
-        forward = ForwardProgress(progress, ceiling=0.99)
-        await forward(0.0)
-        try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=self._config.poll_interval_s)
-                if done:
-                    return task.result()
-                fraction = await self._progress()
-                if fraction is not None:
-                    await forward(fraction)
-        finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     async def _progress(self) -> float | None:
         """The running generation's fraction done; ``None`` when nothing runs or the
@@ -236,39 +243,16 @@ def _http_error(response: httpx.Response, what: str) -> ProviderError:
     return error_for(response, what)
 
 
-def _styled(request: GenerationRequest) -> str:
-    """The WebUI's own styles are per-installation; a style is said in words."""
-    if request.style in ("", "none"):
-        return request.prompt
-    return f"{request.prompt}, {request.style} style"
-
-
-def _multiple_of_8(side: int) -> int:
-    """The WebUI works in a latent space 1/8 the size and floors other sides to a
-    multiple of 8; snapping to the nearest multiple (halves up) loses less."""
-    return max(64, (side + 4) // 8 * 8)
-
-
-def _source(request: GenerationRequest) -> str:
-    if not request.source_image:
-        raise PermanentProviderError(f"a1111: {request.action} needs a source image")
-    return base64.b64encode(request.source_image).decode()
-
-
-def _first_seed(request: GenerationRequest) -> int:
-    return request.seeds[0] if request.seeds else 0
-
-
 def _images(
-    answer: dict[str, Any], request: GenerationRequest, what: str
+    answer: dict[str, Any], requested: tuple[int, ...], what: str
 ) -> tuple[GeneratedImage, ...]:
     encoded = answer.get("images")
-    wanted = len(request.seeds)
+    wanted = len(requested)
     if not isinstance(encoded, list) or len(encoded) < wanted:
         got = len(encoded) if isinstance(encoded, list) else 0
         raise ProviderError(f"{what}: {got} of {wanted} images returned")
     # Extensions (ControlNet and others) may append their own images after the batch.
-    seeds = _seeds_used(answer.get("info"), request.seeds)
+    seeds = _seeds_used(answer.get("info"), requested)
     return tuple(_decode(item, seed, what) for item, seed in zip(encoded, seeds, strict=False))
 
 
@@ -292,3 +276,30 @@ def _decode(encoded: Any, seed: int, what: str) -> GeneratedImage:
     except (binascii.Error, ValueError) as error:
         raise ProviderError(f"{what}: an image is not valid base64") from error
     return decode_image(data, seed, what)
+
+
+def _fit_all(
+    images: tuple[GeneratedImage, ...], request: GenerationRequest
+) -> tuple[GeneratedImage, ...]:
+    what = f"a1111: {request.action}"
+    return tuple(_fit(image, request.width, request.height, what) for image in images)
+
+
+def _fit(image: GeneratedImage, width: int, height: int, what: str) -> GeneratedImage:
+    """``image`` at exactly ``width`` x ``height``: the WebUI's sides are multiples of
+    8, a request's need not be. Only an answer of the same shape is resampled; one of
+    another shape (a payload that changed the size) is refused, not distorted."""
+    skew = abs(image.width * height - image.height * width)
+    if skew > _SLACK * max(image.width, image.height, width, height):
+        raise PermanentProviderError(
+            f"{what}: the WebUI made {image.width}x{image.height} for {width}x{height}; "
+            "does options.payload change the size?"
+        )
+    return fit(image, width, height)
+
+
+def _suggestions(caption: Any) -> tuple[str, ...]:
+    texts = suggestions(caption) if isinstance(caption, str) else ()
+    if not texts:
+        raise ProviderError(f"a1111: interrogate: no caption in the answer ({caption!r:.100})")
+    return texts

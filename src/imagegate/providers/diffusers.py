@@ -2,7 +2,9 @@
 
 The optional extra ``imagegate[diffusers]`` brings torch and diffusers; they are
 imported on first use, so the base install never needs them. Options: :class:`Options`
-(docs/providers/diffusers.md)."""
+(docs/providers/diffusers.md). One text-to-image pipeline is loaded; the image-to-image
+and inpainting pipelines of the same family are made from it with ``from_pipe``, which
+shares its weights. :mod:`.diffusers_inputs` says what each action hands them."""
 
 from __future__ import annotations
 
@@ -29,6 +31,13 @@ from imagegate.providers.base import (
     standard_credits,
 )
 from imagegate.providers.comfyui import style_prompt
+from imagegate.providers.diffusers_inputs import (
+    MAX_SIDE,
+    finished,
+    inputs_for,
+    snap_side,
+    steps_for,
+)
 from imagegate.providers.errors import (
     ModeratedError,
     PermanentProviderError,
@@ -41,15 +50,20 @@ from imagegate.providers.progress import ForwardProgress
 
 log = get_logger("imagegate.providers.diffusers")
 
+__all__ = ["ACTIONS", "DiffusersProvider", "Options", "build", "snap_side"]
+
 INSTALL_HINT = "pip install 'imagegate[diffusers]'"
-# Stable Diffusion's VAE works on 1/8 of the image: both sides must be multiples of 8.
-_SIZE_STEP, _MIN_SIDE, _MAX_SIDE = 8, 16, 4096
 _DEFAULT_STEPS = 30
-
-
-def snap_side(value: int) -> int:
-    """The nearest side the pipeline accepts: a multiple of 8 within 16..4096."""
-    return min(_MAX_SIDE, max(_MIN_SIDE, round(value / _SIZE_STEP) * _SIZE_STEP))
+ACTIONS = (
+    Action.IMAGINE,
+    Action.IMG2IMG,
+    Action.VARIATION,
+    Action.VARY_REGION,
+    Action.ZOOM_OUT,
+    Action.PAN,
+)
+# The auto pipeline that makes each kind from the loaded text-to-image one.
+_AUTO = {"img2img": "AutoPipelineForImage2Image", "inpaint": "AutoPipelineForInpainting"}
 
 
 def _import(name: str) -> Any:
@@ -75,6 +89,8 @@ class Options(AdapterOptions):
     draft_steps: int | None = Field(default=None, ge=1)  # unset: half of steps
     guidance_scale: float | None = None  # unset: the pipeline's
     max_images: int = Field(default=4, ge=1)  # images per job, made in one batch
+    # vary_region: how far the masked area is denoised (1: painted afresh).
+    region_strength: float = Field(default=0.75, gt=0, le=1)
 
 
 class DiffusersProvider:
@@ -90,6 +106,7 @@ class DiffusersProvider:
         self._steps = options.steps
         self._draft_steps = options.draft_steps or max(1, self._steps // 2)
         self._pipeline: Any = None
+        self._derived: dict[str, Any] = {}  # "img2img", "inpaint": made by from_pipe
         self._device = "cpu"
         # Diffusers pipelines are not safe to call from two threads at once, and one job
         # already uses every core (or the whole GPU): jobs queue here, one at a time.
@@ -101,18 +118,18 @@ class DiffusersProvider:
             max_images=self._options.max_images,
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
-            actions=(Action.IMAGINE,),
+            actions=ACTIONS,
             seeds=True,
             negative_prompt=True,
-            max_pixels=_MAX_SIDE * _MAX_SIDE,
+            max_pixels=MAX_SIDE * MAX_SIDE,
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
         return standard_credits(request)
 
     async def aclose(self) -> None:
-        """Drop the pipeline (its weights are freed with it)."""
-        self._pipeline = None
+        """Drop the pipelines (their weights are freed with them)."""
+        self._pipeline, self._derived = None, {}
 
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
@@ -136,8 +153,8 @@ class DiffusersProvider:
         return GenerationResult(images=images, provider_job_id=None)
 
     def _check(self, request: GenerationRequest) -> None:
-        if request.action is not Action.IMAGINE:
-            raise PermanentProviderError(f"{self.name}: only text-to-image is supported")
+        if request.action not in ACTIONS:
+            raise PermanentProviderError(f"{self.name}: {request.action} is not supported")
         if request.model not in self._models:
             raise PermanentProviderError(f"{self.name}: unknown model {request.model!r}")
         limit = self.capabilities().max_images
@@ -146,26 +163,27 @@ class DiffusersProvider:
 
     def _run(self, request: GenerationRequest, reporter: _Reporter) -> tuple[GeneratedImage, ...]:
         """In a worker thread: load the pipeline if need be, then make the images."""
+        inputs = inputs_for(request, self._options.region_strength)
         with self._lock:
-            pipeline = self._load()
+            pipeline = self._pipeline_for(inputs.kind)
             torch = _import("torch")
             steps = self._draft_steps if request.mode is Mode.DRAFT else self._steps
-            width, height = snap_side(request.width), snap_side(request.height)
+            steps, running = steps_for(steps, inputs.strength)
             # One CPU generator per image: the same seed gives the same image on any device.
             generators = [torch.Generator("cpu").manual_seed(seed) for seed in request.seeds]
-            extra = {}
+            extra = dict(inputs.arguments)
+            if inputs.kind != "text2image":
+                extra["strength"] = inputs.strength
             if self._options.guidance_scale is not None:
                 extra["guidance_scale"] = self._options.guidance_scale
             try:
                 output = pipeline(
                     prompt=style_prompt(request.prompt, request.style),
                     negative_prompt=request.negative_prompt or None,
-                    width=width,
-                    height=height,
                     num_inference_steps=steps,
                     num_images_per_prompt=len(request.seeds),
                     generator=generators,
-                    callback_on_step_end=reporter.step_callback(steps),
+                    callback_on_step_end=reporter.step_callback(running),
                     output_type="pil",
                     **extra,
                 )
@@ -176,10 +194,29 @@ class DiffusersProvider:
         if any(getattr(output, "nsfw_content_detected", None) or []):
             raise ModeratedError(f"{self.name}: the pipeline's safety checker flagged the image")
         fmt = request.output_format
+        images = [finished(image, request, inputs) for image in output.images]
         return tuple(
             GeneratedImage(encode(image, fmt), fmt.content_type, image.width, image.height, seed)
-            for image, seed in zip(output.images, request.seeds, strict=True)
+            for image, seed in zip(images, request.seeds, strict=True)
         )
+
+    def _pipeline_for(self, kind: str) -> Any:
+        """The loaded pipeline, or its image-to-image or inpainting sibling, made once
+        with ``from_pipe`` (the same components: no second copy of the weights)."""
+        base = self._load()
+        if kind == "text2image":
+            return base
+        if kind not in self._derived:
+            auto = getattr(_import("diffusers"), _AUTO[kind])
+            try:
+                derived = auto.from_pipe(base)
+            except (ValueError, KeyError, TypeError) as error:
+                raise PermanentProviderError(
+                    f"{self.name}: {type(base).__name__} has no {kind} pipeline: {error}"
+                ) from error
+            derived.set_progress_bar_config(disable=True)
+            self._derived[kind] = derived
+        return self._derived[kind]
 
     def _load(self) -> Any:
         if self._pipeline is not None:

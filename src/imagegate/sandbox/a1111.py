@@ -20,24 +20,30 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
+import functools
 import json
 import os
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 
+from imagegate.imaging import encode_png
+from imagegate.sandbox import a1111_images as images
+from imagegate.sandbox.a1111_images import Inpaint, Job
 from imagegate.sandbox.a1111_webui import (
     CHECKPOINTS,
+    INTERROGATORS,
     MAX_PIXELS,
     OOM,
     SAMPLERS,
     UPSCALERS,
     ExtrasSingleImageRequest,
     Img2ImgRequest,
+    InterrogateRequest,
     Txt2ImgRequest,
     WebUI,
     checkpoint,
@@ -52,6 +58,9 @@ from imagegate.sandbox.base import (
     malformed_response,
     render,
 )
+
+# Draws one image of a seed at a size, off the event loop.
+Draw = Callable[[int, int, int], bytes]
 
 
 def create_app() -> FastAPI:
@@ -114,10 +123,14 @@ def create_app() -> FastAPI:
         if body.init_images is None:
             return _error(404, "Init image not found")
         try:
-            [_decode(image) for image in body.init_images]
+            mask = images.decode(body.mask) if body.mask else None
+            init = [images.decode(image) for image in body.init_images]
         except ValueError:
             return _error(500, "Invalid encoded image")
-        return await _generate(sandbox, webui, body, decision, "scripts_img2img")
+        if not init:
+            return _error(500, "", "IndexError", "list index out of range")
+        draw = functools.partial(_img2img, body, init[0], mask)
+        return await _generate(sandbox, webui, body, decision, "scripts_img2img", draw)
 
     @app.post("/sdapi/v1/extra-single-image", dependencies=[Depends(_authorized)])
     async def extra_single_image(body: ExtrasSingleImageRequest, request: Request) -> Response:
@@ -125,6 +138,13 @@ def create_app() -> FastAPI:
         if isinstance(decision, Response):
             return decision
         return await _upscale(sandbox, webui, body, decision)
+
+    @app.post("/sdapi/v1/interrogate", dependencies=[Depends(_authorized)])
+    async def interrogate(body: InterrogateRequest, request: Request) -> Response:
+        decision = await admitted(request, None)
+        if isinstance(decision, Response):
+            return decision
+        return await _interrogate(sandbox, webui, body, decision)
 
     @app.get("/sdapi/v1/progress", dependencies=[Depends(_authorized)])
     async def progress() -> dict[str, Any]:
@@ -199,18 +219,6 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _decode(encoded: str) -> Image.Image:
-    """Base64 or a data URL, as the WebUI's decode_base64_to_image accepts."""
-    if encoded.startswith("data:image/"):
-        encoded = encoded.split(",", 1)[-1]
-    try:
-        image = Image.open(io.BytesIO(base64.b64decode(encoded)))
-        image.load()
-    except (binascii.Error, OSError) as error:
-        raise ValueError("Invalid encoded image") from error
-    return image
-
-
 def _refusal(body: Txt2ImgRequest) -> JSONResponse | None:
     """What the WebUI refuses before it starts (None: nothing)."""
     if (body.sampler_name or body.sampler_index) not in SAMPLERS:
@@ -224,8 +232,11 @@ def _refusal(body: Txt2ImgRequest) -> JSONResponse | None:
 
 
 async def _generate(
-    sandbox: Sandbox, webui: WebUI, body: Txt2ImgRequest, decision: Decision, job: str
-) -> Response:
+    sandbox: Sandbox, webui: WebUI, body: Txt2ImgRequest, decision: Decision, job: str,
+    draw: Draw | None = None,
+) -> Response:  # fmt: skip
+    """One txt2img or img2img call: ``draw`` makes an image of a seed at the floored
+    size (a txt2img picture when None)."""
     refusal = _refusal(body)
     if refusal is not None:
         return refusal
@@ -239,7 +250,12 @@ async def _generate(
             await _sample(sandbox, webui, body.n_iter, body.steps)
             if decision.fail_job:
                 return _error(500, "", "OutOfMemoryError", OOM)
-            images = [await render(body.prompt, width, height, seed + i) for i in range(count)]
+            images = []
+            for i in range(count):
+                if draw is None:
+                    images.append(await render(body.prompt, width, height, seed + i))
+                else:
+                    images.append(await asyncio.to_thread(draw, seed + i, width, height))
         finally:
             timestamp = webui.state["job_timestamp"]
             webui.end()
@@ -250,6 +266,23 @@ async def _generate(
         parameters.update(init_images=None, mask=None)
     encoded = [base64.b64encode(image).decode() for image in images] if body.send_images else []
     return JSONResponse({"images": encoded, "parameters": parameters, "info": json.dumps(info)})
+
+
+def _img2img(
+    body: Img2ImgRequest, init: Image.Image, mask: Image.Image | None, seed: int, width: int,
+    height: int,
+) -> bytes:  # fmt: skip
+    inpaint = None
+    if mask is not None:
+        blur = max(body.mask_blur_x, body.mask_blur_y) if body.mask_blur is None else body.mask_blur
+        inpaint = Inpaint(
+            mask=mask, blur=blur, fill=body.inpainting_fill, full_res=body.inpaint_full_res,
+            padding=body.inpaint_full_res_padding, invert=bool(body.inpainting_mask_invert),
+        )  # fmt: skip
+    strength = 0.75 if body.denoising_strength is None else body.denoising_strength
+    return images.img2img(
+        Job(init, body.prompt, seed, width, height, body.resize_mode, strength, inpaint)
+    )
 
 
 async def _sample(sandbox: Sandbox, webui: WebUI, batches: int, steps: int) -> None:
@@ -267,37 +300,55 @@ async def _sample(sandbox: Sandbox, webui: WebUI, batches: int, steps: int) -> N
 async def _upscale(
     sandbox: Sandbox, webui: WebUI, body: ExtrasSingleImageRequest, decision: Decision
 ) -> Response:
+    """postprocessing.run_extras with the upscale script: by a factor (resize mode 0)
+    or to a size (1: the factor that covers it, then centred and cropped if asked)."""
     try:
-        source = _decode(body.image)
+        source = images.decode(body.image)
     except ValueError:
         return _error(500, "Invalid encoded image")
-    if body.upscaler_1 not in UPSCALERS:
-        return _error(500, "", "AssertionError", f"could not find upscaler named {body.upscaler_1}")
+    for name in (body.upscaler_1, body.upscaler_2):
+        if name not in UPSCALERS:
+            return _error(500, "", "AssertionError", f"could not find upscaler named {name}")
     if body.resize_mode == 1:
-        size = (body.upscaling_resize_w, body.upscaling_resize_h)
+        target = (body.upscaling_resize_w, body.upscaling_resize_h)
+        scale = max(target[0] / source.width, target[1] / source.height)
+        done = "upscale to: {}x{}".format(*target)
     else:
-        size = (
-            round(source.width * body.upscaling_resize),
-            round(source.height * body.upscaling_resize),
-        )
-    if size[0] * size[1] > MAX_PIXELS or decision.fail_job:
+        target, scale, done = None, body.upscaling_resize, f"upscale by: {body.upscaling_resize:g}"
+    if source.width * source.height * scale * scale > MAX_PIXELS or decision.fail_job:
         return _error(500, "", "OutOfMemoryError", OOM)
+    crop = target if body.upscaling_crop else None
     async with webui.lock:
         webui.begin("extras", 1, 0)
         try:
             await asyncio.sleep(sandbox.faults.job_duration_ms / 1000)
-            data = await asyncio.to_thread(_resized_png, source, size)
+            image = await asyncio.to_thread(images.upscaled, source, body.upscaler_1, scale, crop)
+            data = await asyncio.to_thread(encode_png, image)
         finally:
             webui.end()
     sandbox.jobs[f"extras-{len(sandbox.jobs)}"] = {"job": "extras", "images": 1}
-    html = (
-        f"<p>Postprocess upscale by: {body.upscaling_resize:g}, "
-        f"Postprocess upscaler: {body.upscaler_1}</p>"
-    )
+    html = f"<p>Postprocess {done}, Postprocess upscaler: {body.upscaler_1}</p>"
     return JSONResponse({"html_info": html, "image": base64.b64encode(data).decode()})
 
 
-def _resized_png(source: Image.Image, size: tuple[int, int]) -> bytes:
-    buffer = io.BytesIO()
-    source.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(buffer, "PNG")
-    return buffer.getvalue()
+async def _interrogate(
+    sandbox: Sandbox, webui: WebUI, body: InterrogateRequest, decision: Decision
+) -> Response:
+    """interrogateapi: decode, then the model by name (clip or deepdanbooru)."""
+    try:
+        source = images.decode(body.image)
+    except ValueError:
+        return _error(500, "Invalid encoded image")
+    async with webui.lock:
+        if body.model not in INTERROGATORS:
+            return _error(404, "Model not found")
+        webui.begin("interrogate", 1, 0)
+        try:
+            await asyncio.sleep(sandbox.faults.job_duration_ms / 1000)
+            if decision.fail_job:
+                return _error(500, "", "OutOfMemoryError", OOM)
+            text = await asyncio.to_thread(images.caption, source, body.model)
+        finally:
+            webui.end()
+    sandbox.jobs[f"interrogate-{len(sandbox.jobs)}"] = {"job": "interrogate", "images": 0}
+    return JSONResponse({"caption": text})

@@ -8,7 +8,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,7 @@ UPSCALERS = (
     "R-ESRGAN 4x+ Anime6B",
     "SwinIR 4x",
 )
+INTERROGATORS = ("clip", "deepdanbooru")
 CHECKPOINTS = (
     ("v1-5-pruned-emaonly", "6ce0161689"),
     ("sd_xl_base_1.0", "31e35c80fc"),
@@ -71,23 +72,45 @@ class Txt2ImgRequest(BaseModel):
 
 
 class Img2ImgRequest(Txt2ImgRequest):
+    """StableDiffusionImg2ImgProcessingAPI: the defaults of processing.py's
+    StableDiffusionProcessingImg2Img. Like the WebUI's generated model, the fields are
+    typed but not ranged (an out-of-range ``inpainting_fill`` acts as "fill")."""
+
     init_images: list[str] | None = None
     resize_mode: int = 0
     denoising_strength: float | None = 0.75
     mask: str | None = None
+    mask_blur: int | None = None  # sets both of the next two when given
+    mask_blur_x: int = 4
+    mask_blur_y: int = 4
+    mask_round: bool = True
+    inpainting_fill: int = 0  # 0 fill, 1 original, 2 latent noise, 3 latent nothing
+    inpaint_full_res: bool = True  # "only masked": the masked area repainted at width x height
+    inpaint_full_res_padding: int = 0
+    inpainting_mask_invert: int = 0
     include_init_images: bool = False
 
 
 class ExtrasSingleImageRequest(BaseModel):
+    """ExtrasSingleImageRequest of modules/api/models.py."""
+
     model_config = ConfigDict(extra="allow")
 
-    resize_mode: int = Field(default=0, ge=0, le=1)
+    resize_mode: Literal[0, 1] = 0  # 0: by upscaling_resize; 1: to upscaling_resize_w x _h
+    show_extras_results: bool = True
     upscaling_resize: float = Field(default=2, ge=1, le=8)
     upscaling_resize_w: int = Field(default=512, ge=1)
     upscaling_resize_h: int = Field(default=512, ge=1)
+    upscaling_crop: bool = True
     upscaler_1: str = "None"
     upscaler_2: str = "None"
+    extras_upscaler_2_visibility: float = Field(default=0, ge=0, le=1)
     image: str = ""
+
+
+class InterrogateRequest(BaseModel):
+    image: str = ""
+    model: str = "clip"
 
 
 @dataclass

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
+from imagegate.domain.actions import Box, Direction, pan_canvas, zoom_out_canvas
 from imagegate.domain.params import Mode, OutputFormat
-from imagegate.providers.base import GenerationRequest, NoCorrelation
+from imagegate.imaging import rectangles_mask
+from imagegate.providers.base import Action, GenerationRequest, NoCorrelation
 from imagegate.providers.config import ConfigError
 from imagegate.providers.diffusers import DiffusersProvider, build
 from imagegate.providers.errors import PermanentProviderError
@@ -126,9 +128,10 @@ async def test_images_decode_at_the_snapped_size_one_per_seed(provider: Diffuser
 
     assert [image.seed for image in result.images] == [11, 12]
     for image in result.images:
-        assert (image.content_type, image.width, image.height) == ("image/png", 64, 48)
+        assert (image.content_type, image.width, image.height) == ("image/png", 61, 45)
         with Image.open(io.BytesIO(image.data)) as opened:
-            assert (opened.format, opened.size) == ("PNG", (64, 48))  # 61x45 → multiples of 8
+            # Made at 64x48 (multiples of 8), returned at the size asked.
+            assert (opened.format, opened.size) == ("PNG", (61, 45))
     assert result.images[0].data != result.images[1].data  # different seeds, different images
     assert (result.provider_job_id, correlation.recorded) == (None, [])
 
@@ -214,6 +217,12 @@ async def test_unsupported_requests_are_refused(provider: DiffusersProvider) -> 
         await provider.generate(request(model="sdxl"), Progress(), NoCorrelation())
     with pytest.raises(PermanentProviderError, match="1 to 4 images"):
         await provider.generate(request(seeds=(1, 2, 3, 4, 5)), Progress(), NoCorrelation())
+    for action in (Action.UPSCALE, Action.DESCRIBE, Action.BLEND):
+        assert action not in provider.capabilities().actions
+        with pytest.raises(PermanentProviderError, match=f"{action} is not supported"):
+            await provider.generate(
+                request(action=action, source_image=png(32, 32)), Progress(), NoCorrelation()
+            )
 
 
 def test_capabilities_and_credits(provider: DiffusersProvider) -> None:
@@ -229,3 +238,123 @@ def test_capabilities_and_credits(provider: DiffusersProvider) -> None:
 def test_a_provider_needs_a_model() -> None:
     with pytest.raises(ConfigError, match=r"options\.model"):
         build(ProviderConfig(name="local", type="diffusers"))
+
+
+# -- from a source image ---------------------------------------------------------------
+
+
+def png(width: int, height: int) -> bytes:
+    """A source with something in it: a gradient, red to blue, over a green bar."""
+    image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    image = Image.merge("RGB", (image.getchannel(0), Image.new("L", (width, height), 60),
+                                ImageChops.invert(image.getchannel(0))))  # fmt: skip
+    image.paste((30, 200, 30), (0, height // 3, width, height // 2))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def decoded(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB")
+
+
+async def images_of(provider: DiffusersProvider, req: GenerationRequest) -> list[Image.Image]:
+    result = await provider.generate(req, Progress(), NoCorrelation())
+    assert [image.seed for image in result.images] == list(req.seeds)
+    pictures = [decoded(image.data) for image in result.images]
+    for image, picture in zip(result.images, pictures, strict=True):
+        assert (image.width, image.height) == picture.size == (req.width, req.height)
+    return pictures
+
+
+async def test_img2img_is_deterministic_and_reads_the_source_and_strength(
+    provider: DiffusersProvider,
+) -> None:
+    def i2i(source: bytes, strength: float, seed: int = 5) -> GenerationRequest:
+        return request(action=Action.IMG2IMG, source_image=source, strength=strength,
+                       seeds=(seed,), width=61, height=45)  # fmt: skip
+
+    first = await images_of(provider, i2i(png(80, 60), 0.5))
+    again = await images_of(provider, i2i(png(80, 60), 0.5))
+    other_seed = await images_of(provider, i2i(png(80, 60), 0.5, seed=6))
+    other_source = await images_of(provider, i2i(png(60, 80), 0.5))
+    stronger = await images_of(provider, i2i(png(80, 60), 0.9))
+
+    assert first[0].tobytes() == again[0].tobytes()
+    for different in (other_seed, other_source, stronger):
+        assert first[0].tobytes() != different[0].tobytes()
+
+
+async def test_a_variation_is_img2img_at_its_strength(provider: DiffusersProvider) -> None:
+    fields: dict[str, Any] = {"source_image": png(64, 48), "width": 64, "height": 48,
+                              "seeds": (3, 4)}  # fmt: skip
+    subtle = await images_of(provider, request(action=Action.VARIATION, strength=0.35, **fields))
+    strong = await images_of(provider, request(action=Action.VARIATION, strength=0.75, **fields))
+    same = await images_of(provider, request(action=Action.IMG2IMG, strength=0.35, **fields))
+
+    assert [i.tobytes() for i in subtle] == [i.tobytes() for i in same]
+    assert subtle[0].tobytes() != strong[0].tobytes() and subtle[0].tobytes() != subtle[1].tobytes()
+
+
+async def test_vary_region_repaints_the_mask_and_keeps_the_rest(
+    provider: DiffusersProvider,
+) -> None:
+    box = Box(16, 8, 24, 24)
+    mask = rectangles_mask(61, 45, [box])
+    req = request(action=Action.VARY_REGION, source_image=png(61, 45), mask=mask, width=61,
+                  height=45, seeds=(9,))  # fmt: skip
+
+    [picture] = await images_of(provider, req)
+    [again] = await images_of(provider, req)
+
+    source = decoded(png(61, 45))
+    region = (box.left, box.top, box.right, box.bottom)
+    assert picture.tobytes() == again.tobytes()
+    assert ImageChops.difference(picture.crop(region), source.crop(region)).getbbox() is not None
+    # Outside the mask, the source's pixels: the adapter lays them back over the output.
+    changed = ImageChops.difference(picture, source)
+    black = Image.new("RGB", source.size)
+    assert Image.composite(black, changed, decoded(mask).convert("L")).getbbox() is None
+
+
+async def test_zoom_out_and_pan_paint_the_padded_canvas(provider: DiffusersProvider) -> None:
+    source = decoded(png(64, 48))
+    zoom = zoom_out_canvas(64, 48, 2.0)
+    [zoomed] = await images_of(provider, request(
+        action=Action.ZOOM_OUT, source_image=png(64, 48), canvas=zoom, width=64, height=48,
+        seeds=(1,),
+    ))  # fmt: skip
+    pan = pan_canvas(64, 48, Direction.LEFT)
+    [panned] = await images_of(provider, request(
+        action=Action.PAN, source_image=png(64, 48), canvas=pan, width=pan.width,
+        height=pan.height, seeds=(1,),
+    ))  # fmt: skip
+
+    small = source.resize((zoom.source.width, zoom.source.height), Image.Resampling.LANCZOS)
+    s = zoom.source
+    assert zoomed.crop((s.left, s.top, s.right, s.bottom)).tobytes() == small.tobytes()
+    assert panned.size == (96, 48)
+    assert panned.crop((32, 0, 96, 48)).tobytes() == source.tobytes()
+    assert len(set(panned.crop((0, 0, 32, 48)).getcolors(4096) or [])) > 1  # painted, not flat
+
+
+async def test_a_mask_of_another_size_is_refused(provider: DiffusersProvider) -> None:
+    req = request(action=Action.VARY_REGION, source_image=png(64, 48),
+                  mask=rectangles_mask(32, 32, [Box(0, 0, 8, 8)]), width=64, height=48)  # fmt: skip
+    with pytest.raises(PermanentProviderError, match="mask is 32x32, the source 64x48"):
+        await provider.generate(req, Progress(), NoCorrelation())
+
+
+async def test_a_low_strength_still_runs_a_step_and_reports_progress(
+    provider: DiffusersProvider,
+) -> None:
+    progress = Progress()
+    req = request(action=Action.IMG2IMG, source_image=png(32, 32), strength=0.05, width=32,
+                  height=32, seeds=(1,))  # fmt: skip
+
+    result = await provider.generate(req, progress, NoCorrelation())
+
+    assert len(result.images) == 1
+    assert len(progress.values) >= 2 and progress.values == sorted(set(progress.values))
+    assert progress.values[0] > 0 and progress.values[-1] == 1.0
