@@ -3,6 +3,7 @@ holds at once.
 
     .venv/bin/python bench/provider_overhead.py overhead [--provider openai] [--jobs 200]
     .venv/bin/python bench/provider_overhead.py inflight [--provider openai] [--jobs 1000]
+    .venv/bin/python bench/provider_overhead.py action [--provider openai] [--jobs 100]
 
 ``overhead``: against the provider's emulator with no latency, sequential jobs. It
 prints p50/p99 of (a) the adapter alone calling the emulator, (b) the attempt inside
@@ -13,7 +14,12 @@ and dispatch.
 
 ``inflight``: the emulator answers after 2 s; ``--jobs`` jobs are created at once and
 run by one ``imagegate serve``. It prints the time until the last completes against
-the ideal (2 s after the last create), and the server's peak RSS."""
+the ideal (2 s after the last create), and the server's peak RSS.
+
+``action``: what a follow-up action adds over an imagine, against the emulator with no
+latency: sequential imagine jobs, then sequential ``variation`` actions on one of their
+images (the source read from storage and sent to the provider's edit endpoint), p50/p99
+of the attempt and of the whole job as the client sees it, for each."""
 
 from __future__ import annotations
 
@@ -164,6 +170,52 @@ def overhead(provider: str, jobs: int) -> None:
     )
 
 
+def action(provider: str, jobs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        setup = Setup(provider, Path(tmp))
+        figures: dict[str, tuple[list[float], list[float]]] = {}
+        try:
+            headers = {"Authorization": f"Bearer {setup.key}"}
+            with httpx.Client(base_url=setup.url, headers=headers, timeout=60) as http:
+                parent = _timed(http, "/api/image/jobs", BODY)[2]
+                variation = {"action": "variation", "index": 1, "variations": 1}
+                for name, path, body in [
+                    ("imagine", "/api/image/jobs", BODY),
+                    ("variation", f"/api/image/jobs/{parent}/actions", variation),
+                ]:
+                    runs = [_timed(http, path, body) for _ in range(jobs)]
+                    figures[name] = ([r[0] for r in runs], [r[1] for r in runs])
+        finally:
+            setup.stop()
+    for name, (attempt, whole) in figures.items():
+        print(
+            f"{name:10s} attempt p50 {percentile(attempt, 50):6.1f} ms p99 "
+            f"{percentile(attempt, 99):6.1f} ms   job p50 {percentile(whole, 50):6.1f} ms p99 "
+            f"{percentile(whole, 99):6.1f} ms"
+        )
+    (a_imagine, w_imagine), (a_action, w_action) = figures["imagine"], figures["variation"]
+    print(
+        f"an action adds p50 {percentile(a_action, 50) - percentile(a_imagine, 50):+.1f} ms to "
+        f"the attempt, {percentile(w_action, 50) - percentile(w_imagine, 50):+.1f} ms to the job"
+    )
+
+
+def _timed(http: httpx.Client, path: str, body: dict[str, Any]) -> tuple[float, float, str]:
+    """(attempt ms, whole job ms, job id) of one job, polled every 5 ms."""
+    start = time.perf_counter()
+    response = http.post(path, json=body)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["job_id"]
+    while (job := http.get(f"/api/image/jobs/{job_id}").json())["status"] not in {
+        "completed",
+        "failed",
+    }:
+        time.sleep(0.005)
+    assert job["status"] == "completed", job
+    whole = (time.perf_counter() - start) * 1000
+    return _ms(job["started_at"], job["completed_at"]), whole, str(job_id)
+
+
 def _ms(start: str, end: str) -> float:
     from datetime import datetime
 
@@ -237,7 +289,7 @@ def _peak_rss_mib(pid: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["overhead", "inflight"])
+    parser.add_argument("what", choices=["overhead", "inflight", "action"])
     parser.add_argument("--provider", default="openai")
     parser.add_argument("--jobs", type=int)
     parser.add_argument(
@@ -246,6 +298,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "overhead":
         overhead(args.provider, args.jobs or 200)
+    elif args.what == "action":
+        action(args.provider, args.jobs or 100)
     else:
         inflight(args.provider, args.jobs or 1000, args.postgres)
 

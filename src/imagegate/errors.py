@@ -150,6 +150,13 @@ class UnsupportedModel(InvalidRequest):
     title = "Unsupported model"
 
 
+class UnsupportedAction(InvalidRequest):
+    """No configured provider can do this action (with these values)."""
+
+    code = "unsupported_action"
+    title = "Unsupported action"
+
+
 class UnsafeUrl(InvalidRequest):
     """This URL may not be called: it must be https and reach a public address."""
 

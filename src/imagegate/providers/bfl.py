@@ -1,6 +1,8 @@
 """Black Forest Labs FLUX: ``POST /{model}`` submits a task, its ``polling_url`` (or
 ``GET /get_result?id=``) reports it until ``Ready``, and ``result.sample`` is a
-delivery URL valid for 10 minutes. See docs/providers/bfl.md.
+delivery URL valid for 10 minutes. The actions: ``flux-pro-1.0-fill`` (vary region),
+``flux-pro-1.0-expand`` (zoom out, pan), Kontext (img2img, variation, blend) and the
+Redux ``image_prompt`` (variation, --sref). See docs/providers/bfl.md.
 
 One task makes one image, so a job of n images is n tasks: submitted in turn, each id
 recorded at once (the job's correlation holds them comma-joined, in seed order), then
@@ -39,6 +41,7 @@ from imagegate.providers.errors import (
     ProviderError,
     RetryableProviderError,
 )
+from imagegate.providers.exact_size import exact_size, stretched_png
 from imagegate.providers.http import (
     ProviderConfig,
     call,
@@ -66,20 +69,35 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class _Rules:
-    # "pixels": width and height; "ratio": aspect_ratio (the model picks the pixels).
+    # "pixels": width and height; "ratio": aspect_ratio (the model picks the pixels);
+    # "source": the size follows the input image (fill; expand adds its padding).
     sizing: str
-    # The field that carries the source image for vary.
+    # The field that carries the source image (vary, Kontext's edits, --sref).
     image_field: str
     max_pixels: int
+    actions: frozenset[Action]
 
 
+_TEXT = frozenset({Action.IMAGINE, Action.VARIATION})  # variation: the Redux image prompt
+_KONTEXT = frozenset({Action.IMAGINE, Action.IMG2IMG, Action.VARIATION, Action.BLEND})
 _MODELS = {
-    "flux-pro-1.1": _Rules("pixels", "image_prompt", _MAX_SIDE * _MAX_SIDE),
-    "flux-dev": _Rules("pixels", "image_prompt", _MAX_SIDE * _MAX_SIDE),
-    "flux-pro-1.1-ultra": _Rules("ratio", "image_prompt", 2048 * 2048),
-    "flux-kontext-pro": _Rules("ratio", "input_image", 1024 * 1024),
-    "flux-kontext-max": _Rules("ratio", "input_image", 1024 * 1024),
-}
+    "flux-pro-1.1": _Rules("pixels", "image_prompt", _MAX_SIDE * _MAX_SIDE, _TEXT),
+    "flux-dev": _Rules("pixels", "image_prompt", _MAX_SIDE * _MAX_SIDE, _TEXT),
+    "flux-pro-1.1-ultra": _Rules("ratio", "image_prompt", 2048 * 2048, _TEXT),
+    "flux-kontext-pro": _Rules("ratio", "input_image", 1024 * 1024, _KONTEXT),
+    "flux-kontext-max": _Rules("ratio", "input_image", 1024 * 1024, _KONTEXT),
+    "flux-pro-1.0-fill": _Rules("source", "image", _MAX_SIDE * _MAX_SIDE,
+                                frozenset({Action.VARY_REGION})),
+    "flux-pro-1.0-expand": _Rules("source", "image", _MAX_SIDE * _MAX_SIDE,
+                                  frozenset({Action.ZOOM_OUT, Action.PAN})),
+}  # fmt: skip
+# Kontext takes its first image as input_image and up to three more (input_image_2..4).
+MAX_KONTEXT_IMAGES = 4
+# Expand adds at most this many pixels a side.
+MAX_EXPAND = 2048
+# Midjourney's --sw runs 0..1000 (default 100); ultra's image_prompt_strength 0..1
+# (default 0.1): the one is the other over a thousand.
+_SW_SCALE = 1000
 
 
 @dataclass(frozen=True)
@@ -144,16 +162,18 @@ class BFLProvider:
         await self._downloads.aclose()
 
     def capabilities(self) -> Capabilities:
+        offered = set().union(*(_MODELS[m].actions for m in self._models))
         return Capabilities(
             models=self._models,
             # One task per image; imagegate's own cap on variations bounds a job.
             max_images=MAX_VARIATIONS,
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
-            actions=(Action.IMAGINE, Action.VARIATION),
+            actions=tuple(a for a in Action if a in offered),
             seeds=True,
             negative_prompt=False,
             max_pixels=max(_MODELS[m].max_pixels for m in self._models),
+            style_reference=any(_MODELS[m].image_field == "image_prompt" for m in self._models),
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
@@ -162,14 +182,16 @@ class BFLProvider:
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
-        rules = self._rules(request)
+        model = self._model_for(request)
+        template = await asyncio.to_thread(_body, request, model, self._safety_tolerance)
         known = correlation.existing.split(",") if correlation.existing else []
         recorded = correlation.existing
         tasks: list[_Task] = []
         for index, seed in enumerate(request.seeds):
             task = await self._find(known[index]) if index < len(known) else None
             if task is None:
-                task = await self._submit(request, rules, seed, resumable=bool(recorded))
+                body = {**template, "seed": seed}
+                task = await self._submit(model, body, resumable=bool(recorded))
             tasks.append(task)
             # The ids not yet looked at stay recorded: a crash now must not forget them.
             ids = _joined([t.id for t in tasks] + known[len(tasks) :])
@@ -181,26 +203,32 @@ class BFLProvider:
             self._follow(task, seed, index, tracker)
             for index, (task, seed) in enumerate(zip(tasks, request.seeds, strict=True))
         )
+        if request.action is not Action.IMAGINE:
+            # Kontext draws about a megapixel, fill and expand snap to their own grid.
+            images = await asyncio.to_thread(
+                lambda: [exact_size(i, request.width, request.height) for i in images]
+            )
         return GenerationResult(tuple(images), provider_job_id=_joined([t.id for t in tasks]))
 
-    def _rules(self, request: GenerationRequest) -> _Rules:
+    def _model_for(self, request: GenerationRequest) -> str:
+        """The job's model if it can do the action, else the first configured model
+        that can (a region repaint of a flux-pro-1.1 image goes to flux-pro-1.0-fill)."""
         if request.model not in self._models:
             raise PermanentProviderError(f"{self.name}: model {request.model!r} not configured")
-        if request.action is Action.UPSCALE:
-            raise PermanentProviderError(f"{self.name}: FLUX cannot upscale")
-        if request.action is Action.VARIATION and not request.source_image:
-            raise PermanentProviderError(f"{self.name}: vary needs a source image")
-        return _MODELS[request.model]
+        able = [m for m in (request.model, *self._models) if request.action in _MODELS[m].actions]
+        if not able:
+            raise PermanentProviderError(
+                f"{self.name}: no configured FLUX model can {request.action} "
+                f"({', '.join(self._models)})"
+            )
+        return able[0]
 
-    async def _submit(
-        self, request: GenerationRequest, rules: _Rules, seed: int, *, resumable: bool
-    ) -> _Task:
+    async def _submit(self, model: str, body: dict[str, Any], *, resumable: bool) -> _Task:
         """One task. ``resumable``: tasks are already recorded for this job, so a refused
         submission must leave them to the next attempt rather than have it start over."""
-        what = f"{self.name} submit {request.model}"
-        body = _body(request, rules, seed, self._safety_tolerance)
+        what = f"{self.name} submit {model}"
         try:
-            response = await call(self._client, "POST", f"/{request.model}", what, json=body)
+            response = await call(self._client, "POST", f"/{model}", what, json=body)
             if response.status_code != 200:
                 raise error_for(response, what)
             answer = json_body(response, what)
@@ -287,23 +315,69 @@ def _raise_for(status: str, answer: dict[str, Any], what: str, task_id: str) -> 
     # Pending, or a status BFL may add later: keep polling until the deadline.
 
 
-def _body(request: GenerationRequest, rules: _Rules, seed: int, tolerance: int) -> dict[str, Any]:
+def _body(request: GenerationRequest, model: str, tolerance: int) -> dict[str, Any]:
+    """The task's body, but its seed: the same for every image of the job."""
+    rules = _MODELS[model]
     # FLUX answers jpeg or png; webp is asked as png (lossless) and transcoded by the runner.
     fmt = "jpeg" if request.output_format is OutputFormat.JPEG else "png"
     body: dict[str, Any] = {
-        "prompt": _prompt(request), "seed": seed, "output_format": fmt,
-        "safety_tolerance": tolerance,
+        "prompt": _prompt(request), "output_format": fmt, "safety_tolerance": tolerance,
     }  # fmt: skip
     if rules.sizing == "pixels":
         body["width"], body["height"] = snap_pixels(request.width, request.height)
-    else:
+    elif rules.sizing == "ratio":
         body["aspect_ratio"] = aspect_ratio(request.width, request.height)
-    if request.action is Action.VARIATION and request.source_image:
-        body[rules.image_field] = base64.b64encode(request.source_image).decode()
-        if request.model == "flux-pro-1.1-ultra" and request.strength is not None:
-            # Ultra blends toward the image prompt by this much; strength says how far to move.
-            body["image_prompt_strength"] = round(1.0 - request.strength, 3)
+    action = request.action
+    if action is Action.BLEND:
+        return body | _references(request.source_images)
+    if action is Action.IMAGINE:
+        if request.style_image and rules.image_field == "image_prompt":
+            # --sref: the Redux image prompt; ultra weighs it by --sw.
+            body["image_prompt"] = _b64(request.style_image)
+            if model == "flux-pro-1.1-ultra" and request.style_weight is not None:
+                body["image_prompt_strength"] = min(1.0, request.style_weight / _SW_SCALE)
+        return body
+    source = request.source_image
+    if not source:
+        raise PermanentProviderError(f"bfl: {action} needs a source image")
+    if action is Action.VARY_REGION:
+        if not request.mask:
+            raise PermanentProviderError("bfl: vary_region needs a mask")
+        return body | {"image": _b64(source), "mask": _b64(request.mask)}
+    if action in (Action.ZOOM_OUT, Action.PAN):
+        return body | _expand(source, request)
+    body[rules.image_field] = _b64(source)
+    if model == "flux-pro-1.1-ultra" and request.strength is not None:
+        # Ultra blends toward the image prompt by this much; strength says how far to move.
+        body["image_prompt_strength"] = round(1.0 - request.strength, 3)
     return body
+
+
+def _references(images: tuple[bytes, ...]) -> dict[str, str]:
+    """A blend's images as Kontext's input_image, input_image_2 … input_image_4."""
+    if not 2 <= len(images) <= MAX_KONTEXT_IMAGES:
+        raise PermanentProviderError(
+            f"bfl: Kontext blends 2 to {MAX_KONTEXT_IMAGES} images, got {len(images)}"
+        )
+    names = ["input_image", *(f"input_image_{n}" for n in range(2, MAX_KONTEXT_IMAGES + 1))]
+    return {name: _b64(data) for name, data in zip(names, images, strict=False)}
+
+
+def _expand(source: bytes, request: GenerationRequest) -> dict[str, Any]:
+    """Expand's image (the source at its box's size) and the pixels to add each side."""
+    canvas = request.canvas
+    if canvas is None:
+        raise PermanentProviderError(f"bfl: {request.action} needs a canvas")
+    left, top, right, bottom = canvas.padding()
+    if max(left, top, right, bottom) > MAX_EXPAND:
+        raise PermanentProviderError(f"bfl: expand adds at most {MAX_EXPAND} pixels a side")
+    box = canvas.source
+    image = stretched_png(source, box.width, box.height, "RGB")
+    return {"image": _b64(image), "left": left, "top": top, "right": right, "bottom": bottom}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _prompt(request: GenerationRequest) -> str:

@@ -1,6 +1,7 @@
 """OpenAI Images: ``gpt-image-1``, ``dall-e-3`` and ``dall-e-2`` through
-``/images/generations``, ``/images/edits`` (vary, gpt-image-1) and
-``/images/variations`` (vary, dall-e-2). See docs/providers/openai.md.
+``/images/generations`` (imagine), ``/images/edits`` (img2img, variation, blend with
+gpt-image-1; zoom out, pan and vary region with a mask, gpt-image-1 and dall-e-2) and
+``/images/variations`` (variation, dall-e-2). See docs/providers/openai.md.
 
 The API is synchronous: an image comes back in the answer to the request that paid
 for it, so there is no provider job to record or resume. The ``x-request-id`` of each
@@ -8,19 +9,19 @@ call is kept as the result's ``provider_job_id`` (what OpenAI support asks for).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import io
 import math
 import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx
-from PIL import Image
 from pydantic import Field
 
 from imagegate.domain.params import STYLES, Mode
+from imagegate.imaging.masks import outpaint_inputs, transparent_where_masked
 from imagegate.providers.base import (
     Action,
     Capabilities,
@@ -39,6 +40,7 @@ from imagegate.providers.errors import (
     ProviderError,
     RateLimitedError,
 )
+from imagegate.providers.exact_size import exact_size, stretched_png
 from imagegate.providers.http import (
     ProviderConfig,
     call,
@@ -66,25 +68,37 @@ class _Rules:
     sizes: tuple[tuple[int, int], ...]
     quality: dict[Mode, str]
     per_call: int  # images one call may return (``n``)
-    gpt: bool  # answers in b64_json only; takes output_format
-    vary: str | None  # the endpoint that makes variations, if any
+    gpt: bool  # answers in b64_json only; takes output_format, several images, input_fidelity
+    actions: frozenset[Action]
 
 
+# Every action but imagine edits a source through /images/edits, except dall-e-2's
+# variation (/images/variations). dall-e-2's edits repaint only where the mask is
+# transparent, so it cannot img2img or blend; dall-e-3 edits nothing.
+_EDITS = frozenset({Action.ZOOM_OUT, Action.PAN, Action.VARY_REGION})
 _MODELS = {
     "gpt-image-1": _Rules(
         ((1024, 1024), (1536, 1024), (1024, 1536)),
-        {Mode.DRAFT: "low", Mode.STANDARD: "high"}, per_call=10, gpt=True, vary="/images/edits",
+        {Mode.DRAFT: "low", Mode.STANDARD: "high"}, per_call=10, gpt=True,
+        actions=frozenset({Action.IMAGINE, Action.IMG2IMG, Action.VARIATION, Action.BLEND,
+                           *_EDITS}),
     ),
     "dall-e-3": _Rules(
         ((1024, 1024), (1792, 1024), (1024, 1792)),
-        {Mode.DRAFT: "standard", Mode.STANDARD: "hd"}, per_call=1, gpt=False, vary=None,
+        {Mode.DRAFT: "standard", Mode.STANDARD: "hd"}, per_call=1, gpt=False,
+        actions=frozenset({Action.IMAGINE}),
     ),
     "dall-e-2": _Rules(
         ((256, 256), (512, 512), (1024, 1024)),
         {Mode.DRAFT: "standard", Mode.STANDARD: "standard"}, per_call=10, gpt=False,
-        vary="/images/variations",
+        actions=frozenset({Action.IMAGINE, Action.VARIATION, *_EDITS}),
     ),
 }  # fmt: skip
+# gpt-image-1's edits take up to this many input images (``image[]``).
+MAX_EDIT_IMAGES = 16
+# Edits want a prompt; a blend may come without one.
+_BLEND_PROMPT = "One coherent picture that blends the subjects and styles of these images"
+_File = tuple[str, tuple[str, bytes, str]]
 
 
 def snap_size(sizes: tuple[tuple[int, int], ...], width: int, height: int) -> tuple[int, int]:
@@ -134,13 +148,13 @@ class OpenAIProvider:
         await self._downloads.aclose()
 
     def capabilities(self) -> Capabilities:
-        can_vary = any(_MODELS[m].vary for m in self._models)
+        offered = set().union(*(_MODELS[m].actions for m in self._models))
         return Capabilities(
             models=self._models,
             max_images=10,
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
-            actions=(Action.IMAGINE, Action.VARIATION) if can_vary else (Action.IMAGINE,),
+            actions=tuple(a for a in Action if a in offered),
             seeds=False,
             negative_prompt=False,
             max_pixels=max(w * h for m in self._models for w, h in _MODELS[m].sizes),
@@ -154,84 +168,75 @@ class OpenAIProvider:
     ) -> GenerationResult:
         """One call per ``per_call`` images (dall-e-3: one per image), in sequence, so
         that a refusal does not pay for the calls after it. ``correlation`` goes unused:
-        a synchronous call leaves nothing to resume."""
-        rules = self._rules(request)
+        a synchronous call leaves nothing to resume. Every action but imagine returns
+        its images at exactly the request's size (OpenAI draws at one of its sizes)."""
+        model = self._model_for(request)
+        rules = _MODELS[model]
         size = snap_size(rules.sizes, request.width, request.height)
+        files = await asyncio.to_thread(_edit_files, request, rules, size)
         images: list[GeneratedImage] = []
         request_ids: list[str] = []
         for start in range(0, len(request.seeds), rules.per_call):
             seeds = request.seeds[start : start + rules.per_call]
-            response = await self._submit(request, rules, len(seeds), size)
+            response = await self._submit(request, model, len(seeds), size, files)
             request_id = response.headers.get("x-request-id", "")
             request_ids.append(request_id)
             images.extend(await self._images(response, seeds, request_id))
             await progress(len(images) / len(request.seeds))
+        if request.action is not Action.IMAGINE:
+            images = await asyncio.to_thread(
+                lambda: [exact_size(i, request.width, request.height) for i in images]
+            )
         return GenerationResult(tuple(images), provider_job_id=_joined(request_ids))
 
-    def _rules(self, request: GenerationRequest) -> _Rules:
+    def _model_for(self, request: GenerationRequest) -> str:
+        """The job's model if it can do the action, else the first configured model
+        that can (a variation of a dall-e-3 image is made by gpt-image-1)."""
         if request.model not in self._models:
             raise PermanentProviderError(f"{self.name}: model {request.model!r} not configured")
-        rules = _MODELS[request.model]
-        if request.action is Action.UPSCALE:
-            raise PermanentProviderError(f"{self.name}: OpenAI Images cannot upscale")
-        if request.action is Action.VARIATION and (rules.vary is None or not request.source_image):
+        able = [m for m in (request.model, *self._models) if request.action in _MODELS[m].actions]
+        if not able:
             raise PermanentProviderError(
-                f"{self.name}: {request.model} cannot vary an image"
-                if rules.vary is None
-                else f"{self.name}: vary needs a source image"
+                f"{self.name}: no configured OpenAI model can {request.action} "
+                f"({', '.join(self._models)})"
             )
-        return rules
+        return able[0]
 
     async def _submit(
-        self, request: GenerationRequest, rules: _Rules, n: int, size: tuple[int, int]
+        self,
+        request: GenerationRequest,
+        model: str,
+        n: int,
+        size: tuple[int, int],
+        files: list[_File],
     ) -> httpx.Response:
-        fields: dict[str, Any] = {"model": request.model, "n": n, "size": f"{size[0]}x{size[1]}"}
+        rules = _MODELS[model]
+        fields: dict[str, Any] = {"model": model, "n": n, "size": f"{size[0]}x{size[1]}"}
         if rules.gpt:
             fields["output_format"] = request.output_format.value
         else:
             # dall-e answers PNG only (the runner transcodes it), as a URL or base64.
             fields["response_format"] = self._response_format
-        if request.action is Action.VARIATION and rules.vary is not None:
-            return await self._vary(request, rules, rules.vary, fields, size)
-        fields["prompt"] = _prompt(request)
-        fields["quality"] = self._quality.get(request.mode.value, rules.quality[request.mode])
-        what = f"{self.name} generations"
-        response = await call(
-            self._client, "POST", "/images/generations", what, json=fields,
-            max_bytes=self._reads.inline_images_cap(len(request.seeds)),
-        )  # fmt: skip
-        if response.status_code != 200:
-            raise _error(response, what)
-        return response
-
-    async def _vary(
-        self,
-        request: GenerationRequest,
-        rules: _Rules,
-        path: str,
-        fields: dict[str, Any],
-        size: tuple[int, int],
-    ) -> httpx.Response:
-        """gpt-image-1 edits the source with the prompt; dall-e-2's variations take no
-        prompt and a square PNG, which the source is cropped and converted to."""
-        assert request.source_image is not None
-        source, content_type = request.source_image, _content_type(request.source_image)
-        if rules.gpt:
+        path = "/images/generations"
+        if request.action is not Action.IMAGINE:
+            path = "/images/variations" if not rules.gpt and request.action is Action.VARIATION \
+                else "/images/edits"  # fmt: skip
+        if path != "/images/variations":
             fields["prompt"] = _prompt(request)
             fields["quality"] = self._quality.get(request.mode.value, rules.quality[request.mode])
+        if rules.gpt and request.action in (Action.IMG2IMG, Action.VARIATION):
             if request.strength is not None and request.strength < 0.5:
-                # A small variation: ask the model to keep the source's details.
+                # A small change: ask the model to keep the source's details.
                 fields["input_fidelity"] = "high"
-        else:
-            source, content_type = _square_png(source, size[0]), "image/png"
         what = f"{self.name} {path.rsplit('/', 1)[-1]}"
-        extension = content_type.removeprefix("image/")
-        response = await call(
-            self._client, "POST", path, what,
-            data={key: str(value) for key, value in fields.items()},
-            files={"image": (f"source.{extension}", source, content_type)},
-            max_bytes=self._reads.inline_images_cap(len(request.seeds)),
-        )  # fmt: skip
+        cap = self._reads.inline_images_cap(n)
+        if path == "/images/generations":
+            response = await call(self._client, "POST", path, what, json=fields, max_bytes=cap)
+        else:
+            response = await call(
+                self._client, "POST", path, what, max_bytes=cap, files=files,
+                data={key: str(value) for key, value in fields.items()},
+            )  # fmt: skip
         if response.status_code != 200:
             raise _error(response, what)
         return response
@@ -270,28 +275,58 @@ class OpenAIProvider:
 
 
 def _prompt(request: GenerationRequest) -> str:
+    if request.action is Action.BLEND and not request.prompt.strip():
+        return _BLEND_PROMPT
     # OpenAI takes no style parameter that matches imagegate's presets: the prompt says it.
     if request.style and request.style != "none":
         return f"{request.prompt}, {request.style} style"
     return request.prompt
 
 
-def _content_type(data: bytes) -> str:
+def _edit_files(request: GenerationRequest, rules: _Rules, size: tuple[int, int]) -> list[_File]:
+    """The multipart files of an edit or variation: ``image`` (``image[]`` for several)
+    and, for a repaint, ``mask``, a PNG of the image's size, transparent where the
+    model paints. dall-e-2 takes one square PNG: image and mask are stretched to the
+    call's square size (the answer is stretched back)."""
+    action = request.action
+    if action is Action.IMAGINE:
+        return []
+    if action is Action.BLEND:
+        if not 2 <= len(request.source_images) <= MAX_EDIT_IMAGES:
+            raise PermanentProviderError(
+                f"openai: a blend takes 2 to {MAX_EDIT_IMAGES} images, "
+                f"got {len(request.source_images)}"
+            )
+        return [("image[]", _file(f"source-{i}", data)) for i, data in
+                enumerate(request.source_images, start=1)]  # fmt: skip
+    if not request.source_image:
+        raise PermanentProviderError(f"openai: {action} needs a source image")
+    image, mask = request.source_image, None
+    if action in (Action.ZOOM_OUT, Action.PAN):
+        if request.canvas is None:
+            raise PermanentProviderError(f"openai: {action} needs a canvas")
+        # The padded image's transparent border is the area to paint: it is its own mask.
+        image, _ = outpaint_inputs(image, request.canvas)
+        mask = image
+    elif action is Action.VARY_REGION:
+        if not request.mask:
+            raise PermanentProviderError("openai: vary_region needs a mask")
+        mask = transparent_where_masked(image, request.mask)
+    if not rules.gpt:
+        image = stretched_png(image, *size)
+        mask = stretched_png(mask, *size) if mask is not None else None
+    files = [("image", _file("source", image))]
+    if mask is not None:
+        files.append(("mask", ("mask.png", mask, "image/png")))
+    return files
+
+
+def _file(name: str, data: bytes) -> tuple[str, bytes, str]:
     try:
-        return decode_image(data, 0, "source image").content_type
+        content_type = decode_image(data, 0, "source image").content_type
     except ProviderError as error:
         raise PermanentProviderError(error.message) from error
-
-
-def _square_png(data: bytes, side: int) -> bytes:
-    """The centre square of an image as a PNG of ``side`` pixels (dall-e-2's input)."""
-    with Image.open(io.BytesIO(data)) as image:
-        edge = min(image.size)
-        left, top = (image.width - edge) // 2, (image.height - edge) // 2
-        square = image.convert("RGBA").crop((left, top, left + edge, top + edge))
-        out = io.BytesIO()
-        square.resize((side, side)).save(out, format="PNG")
-        return out.getvalue()
+    return f"{name}.{content_type.removeprefix('image/')}", data, content_type
 
 
 def _error(response: httpx.Response, what: str) -> ProviderError:

@@ -1,22 +1,24 @@
 """Stability AI adapter: the REST API v2beta ``stable-image`` endpoints.
 
-Generation (``ultra``, ``core``, the ``sd3.5-*`` models) is synchronous and makes one
-image per call, so a job with several seeds makes one call per seed. Upscaling is
-``upscale-fast`` and ``upscale-conservative`` (synchronous) or ``upscale-creative``
-(asynchronous: its id is recorded, then ``GET /v2beta/results/{id}`` is polled, and a
-later attempt resumes it). See docs/providers/stability.md."""
+Generation (``ultra``, ``core``, the ``sd3.5-*`` models; image-to-image for img2img and
+variation on ultra and sd3.5), ``edit/outpaint`` (zoom out, pan) and ``edit/inpaint``
+(vary region) are synchronous and make one image per call, so a job with several
+seeds makes one call per seed. Upscaling is ``fast`` and ``conservative``
+(synchronous) or ``creative`` (asynchronous: its id is recorded, then
+``GET /v2beta/results/{id}`` is polled, and a later attempt resumes it). The forms are
+built in :mod:`.stability_forms`. See docs/providers/stability.md."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import math
 from dataclasses import replace
 from typing import Any, Literal
 
 import httpx
 
-from imagegate.domain.params import MAX_VARIATIONS, STYLES, Mode, OutputFormat
+from imagegate.domain.params import MAX_VARIATIONS, STYLES, Mode
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import (
     Action,
@@ -30,6 +32,7 @@ from imagegate.providers.base import (
     standard_credits,
 )
 from imagegate.providers.errors import ModeratedError, PermanentProviderError, ProviderError
+from imagegate.providers.exact_size import exact_size
 from imagegate.providers.http import (
     ProviderConfig,
     ResultExpiredError,
@@ -41,39 +44,35 @@ from imagegate.providers.http import (
     poll_until,
 )
 from imagegate.providers.options import HttpOptions
+from imagegate.providers.stability_forms import (
+    SD3_MODELS,
+    STYLE_PRESETS,
+    UPSCALERS,
+    VARIES,
+    Form,
+    aspect_ratio,
+    generation_form,
+    inpaint_form,
+    outpaint_form,
+    upscale_form,
+    upscale_kind,
+)
 
 log = get_logger("imagegate.providers.stability")
 
 DEFAULT_BASE_URL = "https://api.stability.ai"
-ASPECT_RATIOS = ("1:1", "16:9", "9:16", "21:9", "9:21", "3:2", "2:3", "5:4", "4:5")
-SD3_MODELS = ("sd3.5-large", "sd3.5-large-turbo", "sd3.5-medium", "sd3.5-flash")
-UPSCALERS = {
-    "upscale-fast": "fast",
-    "upscale-conservative": "conservative",
-    "upscale-creative": "creative",
-}
 DEFAULT_MODELS = ("core", "ultra", *SD3_MODELS, *UPSCALERS)
-# Our style names that have an obvious Stability preset; the others send none.
-STYLE_PRESETS = {
-    "cinematic": "cinematic",
-    "photographic": "photographic",
-    "anime": "anime",
-    "fantasy": "fantasy-art",
-    "neon": "neon-punk",
-    "vintage": "analog-film",
-}
-# The turbo and flash models are distilled without a negative branch: they take none.
-_NO_NEGATIVE_PROMPT = frozenset({"sd3.5-large-turbo", "sd3.5-flash"})
-# Models that accept ``image`` + ``strength`` (image-to-image), used for variations.
-_VARIES = frozenset({"ultra", *SD3_MODELS})
-_DEFAULT_STRENGTH = 0.5
+# Outpaint and inpaint are endpoints, not models: any configured model reaches them.
+_EDITS = {Action.ZOOM_OUT: outpaint_form, Action.PAN: outpaint_form,
+          Action.VARY_REGION: inpaint_form}  # fmt: skip
 _GONE = object()  # a result the API no longer has (404): only a new submission helps
 
 
 class Options(HttpOptions):
     """``[providers.<name>.options]`` of a Stability provider (docs/providers/stability.md)."""
 
-    # The upscale endpoint for an upscale job that names a generation model.
+    # The upscaler of a subtle upscale (fast falls back to conservative where it cannot:
+    # a factor other than 4, a source over a megapixel). Creative upscales use creative.
     upscaler: Literal["fast", "conservative", "creative"] = "fast"
 
 
@@ -100,19 +99,22 @@ class StabilityProvider:
         await self._client.aclose()
 
     def capabilities(self) -> Capabilities:
+        generates = [m for m in self.models if m not in UPSCALERS]
         actions = []
-        if any(m not in UPSCALERS for m in self.models):
+        if generates:
             actions.append(Action.IMAGINE)
-        if any(m in _VARIES for m in self.models):
-            actions.append(Action.VARIATION)
+        if any(m in VARIES for m in self.models):
+            actions += [Action.IMG2IMG, Action.VARIATION]
         if any(m in UPSCALERS for m in self.models):
             actions.append(Action.UPSCALE)
+        if generates:
+            actions += [Action.ZOOM_OUT, Action.PAN, Action.VARY_REGION]
         return Capabilities(
             models=tuple(self.models),
             max_images=MAX_VARIATIONS,  # one call per image, so the job's limit is ours
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=tuple(s for s in STYLES if s == "none" or s in STYLE_PRESETS),
-            actions=tuple(actions),
+            actions=tuple(a for a in Action if a in actions),
             seeds=True,
             negative_prompt=True,
         )
@@ -123,9 +125,23 @@ class StabilityProvider:
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
+        """One synchronous call per seed (an upscale: one call, creative asynchronous).
+        Every action but imagine returns its images at exactly the request's size."""
         if request.action is Action.UPSCALE:
-            return await self._upscale(request, progress, correlation)
-        path, fields, files = _generation_form(request)
+            result = await self._upscale(request, progress, correlation)
+        else:
+            result = await self._per_seed(request, progress)
+        if request.action is Action.IMAGINE:
+            return result
+        images = await asyncio.to_thread(
+            lambda: tuple(exact_size(i, request.width, request.height) for i in result.images)
+        )
+        return replace(result, images=images)
+
+    async def _per_seed(
+        self, request: GenerationRequest, progress: ProgressCallback
+    ) -> GenerationResult:
+        path, fields, files = await asyncio.to_thread(self._form, request)
         images: list[GeneratedImage] = []
         request_ids: list[str] = []
         for index, seed in enumerate(request.seeds):
@@ -140,6 +156,18 @@ class StabilityProvider:
         first_id = request_ids[0] if request_ids else ""
         return GenerationResult(tuple(images), provider_job_id=first_id or None)
 
+    def _form(self, request: GenerationRequest) -> Form:
+        action = request.action
+        if action in _EDITS:
+            return _EDITS[action](request)
+        if action in (Action.IMG2IMG, Action.VARIATION):
+            # The job's model if it takes an image, else the first configured one that does.
+            able = [m for m in (request.model, *self.models) if m in VARIES]
+            return generation_form(request, able[0] if able else request.model)
+        if action is Action.IMAGINE:
+            return generation_form(request, request.model)
+        raise PermanentProviderError(f"stability: the API cannot {action}")
+
     async def _post(
         self, path: str, fields: dict[str, str], files: dict[str, Any], what: str
     ) -> httpx.Response:
@@ -153,8 +181,8 @@ class StabilityProvider:
     async def _upscale(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
-        kind = _upscaler(request.model, self.options)
-        fields, files = _upscale_form(kind, request)
+        kind = upscale_kind(request, self.options.upscaler)
+        fields, files = await asyncio.to_thread(upscale_form, kind, request)
         seed = request.seeds[0] if request.seeds else 0
         if kind == "creative":
             image, job_id = await self._creative(fields, files, seed, progress, correlation)
@@ -230,85 +258,6 @@ class StabilityProvider:
         )
 
 
-def aspect_ratio(width: int, height: int) -> str:
-    """Stability takes an aspect ratio, not a size: the allowed ratio nearest to
-    ``width:height`` on a log scale (so 2:1 and 1:2 are equally far from 1:1). The API
-    then picks the pixel size (about one megapixel), which the result reports."""
-    target = math.log(width / height)
-
-    def distance(ratio: str) -> float:
-        w, h = ratio.split(":")
-        return abs(math.log(int(w) / int(h)) - target)
-
-    return min(ASPECT_RATIOS, key=distance)
-
-
-def _generation_form(request: GenerationRequest) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The endpoint and form fields shared by every seed of an imagine or vary job."""
-    model = request.model
-    if model in ("ultra", "core"):
-        path, fields = f"/v2beta/stable-image/generate/{model}", {}
-    elif model in SD3_MODELS:
-        path, fields = "/v2beta/stable-image/generate/sd3", {"model": model}
-    elif model in UPSCALERS:
-        raise PermanentProviderError(
-            f"stability: {model} only upscales; it cannot {request.action}"
-        )
-    else:
-        raise PermanentProviderError(f"stability: unknown model {model!r}")
-    fields["prompt"] = request.prompt
-    fields["output_format"] = _output_format(model, request.output_format)
-    if request.negative_prompt and model not in _NO_NEGATIVE_PROMPT:
-        fields["negative_prompt"] = request.negative_prompt
-    preset = STYLE_PRESETS.get(request.style)
-    if preset and model in ("ultra", "core"):  # sd3 takes no style preset
-        fields["style_preset"] = preset
-    if request.action is not Action.VARIATION:
-        fields["aspect_ratio"] = aspect_ratio(request.width, request.height)
-        if model in SD3_MODELS:
-            fields["mode"] = "text-to-image"
-        # An empty file part makes httpx send multipart/form-data, which the API requires.
-        return path, fields, {"none": ("", b"")}
-    if model not in _VARIES:
-        raise PermanentProviderError(
-            f"stability: {model} makes images from text only; vary needs ultra or sd3.5"
-        )
-    if request.source_image is None:
-        raise PermanentProviderError("stability: vary needs a source image")
-    strength = request.strength if request.strength is not None else _DEFAULT_STRENGTH
-    fields["strength"] = f"{strength:g}"
-    if model in SD3_MODELS:
-        fields["mode"] = "image-to-image"
-    return path, fields, {"image": ("source", request.source_image)}
-
-
-def _output_format(model: str, wanted: OutputFormat) -> str:
-    # The sd3 endpoint encodes PNG and JPEG only; a WebP request gets PNG.
-    if model in SD3_MODELS and wanted is OutputFormat.WEBP:
-        return OutputFormat.PNG.value
-    return wanted.value
-
-
-def _upscaler(model: str, options: Options) -> str:
-    """The upscale endpoint: the model names it (``upscale-fast`` …); a job that names a
-    generation model gets ``options.upscaler`` (default ``fast``)."""
-    return UPSCALERS.get(model, options.upscaler)
-
-
-def _upscale_form(kind: str, request: GenerationRequest) -> tuple[dict[str, str], dict[str, Any]]:
-    if request.source_image is None:
-        raise PermanentProviderError("stability: upscale needs a source image")
-    if len(request.seeds) > 1:
-        raise PermanentProviderError("stability: an upscale makes one image; ask for one")
-    fields = {"output_format": request.output_format.value}
-    if kind != "fast":  # the fast upscaler takes the image alone
-        fields["prompt"] = request.prompt
-        fields["seed"] = str(request.seeds[0] if request.seeds else 0)
-        if request.negative_prompt:
-            fields["negative_prompt"] = request.negative_prompt
-    return fields, {"image": ("source", request.source_image)}
-
-
 def _image(response: httpx.Response, what: str, seed: int) -> GeneratedImage:
     """``{image (base64), finish_reason, seed}`` → the image, or the verdict."""
     body = json_body(response, what)
@@ -354,3 +303,6 @@ def _resumable(error: ProviderError, job_id: str) -> None:
 
 def build(config: ProviderConfig) -> Provider:
     return StabilityProvider(config)
+
+
+__all__ = ["DEFAULT_MODELS", "SD3_MODELS", "StabilityProvider", "aspect_ratio", "build"]

@@ -2,7 +2,10 @@
 answers ``{id, polling_url}``; ``GET /v1/get_result?id=`` (what ``polling_url`` points
 at) reports ``Pending`` with ``progress``, then ``Ready`` with ``result.sample``, a
 delivery URL that expires after 10 minutes, or ``Request Moderated``, ``Content
-Moderated``, ``Error`` or ``Task not found``.
+Moderated``, ``Error`` or ``Task not found``. Besides text-to-image it runs
+``flux-pro-1.0-fill`` (image + mask: the white part repainted), ``flux-pro-1.0-expand``
+(top/bottom/left/right pixels added) and Kontext with up to four reference images
+(``input_image``, ``input_image_2..4``), drawing from the inputs (sandbox/bfl_images.py).
 
 Like the real API it wants an ``x-key`` header (the key is ``bfl-sandbox`` unless
 ``IMAGEGATE_SANDBOX_BFL_KEY`` names another) and answers 403 without a good one,
@@ -41,8 +44,8 @@ from imagegate.sandbox.base import (
     error_response,
     hang,
     malformed_response,
-    render,
 )
+from imagegate.sandbox.bfl_images import Drawing, decoded, draw
 
 API_KEY = "bfl-sandbox"
 KEY_ENV = "IMAGEGATE_SANDBOX_BFL_KEY"
@@ -122,6 +125,10 @@ class FluxUltraInputs(_Inputs):
 class FluxKontextInputs(_Inputs):
     prompt: str
     input_image: str | None = None
+    # Kontext's multi-reference: up to three more images beside input_image.
+    input_image_2: str | None = None
+    input_image_3: str | None = None
+    input_image_4: str | None = None
     aspect_ratio: str | None = None
     output_format: Literal["jpeg", "png"] | None = "png"
 
@@ -130,10 +137,45 @@ class FluxKontextInputs(_Inputs):
     def check_ratio(cls, value: str | None) -> str | None:
         return _check_ratio(value)
 
-    @field_validator("input_image")
+    @field_validator("input_image", "input_image_2", "input_image_3", "input_image_4")
     @classmethod
     def check_image(cls, value: str | None) -> str | None:
         return _check_image(value)
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        given = (self.input_image, self.input_image_2, self.input_image_3, self.input_image_4)
+        return tuple(i for i in given if i and not i.startswith("http"))
+
+
+class _ToolInputs(_Inputs):
+    """What fill and expand share: a required base64 image, steps and guidance."""
+
+    image: str
+    steps: int = Field(default=50, ge=15, le=50)
+    guidance: float = Field(default=60, ge=1.5, le=100)
+
+    @field_validator("image")
+    @classmethod
+    def check_image(cls, value: str) -> str:
+        return str(_check_image(value))
+
+
+class FluxFillInputs(_ToolInputs):
+    # Black = keep, white = repaint; without one, the image's transparency is the mask.
+    mask: str | None = None
+
+    @field_validator("mask")
+    @classmethod
+    def check_mask(cls, value: str | None) -> str | None:
+        return _check_image(value)
+
+
+class FluxExpandInputs(_ToolInputs):
+    top: int = Field(default=0, ge=0, le=2048)
+    bottom: int = Field(default=0, ge=0, le=2048)
+    left: int = Field(default=0, ge=0, le=2048)
+    right: int = Field(default=0, ge=0, le=2048)
 
 
 MODELS: dict[str, type[_Inputs]] = {
@@ -142,12 +184,21 @@ MODELS: dict[str, type[_Inputs]] = {
     "flux-pro-1.1-ultra": FluxUltraInputs,
     "flux-kontext-pro": FluxKontextInputs,
     "flux-kontext-max": FluxKontextInputs,
+    "flux-pro-1.0-fill": FluxFillInputs,
+    "flux-pro-1.0-expand": FluxExpandInputs,
 }
 
 
 def _output_size(inputs: _Inputs) -> tuple[int, int]:
     """What the model draws: the pixels asked for, or about 4 MP (ultra) or 1 MP
-    (Kontext) at the aspect ratio asked for, or the input image's."""
+    (Kontext) at the aspect ratio asked for, or the input image's; fill keeps the
+    image's size, expand adds its padding."""
+    if isinstance(inputs, _ToolInputs):
+        with decoded(inputs.image) as image:
+            width, height = image.size
+        if isinstance(inputs, FluxExpandInputs):
+            return width + inputs.left + inputs.right, height + inputs.top + inputs.bottom
+        return width, height
     if isinstance(inputs, FluxPro11Inputs):
         return inputs.width, inputs.height
     if isinstance(inputs, FluxUltraInputs):
@@ -155,7 +206,7 @@ def _output_size(inputs: _Inputs) -> tuple[int, int]:
     assert isinstance(inputs, FluxKontextInputs)
     ratio = inputs.aspect_ratio
     if ratio is None and inputs.input_image and not inputs.input_image.startswith("http"):
-        with Image.open(io.BytesIO(base64.b64decode(inputs.input_image))) as image:
+        with decoded(inputs.input_image) as image:
             ratio = f"{image.width}:{image.height}"
     return _at_ratio(ratio or "1:1", _KONTEXT_PIXELS)
 
@@ -204,11 +255,14 @@ class _Emulator:
             ending = "Content Moderated" if self.sandbox.faults.moderation else "Request Moderated"
         else:
             ending = "Error" if decision.fail_job else "Ready"
+        seed = inputs.seed if inputs.seed is not None else self.sandbox.rng.randrange(2**32)
+        fmt = OutputFormat(inputs.output_format or "jpeg")
+        self.sandbox.count(model)
         self.sandbox.jobs[task_id] = {
             "model": model, "prompt": inputs.prompt or "", "width": width, "height": height,
-            "seed": inputs.seed if inputs.seed is not None else self.sandbox.rng.randrange(2**32),
-            "format": OutputFormat(inputs.output_format or "jpeg"), "ending": ending,
+            "seed": seed, "format": fmt, "ending": ending,
             "started": time.time(), "duration": duration, "image": None,
+            "drawing": _drawing(inputs, (width, height), seed, fmt),
             "expires": 0.0 if decision.expired else time.time() + duration + RESULT_TTL_S,
         }  # fmt: skip
         polling_url = f"{request.base_url}v1/get_result?id={task_id}"
@@ -246,10 +300,20 @@ class _Emulator:
         if time.time() > task["expires"]:
             return _blob_error(403, "AuthenticationFailed", "Signed expiry time has passed.")
         if task["image"] is None:
-            task["image"] = await render(
-                task["prompt"], task["width"], task["height"], task["seed"], task["format"]
-            )
+            task["image"] = await draw(task["drawing"])
         return Response(task["image"], media_type=task["format"].content_type)
+
+
+def _drawing(inputs: _Inputs, size: tuple[int, int], seed: int, fmt: OutputFormat) -> Drawing:
+    prompt = inputs.prompt or ""
+    if isinstance(inputs, FluxFillInputs):
+        return Drawing("fill", prompt, size, seed, fmt, (inputs.image,), mask=inputs.mask)
+    if isinstance(inputs, FluxExpandInputs):
+        pads = (inputs.left, inputs.top, inputs.right, inputs.bottom)
+        return Drawing("expand", prompt, size, seed, fmt, (inputs.image,), pads=pads)
+    if isinstance(inputs, FluxKontextInputs) and inputs.references:
+        return Drawing("kontext", prompt, size, seed, fmt, inputs.references)
+    return Drawing("text", prompt, size, seed, fmt)
 
 
 async def _inputs(request: Request, schema: type[_Inputs]) -> _Inputs:

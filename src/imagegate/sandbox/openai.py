@@ -1,6 +1,9 @@
 """Emulator of the OpenAI Images API: ``POST /v1/images/generations``, ``/edits`` and
 ``/variations`` (multipart), ``GET /v1/models``, and the expiring blob URLs that
-``response_format=url`` hands out.
+``response_format=url`` hands out. Edits come back as the input image at the size
+asked for, repainted where the mask is transparent (sandbox/openai_images.py), after
+the API's checks on the files: up to 16 PNG/JPEG/WebP images for gpt-image-1, one
+square PNG for dall-e-2, a PNG mask with alpha of the image's size.
 
 Like the real API it wants ``Authorization: Bearer <key>`` (the key is ``sk-sandbox``
 unless ``IMAGEGATE_SANDBOX_OPENAI_KEY`` names another), answers errors in OpenAI's
@@ -32,11 +35,13 @@ from imagegate.sandbox.base import (
     malformed_response,
     render,
 )
+from imagegate.sandbox.openai_images import edited
 from imagegate.sandbox.openai_requests import (
     MODELS,
+    Inputs,
     Job,
     OpenAIError,
-    check_images,
+    edit_inputs,
     parse,
     read_form,
 )
@@ -107,18 +112,24 @@ class _Emulator:
         self.authorize(request)
         fields, files = await read_form(request)
         job = parse(fields, "edits")
-        check_images(files, "image", required=True)
-        check_images(files, "mask", required=False)
-        return await self.serve(request, job)
+        return await self.serve(request, job, edit_inputs(job, files, "edits"), "edits")
 
     async def variations(self, request: Request) -> Response:
         self.authorize(request)
         fields, files = await read_form(request)
         job = parse(fields, "variations")
-        check_images(files, "image", required=True)
-        return await self.serve(request, job)
+        inputs = edit_inputs(job, files, "variations")
+        return await self.serve(request, job, inputs, "variations")
 
-    async def serve(self, request: Request, job: Job) -> Response:
+    async def serve(
+        self,
+        request: Request,
+        job: Job,
+        inputs: Inputs | None = None,
+        endpoint: str = "generations",
+    ) -> Response:
+        """Faults first, then the images: drawn from the prompt, or (edits and
+        variations) from the inputs, repainted where they are transparent."""
         request_id: str = request.state.request_id
         decision = self.sandbox.decide(job.prompt)
         if decision.timeout:
@@ -135,10 +146,16 @@ class _Emulator:
         self.sandbox.count("submissions")
         width, height = job.dimensions
         rng = self.sandbox.rng
-        images = [
-            await render(job.prompt, width, height, rng.randrange(2**32), job.output_format)
-            for _ in range(job.n)
-        ]
+        images = []
+        for _ in range(job.n):
+            seed = rng.randrange(2**32)
+            images.append(
+                await render(job.prompt, width, height, seed, job.output_format)
+                if inputs is None
+                else await edited(
+                    inputs, endpoint, job.prompt, (width, height), seed, job.output_format
+                )
+            )
         # An injected expiry makes the URLs stale from the start.
         expires = time.time() + (-1.0 if decision.expired else URL_TTL_S)
         self.sandbox.jobs[request_id] = {"model": job.model, "images": images, "expires": expires}

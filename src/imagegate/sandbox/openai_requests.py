@@ -177,18 +177,92 @@ async def read_form(request: Request) -> tuple[dict[str, str], dict[str, list[by
     return fields, files
 
 
-def check_images(files: dict[str, list[bytes]], name: str, *, required: bool) -> None:
-    if name not in files:
-        if required:
-            raise OpenAIError(400, f"Missing required parameter: '{name}'.", param=name,
-                              code="missing_required_parameter")  # fmt: skip
-        return
-    for index, data in enumerate(files[name], start=1):
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                image.verify()
-        except Exception:
+# What the API documents for edit inputs: gpt-image-1 takes up to 16 PNG, JPEG or WebP
+# images under 50 MB; dall-e-2 one square PNG under 4 MB; a mask is a PNG under 4 MB
+# with an alpha channel, of the (first) image's size.
+MAX_GPT_IMAGES = 16
+MAX_GPT_IMAGE_BYTES = 50 * 1024 * 1024
+MAX_PNG_BYTES = 4 * 1024 * 1024
+_GPT_FORMATS = ("PNG", "JPEG", "WEBP")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The decoded images of an edit or variation (RGBA), and the mask's alpha."""
+
+    images: tuple[Image.Image, ...]
+    mask: Image.Image | None = None
+
+
+def edit_inputs(job: Job, files: dict[str, list[bytes]], endpoint: str) -> Inputs:
+    """The ``image`` (and ``mask``) files of an edit or variation, checked as the API
+    checks them."""
+    if "image" not in files:
+        raise OpenAIError(400, "Missing required parameter: 'image'.", param="image",
+                          code="missing_required_parameter")  # fmt: skip
+    gpt = MODELS[job.model].gpt
+    given = files["image"]
+    limit = MAX_GPT_IMAGES if gpt else 1
+    if len(given) > limit:
+        raise OpenAIError(
+            400, f"Invalid 'image': array too long. Expected an array with maximum length "
+            f"{limit}, but got an array with length {len(given)} instead.", param="image",
+            code="array_above_max_length",
+        )  # fmt: skip
+    images = tuple(_image(data, index, gpt) for index, data in enumerate(given, start=1))
+    mask = _mask(files["mask"][0], images[0].size) if files.get("mask") else None
+    if endpoint == "edits" and not gpt and mask is None and _opaque(images[0]):
+        # dall-e-2 reads the area to paint from the image's own transparency then.
+        raise OpenAIError(400, "Invalid input image - format must be in ['RGBA', 'LA', 'L'], "
+                          "got RGB.", param="image", code="invalid_image_format")  # fmt: skip
+    return Inputs(images, mask)
+
+
+def _image(data: bytes, index: int, gpt: bool) -> Image.Image:
+    image = _decoded(data, "image", index)
+    if gpt:
+        if image.format not in _GPT_FORMATS or len(data) > MAX_GPT_IMAGE_BYTES:
             raise OpenAIError(
                 400, f"Invalid image file or mode for image {index}, please check your image "
-                "file.", param=name, code="invalid_image_file",
-            ) from None  # fmt: skip
+                "file.", param="image", code="invalid_image_file",
+            )  # fmt: skip
+    elif image.format != "PNG" or len(data) > MAX_PNG_BYTES:
+        raise OpenAIError(400, "Uploaded image must be a PNG and less than 4 MB.",
+                          param="image", code="invalid_image_format")  # fmt: skip
+    elif image.width != image.height:
+        raise OpenAIError(400, "Uploaded image must be square.", param="image",
+                          code="invalid_image_format")  # fmt: skip
+    return image
+
+
+def _mask(data: bytes, size: tuple[int, int]) -> Image.Image:
+    mask = _decoded(data, "mask", 1)
+    if mask.format != "PNG" or len(data) > MAX_PNG_BYTES:
+        raise OpenAIError(400, "Invalid mask image format - mask must be a PNG and less than "
+                          "4 MB.", param="mask", code="invalid_image_format")  # fmt: skip
+    if _opaque(mask):
+        raise OpenAIError(400, "Invalid mask image format - mask must have an alpha channel.",
+                          param="mask", code="invalid_image_format")  # fmt: skip
+    if mask.size != size:
+        raise OpenAIError(
+            400, "Invalid mask image format - mask size does not match image size. Mask is "
+            f"{mask.width}x{mask.height}, image is {size[0]}x{size[1]}.", param="mask",
+            code="invalid_image_format",
+        )  # fmt: skip
+    return mask
+
+
+def _decoded(data: bytes, param: str, index: int) -> Image.Image:
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except Exception:
+        raise OpenAIError(
+            400, f"Invalid image file or mode for {param} {index}, please check your image "
+            "file.", param=param, code="invalid_image_file",
+        ) from None  # fmt: skip
+    return image
+
+
+def _opaque(image: Image.Image) -> bool:
+    return image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info

@@ -2,6 +2,8 @@
 
 It speaks what an integration calls, as multipart forms:
 ``POST /v2beta/stable-image/generate/{ultra|core|sd3}``,
+``POST /v2beta/stable-image/edit/{outpaint|inpaint}`` (the source on a grown canvas,
+or repainted where the mask is white),
 ``POST /v2beta/stable-image/upscale/{fast|conservative}`` (synchronous) and
 ``POST /v2beta/stable-image/upscale/creative`` (asynchronous: ``{id}``, then
 ``GET /v2beta/results/{id}``: 202 while running, 200 with the image, 404 once gone).
@@ -23,6 +25,7 @@ import re
 import secrets
 import time
 import uuid
+from dataclasses import replace
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -43,6 +46,8 @@ from imagegate.sandbox.stability_forms import (
     Upscale,
     creative_spec,
     generation_spec,
+    inpaint_spec,
+    outpaint_spec,
     read_form,
     upscale_spec,
 )
@@ -119,6 +124,20 @@ def create_app() -> FastAPI:
         data = await images.upscale(spec)
         return await _image_response(sandbox, spec.prompt or "", data, spec.fmt, seed, as_json)
 
+    @app.post("/v2beta/stable-image/edit/{kind}")
+    async def edit(kind: str, request: Request) -> Response:
+        as_json = _authorise(request)
+        if kind not in ("outpaint", "inpaint"):
+            raise Refused(error(404, "not_found", f"no such endpoint: edit/{kind}"))
+        form = await read_form(request)
+        spec = outpaint_spec(form) if kind == "outpaint" else inpaint_spec(form)
+        decision = await _admit(sandbox, request, spec.prompt)
+        if decision.fail_job:
+            raise Refused(error(500, "internal_error", _ERROR_MESSAGES[500]))
+        seed = spec.seed or _random_seed(sandbox)
+        data = await images.edit(replace(spec, seed=seed))
+        return await _image_response(sandbox, spec.prompt, data, spec.fmt, seed, as_json)
+
     @app.get("/v2beta/results/{job_id}")
     async def result(job_id: str, request: Request) -> Response:
         return await _result(sandbox, job_id, _authorise(request))
@@ -145,8 +164,10 @@ def _authorise(request: Request) -> bool:
 
 
 async def _admit(sandbox: Sandbox, request: Request, prompt: str | None) -> Decision:
-    """Counts a valid, paid submission and applies the faults chosen for it."""
+    """Counts a valid, paid submission (and, for a test to see which endpoint was
+    called, one per path) and applies the faults chosen for it."""
     sandbox.count("submissions")
+    sandbox.count(request.url.path.removeprefix("/v2beta/stable-image/"))
     decision = sandbox.decide(prompt)
     if decision.timeout:
         raise Refused(await hang(request, sandbox))

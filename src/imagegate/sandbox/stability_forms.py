@@ -41,6 +41,11 @@ _UPSCALE_LIMITS = {
     "creative": (64, 16_384, 4096, 1_048_576),
 }
 _CREATIVITY = {"conservative": (0.2, 0.5), "creative": (0.1, 0.5)}
+# The edit endpoints' input limits: sides of at least 64, 4,096 to 9,437,184 pixels, an
+# aspect ratio from 1:2.5 to 2.5:1; outpaint adds 0 to 2000 pixels a side.
+_EDIT_MIN_SIDE, _EDIT_PIXELS, _EDIT_RATIO = 64, (4096, 9_437_184), 2.5
+_MAX_OUTPAINT = 2000
+_SIDES = ("left", "right", "up", "down")
 
 
 class Invalid(ValueError):
@@ -78,6 +83,21 @@ class Upscale:
     fmt: OutputFormat
     prompt: str | None = None
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class Edit:
+    """An outpaint (``pads``: pixels added left, up, right, down) or an inpaint
+    (``mask``: white = repaint; ``None``: the image's transparency says)."""
+
+    kind: str
+    image: bytes
+    size: tuple[int, int]
+    fmt: OutputFormat
+    prompt: str
+    seed: int
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+    mask: bytes | None = None
 
 
 async def read_form(request: Request) -> Form:
@@ -149,6 +169,74 @@ def creative_spec(form: Form) -> Upscale:
     if problems:
         raise Invalid(problems)
     return Upscale("creative", image, size, fmt, prompt, seed)
+
+
+def outpaint_spec(form: Form) -> Edit:
+    problems: list[str] = []
+    prompt = form.fields.get("prompt", "")
+    if len(prompt) > MAX_PROMPT:
+        problems.append(f"prompt: must be at most {MAX_PROMPT} characters")
+    pads = [_integer(form, side, 0, _MAX_OUTPAINT, problems) for side in _SIDES]
+    if not any(pads) and not any(p.startswith(_SIDES) for p in problems):
+        problems.append("left, right, up, down: at least one must be greater than 0")
+    _number(form, "creativity", 0.0, 1.0, problems)
+    image, size = _edit_image(form, problems)
+    fmt = _format(form, tuple(_FORMATS), problems)
+    seed = _seed(form, problems)
+    _style(form, problems)
+    if problems:
+        raise Invalid(problems)
+    left, right, up, down = pads
+    return Edit("outpaint", image, size, fmt, prompt, seed, pads=(left, up, right, down))
+
+
+def inpaint_spec(form: Form) -> Edit:
+    problems: list[str] = []
+    prompt = _prompt(form, problems)
+    _text(form, "negative_prompt", problems)
+    image, size = _edit_image(form, problems)
+    mask = form.files.get("mask")
+    if mask is not None:
+        _decode(mask, "mask", problems)
+    _integer(form, "grow_mask", 0, 100, problems)
+    fmt = _format(form, tuple(_FORMATS), problems)
+    seed = _seed(form, problems)
+    _style(form, problems)
+    if problems:
+        raise Invalid(problems)
+    return Edit("inpaint", image, size, fmt, prompt, seed, mask=mask)
+
+
+def _edit_image(form: Form, problems: list[str]) -> tuple[bytes, tuple[int, int]]:
+    image = form.files.get("image")
+    if image is None:
+        problems.append("image: is required")
+        return b"", (0, 0)
+    width, height = _decode(image, "image", problems)
+    if not width:
+        return image, (0, 0)
+    low, high = _EDIT_PIXELS
+    if min(width, height) < _EDIT_MIN_SIDE:
+        problems.append(f"image: each side must be at least {_EDIT_MIN_SIDE} pixels")
+    if not low <= width * height <= high:
+        problems.append(f"image: must have between {low} and {high} pixels in total")
+    if not 1 / _EDIT_RATIO <= width / height <= _EDIT_RATIO:
+        problems.append("image: aspect ratio must be between 1:2.5 and 2.5:1")
+    return image, (width, height)
+
+
+def _integer(form: Form, name: str, low: int, high: int, problems: list[str]) -> int:
+    raw = form.fields.get(name, "0")
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        problems.append(f"{name}: must be an integer between {low} and {high}")
+        return 0
+    return int(raw)
+
+
+def _style(form: Form, problems: list[str]) -> None:
+    style = form.fields.get("style_preset")
+    if style is not None and style not in STYLE_PRESETS:
+        problems.append(f"style_preset: must be one of {', '.join(sorted(STYLE_PRESETS))}")
 
 
 def _prompt(form: Form, problems: list[str]) -> str:

@@ -13,7 +13,7 @@ from PIL import Image, ImageFilter
 from imagegate.domain.params import OutputFormat
 from imagegate.imaging import encode
 from imagegate.render import render_image
-from imagegate.sandbox.stability_forms import ASPECT_SIZES, Spec, Upscale
+from imagegate.sandbox.stability_forms import ASPECT_SIZES, Edit, Spec, Upscale
 
 # The conservative and creative upscalers aim at "4K": about four megapixels here.
 _UPSCALE_TARGET_PIXELS = 4 * 1024 * 1024
@@ -63,6 +63,36 @@ def _upscale(spec: Upscale) -> bytes:
         size = (round(width * factor), round(height * factor))
         bigger = source.convert("RGB").resize(size, Image.Resampling.LANCZOS)
     return encode(bigger, spec.fmt)
+
+
+async def edit(spec: Edit) -> bytes:
+    return await asyncio.to_thread(_edit, spec)
+
+
+def _edit(spec: Edit) -> bytes:
+    """Outpaint: the image on a canvas grown by the pads, the new border painted.
+    Inpaint: the image, repainted where the mask is white (or the image transparent)."""
+    left, up, right, down = spec.pads
+    width, height = spec.size[0] + left + right, spec.size[1] + up + down
+    new = render_image(spec.prompt or "a wider scene", None, "none", spec.seed, width, height)
+    with Image.open(io.BytesIO(spec.image)) as source:
+        rgba = source.convert("RGBA")
+    if spec.kind == "outpaint":
+        keep = Image.new("L", (width, height), 0)
+        keep.paste(255, (left, up, left + spec.size[0], up + spec.size[1]))
+        placed = Image.new("RGBA", (width, height))
+        placed.paste(rgba, (left, up))
+    else:
+        placed = rgba
+        if spec.mask is None:
+            keep = rgba.getchannel("A").point(lambda a: 255 if a else 0)
+        else:
+            with Image.open(io.BytesIO(spec.mask)) as mask:
+                # A mask of another size is scaled to the image's, as the API does.
+                grey = mask.convert("L").resize(spec.size, Image.Resampling.NEAREST)
+            keep = grey.point(lambda v: 0 if v >= 128 else 255)
+    result = Image.composite(placed, new.convert("RGBA"), keep)
+    return encode(result.convert("RGB"), spec.fmt)
 
 
 async def blur(data: bytes, fmt: OutputFormat) -> bytes:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from imagegate.db import jobs_repo
@@ -18,13 +18,15 @@ from imagegate.errors import (
     IdempotencyKeyInUse,
     InvalidState,
     JobNotFound,
+    UnsupportedAction,
     UnsupportedModel,
 )
 from imagegate.observability.logging import get_logger
-from imagegate.providers.base import GenerationRequest
+from imagegate.providers.base import GenerationRequest, action_for_job
+from imagegate.providers.registry import ModelChoice
 from imagegate.runtime import Runtime
 from imagegate.services import idempotency as idempotency_service
-from imagegate.services import rate_limits, webhooks
+from imagegate.services import rate_limits, sources, webhooks
 from imagegate.services.idempotency import Answer, Claim, IdempotentRequest
 from imagegate.services.pagination import decode_cursor, encode_cursor
 from imagegate.services.submission import JobSpec, resolve_for
@@ -44,6 +46,25 @@ class Submitted:
     rate_limit: Allowance | None = None
 
 
+@dataclass(frozen=True)
+class NewJob:
+    """A validated job, ready to record: what both create and the follow-up actions
+    (services.actions) write."""
+
+    action: JobAction
+    prompt: str
+    negative_prompt: str | None
+    params: dict[str, Any]
+    choice: ModelChoice
+    estimate: int
+    user: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    webhook_url: str | None = None
+    parent_job_id: str | None = None
+    root_job_id: str | None = None
+    batch_id: str | None = None
+
+
 async def submit(
     rt: Runtime,
     principal: Principal,
@@ -57,24 +78,91 @@ async def submit(
     resolved = await resolve_for(rt, principal, spec)
     if spec.webhook_url is not None:
         await webhooks.check_url(rt, spec.webhook_url, "webhook_url")
-    choice = rt.providers.resolve(spec.model or "auto")
+    action = JobAction(spec.action or JobAction.IMAGINE)
+    requested = str(resolved.params.get("requested_model") or spec.model or "auto")
+    images = await sources.attach(rt, principal, spec, resolved)
+    p = {**resolved.params, **images, "requested_model": requested}
+    if action is not JobAction.IMAGINE:
+        p["action"] = action.value
+    choice = choose_model(rt, requested, p, action)
+    estimate = estimate_credits(rt, choice, resolved.prompt, resolved.negative_prompt, p, action)
+    new = NewJob(
+        action=action,
+        prompt=resolved.prompt,
+        negative_prompt=resolved.negative_prompt,
+        params={
+            **p,
+            "model": choice.name,
+            "routing": spec.routing or rt.providers.config.policy_for(principal.workspace_name),
+        },
+        choice=choice,
+        estimate=estimate,
+        user=spec.user,
+        metadata=spec.metadata,
+        webhook_url=spec.webhook_url,
+        batch_id=batch_id,
+    )
+    return await record_and_queue(rt, principal, new, present, idempotency)
+
+
+def choose_model(
+    rt: Runtime, requested: str, params: dict[str, Any], action: JobAction
+) -> ModelChoice:
+    """The provider and model a job names (``auto`` or ``provider[:model]``), checked
+    against what the configured providers can do for ``action`` with ``params``."""
+    choice = rt.providers.resolve(requested)
     if choice is None:
         raise UnsupportedModel(
-            f"no provider serves model {spec.model!r}; available: auto, "
+            f"no provider serves model {requested!r}; available: auto, "
             + ", ".join(rt.providers.models()),
             field="model",
         )
-    provider = rt.providers.get(choice.provider)
-    p = resolved.params
-    if not routing.candidates_for(rt, {**p, "requested_model": spec.model or "auto"}):
+    if not routing.candidates_for(rt, params, action):
+        able = [
+            e.name
+            for e in rt.providers.entries()
+            if action_for_job(action, params) in e.provider.capabilities().actions
+        ]
+        if action is not JobAction.IMAGINE or params.get("source"):
+            doing = action_for_job(action, params).value
+            raise UnsupportedAction(
+                f"no configured provider can do {doing} with model {requested!r} for "
+                f"{params['variations']} {params['mode']} image(s) of "
+                f"{params['width']}x{params['height']}"
+                + (f"; providers that do {doing}: {', '.join(able)}" if able else ""),
+                field="model" if able else "action",
+            )
         raise UnsupportedModel(
-            f"no configured provider can make {p['variations']} {p['mode']} image(s) of "
-            f"{p['width']}x{p['height']} with model {spec.model or 'auto'!r}",
+            f"no configured provider can make {params['variations']} {params['mode']} "
+            f"image(s) of {params['width']}x{params['height']} with model {requested!r}",
             field="model",
         )
-    estimate = provider.estimate_credits(
-        GenerationRequest.from_params(resolved.prompt, resolved.negative_prompt, p, choice.model)
+    return choice
+
+
+def estimate_credits(
+    rt: Runtime,
+    choice: ModelChoice,
+    prompt: str,
+    negative_prompt: str | None,
+    params: dict[str, Any],
+    action: JobAction,
+) -> int:
+    request = GenerationRequest.from_params(
+        prompt, negative_prompt, params, choice.model, job_action=action
     )
+    return rt.providers.get(choice.provider).estimate_credits(request)
+
+
+async def record_and_queue(
+    rt: Runtime,
+    principal: Principal,
+    new: NewJob,
+    present: Presenter,
+    idempotency: IdempotentRequest | None,
+) -> Submitted:
+    """Record ``new`` and queue it: a replay of ``idempotency``'s key answers as the
+    first time did, and creates nothing."""
     now = rt.clock.now()
     # A replay creates nothing, so it answers without counting against the job rate;
     # the rate is checked before the claim, so that a refused create leaves no record.
@@ -96,25 +184,21 @@ async def submit(
                 conn,
                 {
                     "id": job_id, "workspace_id": principal.workspace_id,
-                    "api_key_id": principal.key_id, "end_user": spec.user,
-                    "status": JobStatus.QUEUED.value, "action": JobAction.IMAGINE.value,
-                    "prompt": resolved.prompt, "negative_prompt": resolved.negative_prompt,
-                    "params": {
-                        **p, "model": choice.name, "requested_model": spec.model or "auto",
-                        "routing": spec.routing
-                        or rt.providers.config.policy_for(principal.workspace_name),
-                    },
-                    "provider": choice.provider,
-                    "model": choice.model, "estimated_credits": estimate,
-                    "metadata": spec.metadata, "created_at": now, "updated_at": now,
-                    "webhook_url": spec.webhook_url, "root_job_id": job_id,
-                    "batch_id": batch_id,
+                    "api_key_id": principal.key_id, "end_user": new.user,
+                    "status": JobStatus.QUEUED.value, "action": new.action.value,
+                    "prompt": new.prompt, "negative_prompt": new.negative_prompt,
+                    "params": new.params, "provider": new.choice.provider,
+                    "model": new.choice.model, "estimated_credits": new.estimate,
+                    "metadata": new.metadata, "created_at": now, "updated_at": now,
+                    "webhook_url": new.webhook_url, "parent_job_id": new.parent_job_id,
+                    "root_job_id": new.root_job_id or job_id, "batch_id": new.batch_id,
                 },
             )  # fmt: skip
             await record(
                 conn, job_id=job_id, workspace_id=principal.workspace_id, event="job.queued",
-                now=now, user=spec.user, provider=choice.provider, model=choice.model,
-                estimated_credits=estimate,
+                now=now, user=new.user, provider=new.choice.provider, model=new.choice.model,
+                estimated_credits=new.estimate, action=new.action.value,
+                parent_job_id=new.parent_job_id,
             )  # fmt: skip
             body = present(job)
             # In the job's own transaction: the job and its replayable answer commit
@@ -160,6 +244,9 @@ async def list_jobs(
     dead_letter: bool | None,
     cursor: str | None,
     limit: int,
+    parent_job_id: str | None = None,
+    root_job_id: str | None = None,
+    batch_id: str | None = None,
 ) -> Page:
     before = decode_cursor(cursor, "job") if cursor else None
     async with rt.db.connect() as conn:
@@ -168,6 +255,9 @@ async def list_jobs(
             principal.workspace_id,
             statuses=statuses,
             dead_letter=dead_letter,
+            parent_job_id=parent_job_id,
+            root_job_id=root_job_id,
+            batch_id=batch_id,
             before_id=before,
             limit=limit + 1,
         )

@@ -27,7 +27,7 @@ from imagegate.runtime import Runtime
 class JobSpec:
     """The create request's fields, as the client sent them (``None`` = not given)."""
 
-    prompt: str
+    prompt: str = ""
     negative_prompt: str | None = None
     style: str | None = None
     ratio: str | None = None

@@ -117,6 +117,55 @@ def test_edit_with_an_image_file_and_a_mask(client: openai.OpenAI) -> None:
     assert decoded(item.b64_json).size == (1024, 1536)
 
 
+def test_edit_repaints_where_the_mask_is_transparent(client: openai.OpenAI) -> None:
+    # The left half of the mask is transparent: that half is repainted, the right kept.
+    mask = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, 32, 64))
+    out = io.BytesIO()
+    mask.save(out, format="PNG")
+    response = client.images.edit(
+        model="gpt-image-1", image=("photo.png", png(64, 64), "image/png"),
+        mask=("mask.png", out.getvalue(), "image/png"), prompt="a red sun", size="1024x1024",
+    )  # fmt: skip
+    picture = decoded(response.data[0].b64_json).convert("RGB")
+    assert picture.size == (1024, 1024)
+    assert picture.getpixel((900, 512)) == (40, 90, 160)  # kept, pixel for pixel
+    assert picture.getpixel((100, 512)) != (40, 90, 160)  # repainted
+
+
+def test_an_edit_whose_mask_does_not_match_is_a_bad_request(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.edit(
+            model="gpt-image-1", image=("photo.png", png(64, 64), "image/png"),
+            mask=("mask.png", png(32, 32), "image/png"), prompt="a boat",
+        )  # fmt: skip
+    assert (caught.value.status_code, caught.value.param) == (400, "mask")
+    assert_conforms(SPEC, "ErrorResponse", caught.value.response.json())
+
+
+def test_a_moderated_edit_is_a_bad_request_with_its_code(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.images.edit(
+            model="gpt-image-1", image=("photo.png", png(64, 64), "image/png"),
+            prompt="a fox sandbox:moderate",
+        )  # fmt: skip
+    assert caught.value.code == "moderation_blocked"
+
+
+def test_dall_e_2_edit_of_a_transparent_square(client: openai.OpenAI) -> None:
+    response = client.images.edit(
+        model="dall-e-2", image=("in.png", _transparent(64), "image/png"),
+        prompt="a lighthouse", size="256x256", response_format="b64_json",
+    )  # fmt: skip
+    assert decoded(response.data[0].b64_json).size == (256, 256)
+
+
+def _transparent(side: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (side, side), (0, 0, 0, 0)).save(out, format="PNG")
+    return out.getvalue()
+
+
 def test_edit_with_several_images_from_disk(client: openai.OpenAI, tmp_path: Path) -> None:
     paths = []
     for index in range(2):

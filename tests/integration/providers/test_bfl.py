@@ -13,8 +13,10 @@ import httpx
 import pytest
 from PIL import Image
 
+from imagegate.domain.actions import Box, Direction, pan_canvas, zoom_out_canvas
 from imagegate.domain.params import Mode, OutputFormat
-from imagegate.providers.base import Action, GenerationRequest, NoCorrelation
+from imagegate.imaging import rectangles_mask
+from imagegate.providers.base import Action, GeneratedImage, GenerationRequest, NoCorrelation
 from imagegate.providers.bfl import BFLProvider, aspect_ratio, snap_pixels
 from imagegate.providers.errors import (
     ModeratedError,
@@ -23,12 +25,13 @@ from imagegate.providers.errors import (
     RateLimitedError,
     RetryableProviderError,
 )
-from imagegate.providers.http import ResultExpiredError
+from imagegate.providers.http import ProviderConfig, ResultExpiredError
 from imagegate.sandbox.bfl import API_KEY
 from tests.support.adapters import adapter_factory
 from tests.support.sandbox import SandboxProcess
 
 Make = Callable[..., BFLProvider]
+BLUE, YELLOW, ORANGE = (30, 60, 200), (230, 200, 40), (200, 120, 40)
 
 
 @pytest.fixture
@@ -61,6 +64,26 @@ class Progress:
 def api(sandbox: SandboxProcess, key: str | None = API_KEY) -> httpx.Client:
     headers = {"x-key": key} if key else {}
     return httpx.Client(base_url=sandbox.url + "/v1", headers=headers, timeout=10)
+
+
+def two_tone(width: int, height: int) -> bytes:
+    """Left half blue, right half yellow: where an edit kept or repainted shows."""
+    image = Image.new("RGB", (width, height), BLUE)
+    image.paste(YELLOW, (width // 2, 0, width, height))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def decoded(image: GeneratedImage) -> Image.Image:
+    opened = Image.open(io.BytesIO(image.data))
+    opened.load()
+    assert opened.size == (image.width, image.height)
+    return opened.convert("RGB")
+
+
+def near(pixel: Any, colour: tuple[int, int, int], tolerance: int = 24) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
 
 
 def png(width: int, height: int) -> bytes:
@@ -142,8 +165,8 @@ async def test_vary_with_kontext_sends_the_source(make: Make, sandbox: SandboxPr
     )  # fmt: skip
     result = await make().generate(varied, Progress(), NoCorrelation())
     (image,) = result.images
-    assert image.seed == 5 and image.width / image.height == pytest.approx(1.5, rel=0.03)
-    assert sandbox.stats()["submissions"] == 1
+    assert image.seed == 5 and decoded(image).size == (768, 512)  # Kontext drew ~1 MP
+    assert sandbox.stats()["flux-kontext-pro"] == 1
 
 
 async def test_resuming_a_finished_task_does_not_submit(
@@ -213,7 +236,13 @@ async def test_a_refused_later_submission_leaves_the_recorded_tasks_to_resume(
 def test_capabilities_are_honest(make: Make) -> None:
     capabilities = make().capabilities()
     assert capabilities.seeds is True and capabilities.negative_prompt is False
-    assert Action.VARIATION in capabilities.actions and Action.UPSCALE not in capabilities.actions
+    assert capabilities.actions == (
+        Action.IMAGINE, Action.IMG2IMG, Action.VARIATION, Action.ZOOM_OUT, Action.PAN,
+        Action.VARY_REGION, Action.BLEND,
+    )  # fmt: skip
+    assert capabilities.style_reference and capabilities.tuning == frozenset()
+    text_only = BFLProvider(ProviderConfig(name="b", type="bfl", models=("flux-pro-1.1",)))
+    assert text_only.capabilities().actions == (Action.IMAGINE, Action.VARIATION)
     assert make().estimate_credits(request(seeds=(1, 2, 3), mode=Mode.DRAFT)) == 3
 
 
@@ -225,6 +254,111 @@ def test_sizes_snap_to_multiples_of_32_within_bounds() -> None:
     assert aspect_ratio(1600, 900) == "16:9"
     assert aspect_ratio(1000, 100) == "7:3"  # clamped to 21:9
     assert aspect_ratio(777, 1000) == "7:9"
+
+
+# The actions: fill, expand, Kontext, the image prompt
+
+
+def region(prompt: str = "a red door", **fields: Any) -> GenerationRequest:
+    mask = rectangles_mask(128, 96, [Box(64, 0, 64, 96)])
+    values = {"action": Action.VARY_REGION, "source_image": two_tone(128, 96), "mask": mask,
+              "width": 128, "height": 96, **fields}  # fmt: skip
+    return request(prompt, **values)
+
+
+async def test_vary_region_goes_to_fill_and_repaints_only_the_mask(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    result = await make().generate(region(seeds=(1, 2)), Progress(), NoCorrelation())
+    for image in result.images:
+        picture = decoded(image)
+        assert picture.size == (128, 96)
+        assert near(picture.getpixel((10, 48)), BLUE)  # unmasked: kept
+        assert not near(picture.getpixel((120, 48)), YELLOW)  # masked: repainted
+    assert sandbox.stats()["flux-pro-1.0-fill"] == 2  # the job's model was flux-pro-1.1
+
+
+async def test_zoom_out_expands_around_the_shrunk_source(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    job = request(action=Action.ZOOM_OUT, source_image=png(128, 128), width=128, height=128,
+                  canvas=zoom_out_canvas(128, 128, 2.0))  # fmt: skip
+    (image,) = (await make().generate(job, Progress(), NoCorrelation())).images
+    picture = decoded(image)
+    assert picture.size == (128, 128)
+    assert near(picture.getpixel((64, 64)), ORANGE) and not near(picture.getpixel((3, 3)), ORANGE)
+    assert sandbox.stats()["flux-pro-1.0-expand"] == 1
+
+
+async def test_pan_up_keeps_the_source_below_the_new_part(make: Make) -> None:
+    canvas = pan_canvas(96, 64, Direction.UP)
+    job = request(action=Action.PAN, direction=Direction.UP, source_image=png(96, 64),
+                  canvas=canvas, width=canvas.width, height=canvas.height)  # fmt: skip
+    (image,) = (await make().generate(job, Progress(), NoCorrelation())).images
+    picture = decoded(image)
+    assert picture.size == (96, 96)
+    assert near(picture.getpixel((48, 90)), ORANGE) and not near(picture.getpixel((48, 4)), ORANGE)
+
+
+async def test_img2img_and_blend_go_to_kontext(make: Make, sandbox: SandboxProcess) -> None:
+    img2img = request(action=Action.IMG2IMG, source_image=png(200, 150), strength=0.5,
+                      width=200, height=150)  # fmt: skip
+    (image,) = (await make().generate(img2img, Progress(), NoCorrelation())).images
+    assert decoded(image).size == (200, 150)
+    blend = request(action=Action.BLEND, width=120, height=80,
+                    source_images=(png(64, 64), two_tone(80, 40), png(30, 60)))  # fmt: skip
+    (image,) = (await make().generate(blend, Progress(), NoCorrelation())).images
+    assert decoded(image).size == (120, 80)
+    assert sandbox.stats()["flux-kontext-pro"] == 2
+
+
+async def test_what_flux_cannot_do_is_refused_before_any_call(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    five = request(action=Action.BLEND, source_images=tuple(png(32, 32) for _ in range(5)))
+    with pytest.raises(PermanentProviderError, match="2 to 4 images"):
+        await make().generate(five, Progress(), NoCorrelation())
+    for action in (Action.UPSCALE, Action.DESCRIBE):
+        with pytest.raises(PermanentProviderError, match=f"no configured FLUX model can {action}"):
+            await make().generate(
+                request(action=action, source_image=png(32, 32)), Progress(), NoCorrelation()
+            )
+    with pytest.raises(PermanentProviderError, match="needs a mask"):
+        await make().generate(region(mask=None), Progress(), NoCorrelation())
+    assert sandbox.stats().get("requests", 0) == 0
+
+
+async def test_a_style_reference_is_the_image_prompt(make: Make, sandbox: SandboxProcess) -> None:
+    job = request(model="flux-pro-1.1-ultra", style_image=png(64, 64), style_weight=250,
+                  width=1024, height=1024)  # fmt: skip
+    (image,) = (await make().generate(job, Progress(), NoCorrelation())).images
+    assert image.width == image.height
+    broken = request(style_image=b"not an image")  # the emulator checks it, as BFL does
+    with pytest.raises(PermanentProviderError, match="422"):
+        await make().generate(broken, Progress(), NoCorrelation())
+
+
+@pytest.mark.parametrize(
+    ("marker", "error"),
+    [("sandbox:402", PermanentProviderError), ("sandbox:429", RateLimitedError),
+     ("sandbox:moderate", ModeratedError)],
+)  # fmt: skip
+async def test_fill_fails_as_bfl_does(make: Make, marker: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        await make().generate(region(f"a door {marker}"), Progress(), NoCorrelation())
+
+
+def test_emulator_validates_fill_and_expand(sandbox: SandboxProcess) -> None:
+    image = base64.b64encode(png(64, 64)).decode()
+    with api(sandbox) as client:
+        far = client.post("/flux-pro-1.0-expand", json={"image": image, "top": 3000})
+        no_image = client.post("/flux-pro-1.0-fill", json={"prompt": "a door"})
+        bad_mask = client.post("/flux-pro-1.0-fill", json={"image": image, "mask": "AAAA"})
+    assert far.status_code == no_image.status_code == bad_mask.status_code == 422
+    assert far.json()["detail"][0]["loc"] == ["body", "top"]
+    assert no_image.json()["detail"][0]["loc"] == ["body", "image"]
+    assert bad_mask.json()["detail"][0]["loc"] == ["body", "mask"]
+    assert sandbox.stats().get("submissions", 0) == 0
 
 
 # Injected faults, each read into the taxonomy

@@ -3,17 +3,21 @@ process on loopback), and the emulator itself as a stand-in for api.openai.com."
 
 from __future__ import annotations
 
+import base64
 import io
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
+from imagegate.domain.actions import Box, Direction, pan_canvas, zoom_out_canvas
 from imagegate.domain.params import Mode, OutputFormat
-from imagegate.providers.base import Action, GenerationRequest, NoCorrelation
+from imagegate.imaging import rectangles_mask
+from imagegate.providers.base import Action, GeneratedImage, GenerationRequest, NoCorrelation
 from imagegate.providers.errors import (
     ModeratedError,
     PermanentProviderError,
@@ -21,7 +25,7 @@ from imagegate.providers.errors import (
     RateLimitedError,
     RetryableProviderError,
 )
-from imagegate.providers.http import ResultExpiredError
+from imagegate.providers.http import ProviderConfig, ResultExpiredError
 from imagegate.providers.openai import OpenAIProvider, duration_s, snap_size
 from imagegate.sandbox.openai import API_KEY
 from tests.support.adapters import adapter_factory
@@ -29,6 +33,7 @@ from tests.support.sandbox import SandboxProcess
 
 Make = Callable[..., OpenAIProvider]
 GPT_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
+BLUE, YELLOW = (30, 60, 200), (230, 200, 40)
 
 
 @pytest.fixture
@@ -61,6 +66,44 @@ class Progress:
 def png(width: int, height: int) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), (40, 90, 160)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def two_tone(width: int, height: int) -> bytes:
+    """Left half blue, right half yellow: where an edit kept or repainted shows."""
+    image = Image.new("RGB", (width, height), BLUE)
+    image.paste(YELLOW, (width // 2, 0, width, height))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def decoded(image: GeneratedImage) -> Image.Image:
+    opened = Image.open(io.BytesIO(image.data))
+    opened.load()
+    assert opened.size == (image.width, image.height)
+    return opened.convert("RGB")
+
+
+def near(pixel: Any, colour: tuple[int, int, int], tolerance: int = 24) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
+
+
+@asynccontextmanager
+async def only(*models: str, sandbox: SandboxProcess) -> AsyncIterator[OpenAIProvider]:
+    config = ProviderConfig(name="openai", type="openai", base_url=sandbox.url + "/v1",
+                            api_key=API_KEY, models=models)  # fmt: skip
+    provider = OpenAIProvider(config)
+    try:
+        yield provider
+    finally:
+        await provider.aclose()
+
+
+def form_png(width: int, height: int, mode: str = "RGBA", alpha: int = 255) -> bytes:
+    out = io.BytesIO()
+    colour = (40, 90, 160, alpha)[: len(mode)] if mode != "L" else 128
+    Image.new(mode, (width, height), colour).save(out, format="PNG")
     return out.getvalue()
 
 
@@ -135,15 +178,26 @@ async def test_what_openai_cannot_do_is_refused_before_any_call(
     make: Make, sandbox: SandboxProcess
 ) -> None:
     provider = make()
-    with pytest.raises(PermanentProviderError, match="cannot vary"):
+    for action in (Action.UPSCALE, Action.DESCRIBE):
+        with pytest.raises(
+            PermanentProviderError, match=f"no configured OpenAI model can {action}"
+        ):
+            await provider.generate(
+                request(action=action, source_image=png(64, 64)), Progress(), NoCorrelation()
+            )
+    with pytest.raises(PermanentProviderError, match="vary_region needs a mask"):
         await provider.generate(
-            request(model="dall-e-3", action=Action.VARIATION, source_image=png(64, 64)),
-            Progress(), NoCorrelation(),
+            request(action=Action.VARY_REGION, source_image=png(64, 64)), Progress(),
+            NoCorrelation(),
         )  # fmt: skip
-    with pytest.raises(PermanentProviderError, match="upscale"):
-        await provider.generate(
-            request(action=Action.UPSCALE, source_image=png(64, 64)), Progress(), NoCorrelation()
-        )
+    async with only("dall-e-2", "dall-e-3", sandbox=sandbox) as dalle:
+        for action in (Action.IMG2IMG, Action.BLEND):
+            with pytest.raises(PermanentProviderError, match=f"can {action}"):
+                await dalle.generate(
+                    request(model="dall-e-2", action=action, source_image=png(64, 64),
+                            source_images=(png(64, 64), png(64, 64))),
+                    Progress(), NoCorrelation(),
+                )  # fmt: skip
     assert sandbox.stats().get("requests", 0) == 0
 
 
@@ -157,11 +211,21 @@ async def test_a_synchronous_call_records_nothing_and_resumes_nothing(
     assert sandbox.stats()["submissions"] == 1
 
 
-def test_capabilities_are_honest(make: Make) -> None:
+async def test_capabilities_are_honest(make: Make, sandbox: SandboxProcess) -> None:
     capabilities = make().capabilities()
     assert capabilities.seeds is False and capabilities.negative_prompt is False
     assert set(capabilities.models) == {"gpt-image-1", "dall-e-3", "dall-e-2"}
-    assert Action.VARIATION in capabilities.actions and Action.UPSCALE not in capabilities.actions
+    assert capabilities.actions == (
+        Action.IMAGINE, Action.IMG2IMG, Action.VARIATION, Action.ZOOM_OUT, Action.PAN,
+        Action.VARY_REGION, Action.BLEND,
+    )  # fmt: skip
+    assert capabilities.tuning == frozenset() and not capabilities.style_reference
+    async with only("dall-e-3", sandbox=sandbox) as dalle3:
+        assert dalle3.capabilities().actions == (Action.IMAGINE,)
+    async with only("dall-e-2", sandbox=sandbox) as dalle2:
+        assert set(dalle2.capabilities().actions) == {
+            Action.IMAGINE, Action.VARIATION, Action.ZOOM_OUT, Action.PAN, Action.VARY_REGION,
+        }  # fmt: skip
     assert make().estimate_credits(request(seeds=(1, 2), mode=Mode.STANDARD)) == 4
 
 
@@ -179,6 +243,96 @@ def test_rate_limit_reset_durations() -> None:
     assert duration_s("1.5s") == 1.5
     assert duration_s("20ms") == pytest.approx(0.02)
     assert duration_s("") is None
+
+
+# Each action against the emulator: sizes exact, the kept pixels kept
+
+
+@pytest.mark.parametrize("model", ["gpt-image-1", "dall-e-2"])
+async def test_vary_region_repaints_only_the_masked_half(
+    make: Make, sandbox: SandboxProcess, model: str
+) -> None:
+    # The right (yellow) half is masked: it is repainted, the blue half is kept.
+    mask = rectangles_mask(96, 64, [Box(48, 0, 48, 64)])
+    job = request(model=model, action=Action.VARY_REGION, source_image=two_tone(96, 64),
+                  mask=mask, width=96, height=64, seeds=(5, 6))  # fmt: skip
+    result = await make().generate(job, Progress(), NoCorrelation())
+    assert [(i.width, i.height, i.seed) for i in result.images] == [(96, 64, 5), (96, 64, 6)]
+    for image in result.images:
+        picture = decoded(image)
+        assert picture.size == (96, 64)
+        assert near(picture.getpixel((12, 32)), BLUE)
+        assert not near(picture.getpixel((84, 32)), YELLOW)
+    assert sandbox.stats()["submissions"] == 1
+
+
+@pytest.mark.parametrize("model", ["gpt-image-1", "dall-e-2"])
+async def test_zoom_out_keeps_the_source_in_the_centre(make: Make, model: str) -> None:
+    canvas = zoom_out_canvas(96, 96, 2.0)
+    source = png(96, 96)  # all one colour: (40, 90, 160)
+    job = request(model=model, action=Action.ZOOM_OUT, source_image=source, canvas=canvas,
+                  width=96, height=96)  # fmt: skip
+    (image,) = (await make().generate(job, Progress(), NoCorrelation())).images
+    picture = decoded(image)
+    assert picture.size == (96, 96)
+    assert near(picture.getpixel((48, 48)), (40, 90, 160))
+    assert not near(picture.getpixel((4, 4)), (40, 90, 160))  # the painted border
+
+
+async def test_pan_extends_the_canvas_and_keeps_the_source(make: Make) -> None:
+    canvas = pan_canvas(64, 64, Direction.LEFT)
+    job = request(action=Action.PAN, direction=Direction.LEFT, source_image=png(64, 64),
+                  canvas=canvas, width=canvas.width, height=canvas.height)  # fmt: skip
+    (image,) = (await make().generate(job, Progress(), NoCorrelation())).images
+    picture = decoded(image)
+    assert picture.size == (canvas.width, canvas.height) and canvas.width > 64
+    assert near(picture.getpixel((canvas.width - 16, 32)), (40, 90, 160))  # the source
+    assert not near(picture.getpixel((2, 32)), (40, 90, 160))  # the new left side
+
+
+@pytest.mark.parametrize("action", [Action.IMG2IMG, Action.VARIATION])
+async def test_img2img_and_variation_edit_the_source_at_the_exact_size(
+    make: Make, action: Action
+) -> None:
+    job = request(action=action, source_image=two_tone(80, 60), strength=0.35, width=80,
+                  height=60, seeds=(1, 2, 3))  # fmt: skip
+    result = await make().generate(job, Progress(), NoCorrelation())
+    assert [decoded(i).size for i in result.images] == [(80, 60)] * 3
+
+
+async def test_a_variation_of_a_dalle3_image_is_made_by_gpt_image(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    job = request(model="dall-e-3", action=Action.VARIATION, source_image=png(64, 64),
+                  width=64, height=64, output_format=OutputFormat.WEBP)  # fmt: skip
+    (image,) = (await make().generate(job, Progress(), NoCorrelation())).images
+    assert (image.content_type, decoded(image).size) == ("image/webp", (64, 64))
+
+
+async def test_blend_sends_every_image_to_gpt_image(make: Make, sandbox: SandboxProcess) -> None:
+    sources = (two_tone(40, 40), png(64, 32), two_tone(30, 60))
+    job = request("", action=Action.BLEND, source_images=sources, width=96, height=64)
+    (image,) = (await make().generate(job, Progress(), NoCorrelation())).images
+    assert decoded(image).size == (96, 64)
+    assert sandbox.stats()["submissions"] == 1
+
+
+async def test_a_moderated_edit_is_never_retried(make: Make) -> None:
+    mask = rectangles_mask(64, 64, [Box(0, 0, 32, 32)])
+    job = request("a fox sandbox:moderate", action=Action.VARY_REGION, source_image=png(64, 64),
+                  mask=mask, width=64, height=64)  # fmt: skip
+    with pytest.raises(ModeratedError) as caught:
+        await make().generate(job, Progress(), NoCorrelation())
+    assert not caught.value.retryable and caught.value.provider_job_id
+
+
+async def test_an_edit_the_api_refuses_is_permanent(make: Make) -> None:
+    # dall-e-2 limits prompts to 1,000 characters; the emulator answers 400.
+    job = request("x" * 1001, model="dall-e-2", action=Action.VARY_REGION,
+                  source_image=png(64, 64), mask=rectangles_mask(64, 64, [Box(0, 0, 8, 8)]),
+                  width=64, height=64)  # fmt: skip
+    with pytest.raises(PermanentProviderError, match="string_above_max_length"):
+        await make().generate(job, Progress(), NoCorrelation())
 
 
 # Injected faults, each read into the taxonomy
@@ -309,3 +463,49 @@ def test_emulator_url_outputs_expire(sandbox: SandboxProcess) -> None:
         expired = client.get(stale.json()["data"][0]["url"])
     assert expired.status_code == 403
     assert "<Code>AuthenticationFailed</Code>" in expired.text
+
+
+def test_emulator_checks_edit_files_like_the_api(sandbox: SandboxProcess) -> None:
+    def edit(model: str, files: list[Any], **fields: Any) -> dict[str, Any]:
+        with api(sandbox) as client:
+            response = client.post(
+                "/images/edits", data={"model": model, "prompt": "a boat", **fields}, files=files
+            )
+        assert response.status_code == 400, response.text
+        error: dict[str, Any] = response.json()["error"]
+        return error
+
+    image = ("image", ("in.png", form_png(64, 64), "image/png"))
+    small_mask = edit("gpt-image-1", [image, ("mask", ("m.png", form_png(32, 32), "image/png"))])
+    assert small_mask["param"] == "mask" and "does not match image size" in small_mask["message"]
+    no_alpha = edit("gpt-image-1", [image, ("mask", ("m.png", form_png(64, 64, "L"), "image/png"))])
+    assert no_alpha["param"] == "mask" and "alpha" in no_alpha["message"]
+    jpeg = io.BytesIO()
+    Image.new("RGB", (64, 64)).save(jpeg, format="JPEG")
+    jpeg_mask = edit("gpt-image-1", [image, ("mask", ("m.jpg", jpeg.getvalue(), "image/jpeg"))])
+    assert jpeg_mask["param"] == "mask"
+    many = [("image[]", (f"{i}.png", form_png(16, 16), "image/png")) for i in range(17)]
+    assert edit("gpt-image-1", many)["code"] == "array_above_max_length"
+    not_square = edit("dall-e-2", [("image", ("in.png", form_png(64, 32, alpha=0), "image/png"))])
+    assert "square" in not_square["message"]
+    dalle_jpeg = edit("dall-e-2", [("image", ("in.jpg", jpeg.getvalue(), "image/jpeg"))])
+    assert "PNG" in dalle_jpeg["message"]
+    # No mask, and an image with no alpha channel: nothing says where to paint.
+    rgb = ("image", ("in.png", form_png(64, 64, "RGB"), "image/png"))
+    opaque = edit("dall-e-2", [rgb])
+    assert opaque["code"] == "invalid_image_format"
+    assert sandbox.stats().get("submissions", 0) == 0
+
+
+def test_emulator_edits_return_images_of_the_requested_size(sandbox: SandboxProcess) -> None:
+    with api(sandbox) as client:
+        response = client.post(
+            "/images/edits",
+            data={"model": "dall-e-2", "prompt": "a boat", "size": "256x256",
+                  "response_format": "b64_json", "n": "2"},
+            files=[("image", ("in.png", form_png(64, 64, alpha=0), "image/png"))],
+        )  # fmt: skip
+    assert response.status_code == 200, response.text
+    for item in response.json()["data"]:
+        with Image.open(io.BytesIO(base64.b64decode(item["b64_json"]))) as image:
+            assert image.size == (256, 256)

@@ -13,8 +13,10 @@ import httpx
 import pytest
 from PIL import Image
 
+from imagegate.domain.actions import Box, Direction, UpscaleMode, pan_canvas, zoom_out_canvas
 from imagegate.domain.params import Mode, OutputFormat
-from imagegate.providers.base import Action, GenerationRequest, NoCorrelation
+from imagegate.imaging import rectangles_mask
+from imagegate.providers.base import Action, GeneratedImage, GenerationRequest, NoCorrelation
 from imagegate.providers.errors import (
     ModeratedError,
     PermanentProviderError,
@@ -28,6 +30,7 @@ from tests.support.adapters import adapter_factory
 from tests.support.sandbox import SandboxProcess
 
 KEY = "sk-contract-tests"
+BLUE, YELLOW, TILE = (30, 60, 200), (230, 200, 40), (200, 80, 40)
 Make = Callable[..., StabilityProvider]
 
 
@@ -63,7 +66,29 @@ def png(width: int = 64, height: int = 64) -> bytes:
 
 
 def upscale(model: str, prompt: str = "a red tile", **fields: Any) -> GenerationRequest:
-    return request(prompt, model=model, action=Action.UPSCALE, source_image=png(), **fields)
+    """An upscale of a 64x64 source to 256x256 (x4)."""
+    values = {"width": 256, "height": 256, "upscale_factor": 4, **fields}
+    return request(prompt, model=model, action=Action.UPSCALE, source_image=png(), **values)
+
+
+def two_tone(width: int, height: int) -> bytes:
+    """Left half blue, right half yellow: where an edit kept or repainted shows."""
+    image = Image.new("RGB", (width, height), BLUE)
+    image.paste(YELLOW, (width // 2, 0, width, height))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def decoded(image: GeneratedImage) -> Image.Image:
+    opened = Image.open(io.BytesIO(image.data))
+    opened.load()
+    assert opened.size == (image.width, image.height)
+    return opened.convert("RGB")
+
+
+def near(pixel: Any, colour: tuple[int, int, int], tolerance: int = 24) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
 
 
 class Recorder:
@@ -137,27 +162,144 @@ async def test_seed_zero_reports_the_seed_stability_chose(make: Make) -> None:
     assert image.seed != 0
 
 
-async def test_vary_sends_the_source_image(make: Make) -> None:
-    vary = request(model="ultra", action=Action.VARIATION, source_image=png(300, 200), strength=0.6)
-    (image,) = (await make().generate(vary, ignore, NoCorrelation())).images
-    assert (image.width, image.height) == (1216, 832)  # the source's 3:2 shape
+@pytest.mark.parametrize(
+    ("model", "action", "endpoint"),
+    [("ultra", Action.VARIATION, "generate/ultra"), ("sd3.5-large", Action.IMG2IMG, "generate/sd3"),
+     ("core", Action.VARIATION, "generate/ultra")],  # core takes no image: ultra does it
+)  # fmt: skip
+async def test_img2img_and_variation_send_the_source_and_return_the_exact_size(
+    make: Make, sandbox: SandboxProcess, model: str, action: Action, endpoint: str
+) -> None:
+    job = request(model=model, action=action, source_image=png(300, 200), strength=0.6,
+                  width=300, height=200, seeds=(1, 2))  # fmt: skip
+    result = await make().generate(job, ignore, NoCorrelation())
+    assert [decoded(i).size for i in result.images] == [(300, 200)] * 2
+    assert sandbox.stats()[endpoint] == 2
 
 
-async def test_core_cannot_vary(make: Make) -> None:
-    vary = request(model="core", action=Action.VARIATION, source_image=png())
-    with pytest.raises(PermanentProviderError):
-        await make().generate(vary, ignore, NoCorrelation())
+async def test_a_provider_with_only_core_cannot_vary(sandbox: SandboxProcess) -> None:
+    config = ProviderConfig(name="s", type="stability", base_url=sandbox.url, api_key=KEY,
+                            models=("core",))  # fmt: skip
+    provider = StabilityProvider(config)
+    try:
+        for action in (Action.VARIATION, Action.IMG2IMG):
+            job = request(model="core", action=action, source_image=png())
+            with pytest.raises(PermanentProviderError, match="text only"):
+                await provider.generate(job, ignore, NoCorrelation())
+    finally:
+        await provider.aclose()
+    assert sandbox.stats().get("requests", 0) == 0
 
 
 @pytest.mark.parametrize(
-    ("model", "size"), [("upscale-fast", (256, 256)), ("upscale-conservative", (2048, 2048))]
-)
-async def test_synchronous_upscales(make: Make, model: str, size: tuple[int, int]) -> None:
+    ("job", "endpoint"),
+    [({"model": "upscale-fast"}, "upscale/fast"),
+     ({"model": "upscale-conservative"}, "upscale/conservative"),
+     # A subtle x4 of a small source is fast's; a subtle x2 only conservative can make.
+     ({"model": "core", "upscale_mode": UpscaleMode.SUBTLE}, "upscale/fast"),
+     ({"model": "core", "upscale_mode": UpscaleMode.SUBTLE, "upscale_factor": 2,
+       "width": 128, "height": 128}, "upscale/conservative")],
+)  # fmt: skip
+async def test_synchronous_upscales_return_exactly_the_size_asked_for(
+    make: Make, sandbox: SandboxProcess, job: dict[str, Any], endpoint: str
+) -> None:
     progress = Recorder()
-    result = await make().generate(upscale(model), progress, NoCorrelation())
+    asked = upscale(**job)
+    result = await make().generate(asked, progress, NoCorrelation())
     (image,) = result.images
-    assert (image.width, image.height) == size
+    picture = decoded(image)
+    assert picture.size == (asked.width, asked.height)
+    assert near(picture.getpixel((asked.width // 2, asked.height // 2)), TILE)
     assert progress.values == [1.0]
+    assert sandbox.stats()[endpoint] == 1
+
+
+async def test_a_creative_upscale_polls_202_then_200(make: Make, sandbox: SandboxProcess) -> None:
+    sandbox.faults(job_duration_ms=300)
+    job = upscale("core", upscale_mode=UpscaleMode.CREATIVE, upscale_factor=2, width=128,
+                  height=128)  # fmt: skip
+    result = await make().generate(job, ignore, NoCorrelation())
+    assert decoded(result.images[0]).size == (128, 128)
+    stats = sandbox.stats()
+    assert stats["upscale/creative"] == 1 and stats["polls"] >= 2  # at least one 202
+
+
+def test_emulator_answers_404_for_an_unknown_result(sandbox: SandboxProcess) -> None:
+    with api(sandbox) as client:
+        response = client.get("/v2beta/results/" + "e" * 64)
+    assert response.status_code == 404
+    body = response.json()
+    assert body["name"] == "not_found" and body["errors"] and body["id"]
+
+
+# Outpaint and inpaint ------------------------------------------------------------
+
+
+async def test_zoom_out_outpaints_around_the_shrunk_source(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    canvas = zoom_out_canvas(256, 256, 2.0)
+    job = request(action=Action.ZOOM_OUT, source_image=png(256, 256), canvas=canvas,
+                  width=256, height=256, seeds=(3,))  # fmt: skip
+    (image,) = (await make().generate(job, ignore, NoCorrelation())).images
+    picture = decoded(image)
+    assert picture.size == (256, 256) and image.seed == 3
+    assert near(picture.getpixel((128, 128)), TILE)  # the source, at half size
+    assert not near(picture.getpixel((8, 8)), TILE)  # the painted border
+    assert sandbox.stats()["edit/outpaint"] == 1
+
+
+async def test_pan_keeps_the_source_and_paints_the_new_side(make: Make) -> None:
+    canvas = pan_canvas(128, 128, Direction.RIGHT)
+    job = request(action=Action.PAN, direction=Direction.RIGHT, source_image=png(128, 128),
+                  canvas=canvas, width=canvas.width, height=canvas.height)  # fmt: skip
+    (image,) = (await make().generate(job, ignore, NoCorrelation())).images
+    picture = decoded(image)
+    assert picture.size == (192, 128)
+    assert picture.getpixel((10, 64)) == TILE  # the source, pixel for pixel
+    assert not near(picture.getpixel((185, 64)), TILE)
+
+
+async def test_vary_region_inpaints_only_the_mask(make: Make, sandbox: SandboxProcess) -> None:
+    mask = rectangles_mask(128, 128, [Box(64, 0, 64, 128)])
+    job = request(action=Action.VARY_REGION, source_image=two_tone(128, 128), mask=mask,
+                  width=128, height=128, seeds=(1, 2))  # fmt: skip
+    result = await make().generate(job, ignore, NoCorrelation())
+    for image in result.images:
+        picture = decoded(image)
+        assert picture.getpixel((10, 64)) == BLUE  # unmasked: untouched
+        assert not near(picture.getpixel((120, 64)), YELLOW)
+    assert sandbox.stats()["edit/inpaint"] == 2
+
+
+async def test_a_moderated_inpaint_is_never_retried(make: Make) -> None:
+    job = request("a fox sandbox:moderate", action=Action.VARY_REGION,
+                  source_image=png(128, 128), mask=rectangles_mask(128, 128, [Box(0, 0, 9, 9)]),
+                  width=128, height=128)  # fmt: skip
+    with pytest.raises(ModeratedError):
+        await make().generate(job, ignore, NoCorrelation())
+
+
+async def test_an_outpaint_of_a_source_too_small_for_the_api_is_permanent(make: Make) -> None:
+    # Zoomed out 2x, a 96x96 source is 48 pixels a side: the API wants at least 64.
+    job = request(action=Action.ZOOM_OUT, source_image=png(96, 96),
+                  canvas=zoom_out_canvas(96, 96, 2.0), width=96, height=96)  # fmt: skip
+    with pytest.raises(PermanentProviderError, match="at least 64 pixels"):
+        await make().generate(job, ignore, NoCorrelation())
+
+
+def test_emulator_checks_edit_forms(sandbox: SandboxProcess) -> None:
+    tile = ("tile.png", png(128, 128), "image/png")
+    with api(sandbox) as client:
+        no_pads = client.post("/v2beta/stable-image/edit/outpaint", data={"left": "2001"},
+                              files={"image": tile})  # fmt: skip
+        none = client.post("/v2beta/stable-image/edit/outpaint", files={"image": tile})
+        no_prompt = client.post("/v2beta/stable-image/edit/inpaint", files={"image": tile})
+    assert no_pads.status_code == none.status_code == no_prompt.status_code == 400
+    assert no_pads.json()["errors"] == ["left: must be an integer between 0 and 2000"]
+    assert none.json()["errors"] == ["left, right, up, down: at least one must be greater than 0"]
+    assert no_prompt.json()["errors"] == ["prompt: is required"]
+    assert sandbox.stats().get("submissions", 0) == 0
 
 
 async def test_creative_upscale_records_its_id_before_the_result_exists(
@@ -178,7 +320,7 @@ async def test_creative_upscale_records_its_id_before_the_result_exists(
     assert states == [202]  # recorded while the job was still running
     assert result.provider_job_id == correlation.recorded[0]
     assert len(result.provider_job_id) == 64
-    assert (result.images[0].width, result.images[0].height) == (2048, 2048)
+    assert decoded(result.images[0]).size == (256, 256)
     assert progress.values == [0.1, 1.0]
 
 
@@ -304,12 +446,16 @@ async def test_requests_that_can_never_succeed_are_permanent(
 
 def test_capabilities_follow_the_configured_models(make: Make) -> None:
     everything = make().capabilities()
-    assert set(everything.actions) == {Action.IMAGINE, Action.VARIATION, Action.UPSCALE}
+    assert everything.actions == (
+        Action.IMAGINE, Action.IMG2IMG, Action.UPSCALE, Action.VARIATION, Action.ZOOM_OUT,
+        Action.PAN, Action.VARY_REGION,
+    )  # fmt: skip
+    assert everything.tuning == frozenset() and not everything.style_reference
     assert "cinematic" in everything.styles and "watercolor" not in everything.styles
     only_core = StabilityProvider(
         ProviderConfig(name="s", type="stability", models=("core",))
     ).capabilities()
-    assert only_core.actions == (Action.IMAGINE,)
+    assert only_core.actions == (Action.IMAGINE, Action.ZOOM_OUT, Action.PAN, Action.VARY_REGION)
     credits = make().estimate_credits
     assert credits(request(seeds=(1, 2), mode=Mode.DRAFT)) == 2
     assert credits(request(seeds=(1, 2), mode=Mode.STANDARD)) == 4

@@ -11,9 +11,10 @@ from imagegate.api.deps import PrincipalDep, RuntimeDep
 from imagegate.api.idempotency import IdempotencyKeyHeader, idempotent, respond
 from imagegate.api.openapi import AUTHENTICATED, WITH_BODY, problems
 from imagegate.api.rate_limit_headers import remember
-from imagegate.api.schemas import JobCreate, JobPublic, JobsPublic
+from imagegate.api.schemas import ActionCreate, JobCreate, JobPublic, JobsPublic
 from imagegate.domain.jobs import JobStatus
 from imagegate.errors import InvalidRequest
+from imagegate.services import actions as actions_service
 from imagegate.services import event_feed, idempotency
 from imagegate.services import jobs as jobs_service
 from imagegate.services.idempotency import Answer
@@ -45,7 +46,10 @@ async def create_job(
     """Queue an image job. Answers 202 with the job; poll its ``Location``. With
     ``Prefer: wait=N`` the answer waits up to N seconds for the job to end: 200 with the
     finished job, or 202 as usual if it has not."""
-    spec = JobSpec(**body.model_dump(exclude_unset=True))
+    fields = body.model_dump(exclude_unset=True)
+    if "images" in fields:
+        fields["images"] = tuple(fields["images"] or ())
+    spec = JobSpec(**fields)
     result = await jobs_service.submit(
         rt,
         principal,
@@ -91,6 +95,13 @@ async def list_jobs(
         list[str] | None, Query(description="Filter; repeat or comma-separate")
     ] = None,
     dead_letter: bool | None = None,
+    parent_job_id: Annotated[
+        str | None, Query(max_length=64, description="Only the children of this job")
+    ] = None,
+    root_job_id: Annotated[
+        str | None, Query(max_length=64, description="Only this chain: its root and descendants")
+    ] = None,
+    batch_id: Annotated[str | None, Query(max_length=64, description="Only this batch")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobsPublic:
@@ -102,8 +113,9 @@ async def list_jobs(
         choices = ", ".join(s.value for s in JobStatus)
         raise InvalidRequest(f"status must be one of {choices}", field="status") from error
     page = await jobs_service.list_jobs(
-        rt, principal, statuses=statuses, dead_letter=dead_letter, cursor=cursor, limit=limit
-    )
+        rt, principal, statuses=statuses, dead_letter=dead_letter, cursor=cursor, limit=limit,
+        parent_job_id=parent_job_id, root_job_id=root_job_id, batch_id=batch_id,
+    )  # fmt: skip
     return JobsPublic(
         data=[JobPublic.from_record(j, rt.storage) for j in page.jobs],
         next_cursor=page.next_cursor,
@@ -120,6 +132,44 @@ async def list_jobs(
 async def get_job(job_id: str, rt: RuntimeDep, principal: PrincipalDep) -> JobPublic:
     """One job: status, progress, images."""
     return JobPublic.from_record(await jobs_service.get(rt, principal, job_id), rt.storage)
+
+
+@router.post(
+    "/{job_id}/actions",
+    status_code=202,
+    response_model=JobPublic,
+    operation_id="act_on_job",
+    responses=problems(*AUTHENTICATED, *WITH_BODY, 404, 409),
+)
+async def act_on_job(
+    job_id: str,
+    request: Request,
+    body: ActionCreate,
+    rt: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    """Make a new job from a completed one: ``upscale``, ``variation`` (a remix with a
+    ``prompt``), ``reroll``, ``zoom_out``, ``pan`` or ``vary_region``. Answers 202 with
+    the child job (``parent_job_id``, ``source_index``); 409 if the job is not
+    completed, 422 ``unsupported_action`` if no configured provider can do it."""
+    fields = body.model_dump(exclude_unset=True, exclude={"action"})
+    if "mask" in fields:
+        fields["mask"] = body.mask.model_dump(exclude_none=True)  # type: ignore[union-attr]
+    spec = actions_service.ActionSpec(action=body.action, **fields)
+    result = await actions_service.act(
+        rt,
+        principal,
+        job_id,
+        spec,
+        present=lambda job: JobPublic.from_record(job, rt.storage).model_dump(mode="json"),
+        idempotency=idempotent(idempotency_key, "act_on_job", body, job_id=job_id),
+    )
+    headers = {"Location": f"/api/image/jobs/{result.job_id}"}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    remember(request, result.rate_limit)
+    return JSONResponse(result.body, status_code=result.status_code, headers=headers)
 
 
 @router.post(
