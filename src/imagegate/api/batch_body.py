@@ -35,7 +35,6 @@ JSONL_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "applicati
 MAX_LINE_BYTES = 64 * 1024
 
 
-
 def _json_body_schema() -> dict[str, Any]:
     schema = BatchCreate.model_json_schema()
     # Validated as "anything" (each item alone, later), documented as what it must be.
@@ -178,12 +177,12 @@ def _item(index: int, raw: Any) -> Item:
         body = JobCreate.model_validate(raw)
     except ValidationError as error:
         return Item(index, problem=validation_problem(error))
-    fields = body.model_dump(mode="json", exclude_unset=True)
-    return Item(
-        index,
-        spec=JobSpec(**body.model_dump(exclude_unset=True)),
-        fingerprint=fingerprint("create_job", fields),
-    )
+    # As POST /api/image/jobs makes its JobSpec (api/routes/jobs.py): keep the two alike.
+    fields = body.model_dump(exclude_unset=True)
+    if "images" in fields:
+        fields["images"] = tuple(fields["images"] or ())
+    asked = body.model_dump(mode="json", exclude_unset=True)
+    return Item(index, spec=JobSpec(**fields), fingerprint=fingerprint("create_job", asked))
 
 
 def validation_problem(error: ValidationError) -> dict[str, Any]:
