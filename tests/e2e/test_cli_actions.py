@@ -119,7 +119,7 @@ def test_blend_uploads_each_file(
     files = imagined[1]
     _, paths = _run(
         server, "blend", str(files["1.png"]), str(files["2.png"]), "--dimensions", "landscape",
-        "--out", str(tmp_path),
+        "--prompt", "a coast", "--out", str(tmp_path),
     )  # fmt: skip
     sizes = [s for n, s in _sizes(paths).items() if n != "grid.png"]
     assert sizes and all(abs(w / h - 3 / 2) < 0.02 for w, h in sizes)

@@ -212,6 +212,9 @@ def blend(
     dimensions: Annotated[
         Dimensions, typer.Option(help="The shape of the blend")
     ] = Dimensions.SQUARE,
+    prompt: Annotated[
+        str | None, typer.Option(help="What to make of the blend", show_default=False)
+    ] = None,
     out: OutOption = None,
     no_wait: NoWaitOption = False,
     url: UrlOption = None,
@@ -225,6 +228,8 @@ def blend(
     with connect(url, key) as client:
         refs = [image_reference(client, image) for image in images]
         body = {"action": "blend", "images": refs, "dimensions": dimensions.value}
+        if prompt is not None:
+            body["prompt"] = prompt
         job = client.create_job(body, idempotency_key or str(uuid.uuid4()))
         _finish(client, job, out, no_wait, timeout)
 
