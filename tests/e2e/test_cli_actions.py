@@ -5,12 +5,14 @@ real server: each follows its job and saves files that decode at the size expect
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from imagegate.domain.actions import Direction, pan_canvas, upscale_size, zoom_out_canvas
+from tests.conftest import FAULT_MARKER
 from tests.support.server import ServerProcess
 
 TIMEOUT = ("--timeout", "90")
@@ -158,14 +160,16 @@ def test_batch_follows_every_job_saves_them_and_lists_failures(
         {"prompt": "a lighthouse, square", "variations": 1, "mode": "draft"},
         {"prompt": ""},
         {"prompt": "a lighthouse, wide", "ratio": "16:9", "variations": 2, "mode": "draft"},
+        {"prompt": f"a kite {FAULT_MARKER}", "variations": 1, "mode": "draft"},
     ]
     file = tmp_path / "jobs.jsonl"
     file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     result = server.cli("batch", str(file), "--out", str(tmp_path / "out"), *TIMEOUT)
-    # A refused item makes the run incomplete, after everything else is saved.
+    # A refused item and a failed job make the run incomplete, after the rest is saved.
     assert result.returncode == 1, result.stderr
     assert "item 1: refused: validation_error" in result.stderr
-    assert "batch_incomplete: 1 of 3 items did not complete" in result.stderr
+    assert re.search(r"item 3: job job_\w+ failed: ", result.stderr), result.stderr
+    assert "batch_incomplete: 2 of 4 items did not complete" in result.stderr
     batch_id, *saved = result.stdout.strip().splitlines()
     assert batch_id.startswith("bat_")
     by_job: dict[str, dict[str, tuple[int, int]]] = {}

@@ -309,9 +309,11 @@ def _save_batch(client: ImagegateClient, batch: dict[str, Any], root: Path) -> i
             continue
         if item["status"] != "completed":
             failed += 1
-            error = item.get("error") or {}
-            reason = f"{error.get('code')}: {error.get('message')}" if error else item["status"]
-            typer.echo(f"item {item['index']}: job {item['job_id']} {reason}", err=True)
+            error = item.get("error")
+            reason = f": {error['code']}: {error['message']}" if error else ""
+            typer.echo(
+                f"item {item['index']}: job {item['job_id']} {item['status']}{reason}", err=True
+            )
             continue
         job = client.get_job(str(item["job_id"]))
         for text in job.get("texts") or ():
