@@ -183,3 +183,76 @@ class FileLinkInvalid(ImagegateError):
 
     code = "file_link_invalid"
     title = "File link invalid or expired"
+
+
+class UploadNotFound(NotFound):
+    """No upload with this id in your workspace."""
+
+    code = "upload_not_found"
+    title = "Upload not found"
+
+
+class UnsupportedImage(ImagegateError):
+    """Only PNG, JPEG and WebP images are accepted (decided by their bytes, and the
+    declared content type, if any, must agree)."""
+
+    code = "unsupported_image"
+    title = "Unsupported image"
+
+
+class InvalidImage(InvalidRequest):
+    """The image is truncated, corrupt or carries data after its end."""
+
+    code = "invalid_image"
+    title = "Invalid image"
+
+
+class ImageTooLarge(ImagegateError):
+    """The image file is over the upload size limit."""
+
+    code = "image_too_large"
+    title = "Image too large"
+
+
+class ImageTooManyPixels(InvalidRequest):
+    """The image's width x height is over the upload pixel limit."""
+
+    code = "image_too_many_pixels"
+    title = "Image has too many pixels"
+
+
+class UrlFetchFailed(InvalidRequest):
+    """The image URL could not be fetched: no answer in time, or not a 200 answer."""
+
+    code = "url_fetch_failed"
+    title = "URL fetch failed"
+
+
+class StyleNotFound(NotFound):
+    """No style preset with this name, built in or in your workspace."""
+
+    code = "style_not_found"
+    title = "Style not found"
+
+
+class StyleExists(InvalidState):
+    """Your workspace has a style preset of this name: change it with PATCH, or pick
+    another name."""
+
+    code = "style_exists"
+    title = "Style exists"
+
+
+class BuiltinStyle(InvalidState):
+    """Built-in style presets cannot be created, changed or deleted; give your own
+    preset another name."""
+
+    code = "builtin_style"
+    title = "Built-in style"
+
+
+class StyleLimitReached(InvalidState):
+    """Your workspace has as many style presets as it may; delete one first."""
+
+    code = "style_limit_reached"
+    title = "Style limit reached"

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from imagegate.domain.flags import DEFAULT_VERSION_MODELS, parse_version_models
 from imagegate.domain.rates import Rate, parse_rate
 from imagegate.domain.webhooks import parse_schedule
 
@@ -154,6 +155,20 @@ class Settings(BaseSettings):
             raise ValueError(f"IMAGEGATE_WEBHOOK_SCHEDULE_S: {error}") from None
         return value
 
+    @field_validator("model_versions")
+    @classmethod
+    def _check_model_versions(cls, value: str) -> str:
+        try:
+            parse_version_models(value)
+        except ValueError as error:
+            raise ValueError(f"IMAGEGATE_MODEL_VERSIONS: {error}") from None
+        return value
+
+    @cached_property
+    def version_models(self) -> dict[str, str]:
+        """Each --v/--niji version this server knows, and the model it asks for."""
+        return {**DEFAULT_VERSION_MODELS, **parse_version_models(self.model_versions)}
+
     @cached_property
     def ssrf_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         parts = (p.strip() for p in self.ssrf_allowlist.split(","))
@@ -176,6 +191,16 @@ class Settings(BaseSettings):
     # unset = one per CPU. Each holds a full decoded image in memory.
     image_decode_concurrency: int | None = Field(default=None, ge=1, le=256)
 
+    # Uploads (docs/uploads.md): the largest file accepted, in bytes (the request body
+    # may be a third larger, for base64); the most pixels (width x height), kept below
+    # Pillow's own decompression-bomb limit; how long a URL fetch may take in all; and
+    # how many days an upload is kept before the retention sweep deletes it with its
+    # file (0 keeps uploads forever).
+    upload_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    upload_max_pixels: int = Field(default=40_000_000, ge=1, le=80_000_000)
+    upload_fetch_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    upload_retention_days: int = Field(default=7, ge=0, le=36_500)
+
     builtin_latency_ms: int = Field(default=0, ge=0)
     # Worker processes the built-in renderer draws in; unset = one per CPU, 0 = threads.
     builtin_processes: int | None = Field(default=None, ge=0, le=64)
@@ -187,6 +212,11 @@ class Settings(BaseSettings):
     # The provider configuration file (TOML; docs/providers.md). Unset: the built-in
     # renderer is the only provider.
     config: Path | None = None
+    # What a prompt's --v/--niji version asks for (docs/prompt-flags.md#versions):
+    # "version=model" pairs, comma-separated, e.g. "v7=auto,niji6=replicate:anime";
+    # over the defaults, which map every known version to "auto". A pair may add a
+    # version; one that maps to a model overrides the version's "auto".
+    model_versions: str = ""
 
     # For the CLI's client commands: which server to talk to, with which key.
     url: str | None = None

@@ -45,14 +45,14 @@ def test_prompt_flags() -> None:
     assert parsed.text == "a red fox in snow"
     assert parsed.values == {
         "ratio": "3:2",
-        "seed": "7",
+        "seed": 7,
         "negative_prompt": "text, logos",
         "mode": "draft",
     }
     assert parse_prompt_flags("no flags here").values == {}
 
 
-@pytest.mark.parametrize("prompt", ["x --chaos 20", "x --ar", "x --seed 1 --seed 2"])
+@pytest.mark.parametrize("prompt", ["x --zoom 2", "x --chaos 150", "x --ar", "x --seed 1 --seed 2"])
 def test_bad_prompt_flags(prompt: str) -> None:
     with pytest.raises(ParamError):
         parse_prompt_flags(prompt)

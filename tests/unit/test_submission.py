@@ -22,6 +22,7 @@ def test_defaults() -> None:
         "width": 1024,
         "height": 1024,
         "output_format": "png",
+        "requested_model": "auto",
     }
 
 

@@ -105,6 +105,10 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(webhooks.jobs_router)
     app.include_router(system.router)
-    app.add_middleware(BodySizeLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=MAX_BODY_BYTES,
+        per_path={uploads.PATH: uploads.max_body_bytes(rt.settings)},
+    )
     app.add_middleware(RateLimitHeaders)
     return app

@@ -28,6 +28,8 @@ STATUS: dict[type[errors.ImagegateError], int] = {
     errors.RateLimited: 429,
     errors.PayloadTooLarge: 413,
     errors.FileLinkInvalid: 403,
+    errors.UnsupportedImage: 415,
+    errors.ImageTooLarge: 413,
 }
 
 _HTTP_CODES = {

@@ -1,6 +1,9 @@
-"""Reject oversized request bodies before anything reads them."""
+"""Reject oversized request bodies before anything reads them: one cap for every
+route, and a larger one for the few paths that take files (uploads)."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -8,39 +11,44 @@ from imagegate.api.errors import problem
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: Mapping[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Exact paths (no templates) with a cap of their own.
+        self.per_path = dict(per_path or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        cap = self.per_path.get(scope["path"], self.max_bytes)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit():
             # The server holds the client to the length it declared: nothing longer
             # reaches the app, so the declared length alone decides.
-            if int(declared) > self.max_bytes:
-                await self._reject(scope, receive, send)
+            if int(declared) > cap:
+                await self._reject(cap, scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
         # No length declared (a chunked body): read it here, up to the cap, before the
         # app sees any of it. Raising from inside the app's read instead would reach
         # FastAPI's body parser, which answers any read error with a 400.
-        buffered = await _read_capped(receive, self.max_bytes)
+        buffered = await _read_capped(receive, cap)
         if buffered is None:
-            await self._reject(scope, receive, send)
+            await self._reject(cap, scope, receive, send)
             return
         await self.app(scope, _replay(buffered, receive), send)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _reject(self, cap: int, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(
             413,
             "payload_too_large",
             "Payload too large",
-            f"Request bodies are limited to {self.max_bytes} bytes.",
+            f"Request bodies are limited to {cap} bytes.",
         )
         await response(scope, receive, send)
 

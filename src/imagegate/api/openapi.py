@@ -21,6 +21,7 @@ _WHY = {
     404: "No such resource in your workspace",
     409: "The resource's state does not allow this, or the Idempotency-Key is in use",
     413: "The request body is over the size limit",
+    415: "Not an accepted type: the body's Content-Type, or the image's format",
     422: "A field or parameter is invalid; `field` and `errors` name it",
     429: "Over a rate limit; retry after Retry-After seconds",
 }

@@ -3,8 +3,8 @@
 Each function deletes at most ``limit`` rows and returns how many it deleted, so the
 caller loops until a batch comes back short. Every batch is chosen through an index
 (``ix_provider_calls_started_at``, ``ix_job_events_created_at``,
-``ix_webhook_deliveries_finished_at``), and ``DELETE … WHERE id IN (SELECT … LIMIT n)``
-reads the same on SQLite and PostgreSQL."""
+``ix_webhook_deliveries_finished_at``, ``ix_uploads_created_at``), and
+``DELETE … WHERE id IN (SELECT … LIMIT n)`` reads the same on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,13 +14,21 @@ from datetime import datetime
 from sqlalchemy import Table, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from imagegate.db.models import Job, JobEvent, ProviderCall, WebhookAttempt, WebhookDelivery
+from imagegate.db.models import (
+    Job,
+    JobEvent,
+    ProviderCall,
+    Upload,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 
 calls: Table = ProviderCall.__table__  # type: ignore[assignment]
 events: Table = JobEvent.__table__  # type: ignore[assignment]
 jobs: Table = Job.__table__  # type: ignore[assignment]
 deliveries: Table = WebhookDelivery.__table__  # type: ignore[assignment]
 attempts: Table = WebhookAttempt.__table__  # type: ignore[assignment]
+uploads: Table = Upload.__table__  # type: ignore[assignment]
 
 
 async def delete_provider_calls(conn: AsyncConnection, before: datetime, limit: int) -> int:
@@ -60,4 +68,27 @@ async def delete_webhook_deliveries(conn: AsyncConnection, before: datetime, lim
         return 0
     await conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(ids)))
     result = await conn.execute(delete(deliveries).where(deliveries.c.id.in_(ids)))
+    return int(result.rowcount or 0)
+
+
+async def expired_uploads(
+    conn: AsyncConnection, before: datetime, limit: int
+) -> list[tuple[str, str]]:
+    """``(id, storage_key)`` of at most ``limit`` uploads created before ``before``,
+    oldest first. Uploads have files, so the caller deletes those first and then the
+    rows (:func:`delete_uploads`): a failure in between leaves a row to retry, never
+    a file that nothing points at."""
+    query = (
+        select(uploads.c.id, uploads.c.storage_key)
+        .where(uploads.c.created_at < before)
+        .order_by(uploads.c.created_at)
+        .limit(limit)
+    )
+    return [(str(r.id), str(r.storage_key)) for r in await conn.execute(query)]
+
+
+async def delete_uploads(conn: AsyncConnection, upload_ids: list[str]) -> int:
+    if not upload_ids:
+        return 0
+    result = await conn.execute(delete(uploads).where(uploads.c.id.in_(upload_ids)))
     return int(result.rowcount or 0)

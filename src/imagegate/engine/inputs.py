@@ -29,8 +29,9 @@ class InputMissing(Exception):
 async def request_for(rt: Runtime, job: JobRecord) -> GenerationRequest:
     """The provider request of ``job``'s next attempt, its inputs' bytes included."""
     request = GenerationRequest.from_params(
-        job.prompt, job.negative_prompt, job.params, str(job.model), job.attempts, job.action
-    )
+        job.prompt, job.negative_prompt, job.params, str(job.model), job.attempts, job.action,
+        provider=job.provider,
+    )  # fmt: skip
     p = job.params
     changes: dict[str, Any] = {}
     source = p.get("source")

@@ -147,9 +147,12 @@ class GenerationRequest:
         model: str,
         attempt: int = 1,
         job_action: str = "imagine",
+        provider: str | None = None,
     ) -> GenerationRequest:
         """The request for a job's resolved ``params`` (as stored with the job), without
-        the image bytes its inputs name (``engine.inputs`` loads those)."""
+        the image bytes its inputs name (``engine.inputs`` loads those). ``provider``
+        (the configured name) picks that provider's entry of the preset's options."""
+        by_provider = params.get("provider_options") or {}
         canvas = params.get("canvas")
         return cls(
             prompt=prompt,
@@ -171,7 +174,7 @@ class GenerationRequest:
             style_weight=params.get("style_weight"),
             image_weight=params.get("image_weight"),
             tuning=dict(params.get("tuning") or {}),
-            options=dict(params.get("provider_options") or {}),
+            options=dict(by_provider.get(provider) or {}) if provider else {},
         )
 
 

@@ -5,7 +5,10 @@ down or silent), and its images fetched from ``/view``.
 ComfyUI has no authentication; ``api_key``, when set, is sent as a bearer token for a
 proxy in front of it. It has no moderation either: a workflow may contain a safety
 checker node, and an ``execution_error`` whose exception type matches
-``options.moderation_exceptions`` is read as a moderation verdict."""
+``options.moderation_exceptions`` is read as a moderation verdict.
+
+The workflow actions run a template each (:mod:`comfyui_actions`), their input images
+uploaded with ``POST /upload/image`` just before the prompt is queued."""
 
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from pydantic import Field, field_validator
 from websockets.asyncio.client import ClientConnection, connect
 
 from imagegate.domain.params import STYLES, Mode
+from imagegate.providers import comfyui_actions as actions
 from imagegate.providers.base import (
     Action,
     Capabilities,
@@ -40,6 +44,7 @@ from imagegate.providers.errors import (
     ProviderError,
     RetryableProviderError,
 )
+from imagegate.providers.fitting import fit
 from imagegate.providers.http import (
     ProviderConfig,
     ResultExpiredError,
@@ -91,6 +96,8 @@ class Options(HttpOptions):
     """``[providers.<name>.options]`` of a ComfyUI provider (docs/providers/comfyui.md)."""
 
     workflow: str | None = None  # an API-format graph; unset: the packaged txt2img.json
+    # Per action (and upscale_creative): a template path, "" for none; unset: packaged.
+    workflows: dict[str, str] = Field(default_factory=dict)
     nodes: dict[str, str] = Field(default_factory=dict)  # role → node id, over titles
     steps: int | None = Field(default=None, ge=1)  # unset: the template's
     draft_steps: int | None = Field(default=None, ge=1)  # unset: half of steps
@@ -117,6 +124,7 @@ class ComfyUIProvider:
         self._config = config
         self._options = options
         self._template = Template.load(options.workflow, options.nodes or None)
+        self._actions = actions.load_templates(options.workflows)
         self._models = config.models or (self._template.checkpoint or "default",)
         self._moderation = re.compile(options.moderation_exceptions)
         headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
@@ -135,7 +143,7 @@ class ComfyUIProvider:
             max_images=self._options.max_images,
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
-            actions=(Action.IMAGINE,),
+            actions=(Action.IMAGINE, *self._offered()),
             seeds=True,
             negative_prompt=self._template.has_negative,
             max_pixels=_MAX_SIDE * _MAX_SIDE,
@@ -144,6 +152,9 @@ class ComfyUIProvider:
     def estimate_credits(self, request: GenerationRequest) -> int:
         return standard_credits(request)
 
+    def _offered(self) -> tuple[Action, ...]:
+        return tuple(a for a in actions.ACTIONS if str(a) in self._actions)
+
     async def aclose(self) -> None:
         await self._client.aclose()
         await self._downloads.aclose()
@@ -151,7 +162,7 @@ class ComfyUIProvider:
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
-        filled = self._fill(request)
+        filled, uploads = self._fill(request)
         prompt_id = correlation.existing
         entry, alive = await self._lookup(prompt_id) if prompt_id else (None, False)
         if not alive:
@@ -160,6 +171,7 @@ class ComfyUIProvider:
             # The socket's client id doubles as the prompt id we ask for, so that a later
             # attempt resuming this prompt can listen on the same client id.
             wanted = str(uuid.uuid4())
+            await actions.upload_all(self._client, uploads, filled.graph)
             async with self._socket(wanted) as socket:
                 prompt_id = await self._submit(filled.graph, wanted)
                 await correlation.record(prompt_id)
@@ -168,22 +180,35 @@ class ComfyUIProvider:
             async with self._socket(prompt_id) as socket:
                 entry = await self._wait(prompt_id, socket, len(filled.save_nodes), progress)
         images = await self._collect(prompt_id, entry, filled, request)
+        if request.action is not Action.IMAGINE:
+            images = tuple(fit(image, request.width, request.height) for image in images)
         await progress(1.0)
         return GenerationResult(images=images, provider_job_id=prompt_id)
 
-    def _fill(self, request: GenerationRequest) -> Filled:
-        if request.action is not Action.IMAGINE:
-            raise PermanentProviderError(f"{self.name}: the workflow only makes images from text")
+    def _fill(self, request: GenerationRequest) -> tuple[Filled, list[actions.Upload]]:
+        if request.action is not Action.IMAGINE and request.action not in self._offered():
+            raise PermanentProviderError(
+                f"{self.name}: no workflow for {request.action} (options.workflows)"
+            )
         if request.model not in self._models:
             raise PermanentProviderError(f"{self.name}: unknown model {request.model!r}")
         limit = self.capabilities().max_images
         if not 1 <= len(request.seeds) <= limit:
             raise PermanentProviderError(f"{self.name}: 1 to {limit} images per job")
-        template, options = self._template, self._options
+        options = self._options
+        template = self._template
+        if request.action is not Action.IMAGINE:
+            kind = actions.template_kind(request)
+            template = self._actions.get(kind) or self._actions["upscale"]
         steps = options.steps if options.steps is not None else template.steps
         if request.mode is Mode.DRAFT and steps is not None:
             steps = options.draft_steps or max(1, steps // 2)
         checkpoint = request.model if template.checkpoint and request.model != "default" else None
+        if request.action is not Action.IMAGINE:
+            prompt = style_prompt(request.prompt, request.style)
+            return actions.fill(
+                template, request, prompt=prompt, steps=steps, checkpoint=checkpoint
+            )
         return template.fill(
             prompt=style_prompt(request.prompt, request.style),
             negative=request.negative_prompt,
@@ -192,7 +217,7 @@ class ComfyUIProvider:
             seeds=request.seeds,
             steps=steps,
             checkpoint=checkpoint,
-        )
+        ), []
 
     async def _submit(self, graph: dict[str, Any], wanted: str) -> str:
         body = {"prompt": graph, "client_id": wanted, "prompt_id": wanted}
@@ -317,7 +342,7 @@ class ComfyUIProvider:
         self._raise_for_status(prompt_id, entry)
         outputs = _dict(entry.get("outputs"))
         images = []
-        for node, seed in zip(filled.save_nodes, request.seeds, strict=True):
+        for node, seed in zip(filled.save_nodes, request.seeds, strict=False):
             refs = _list(_dict(outputs.get(node)).get("images"))
             if not refs or not isinstance(refs[0], dict):
                 raise ProviderError(

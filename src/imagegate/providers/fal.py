@@ -5,7 +5,10 @@ One submission per job: ``POST /{model_id}`` with the whole batch (``num_images`
 under the model's app (``/{owner}/{app}/requests/{id}/status``), its result fetched,
 and the image URLs downloaded. A later attempt that finds the id resumes it; one that
 fal no longer knows, or whose result is gone, is submitted anew.
-See docs/providers/fal.md."""
+
+The workflow actions run a model id each (``options.models``; the inputs of each kind
+of model are in :mod:`fal_inputs`); their images are fitted to the request's exact
+size, and a describe returns texts. See docs/providers/fal.md."""
 
 from __future__ import annotations
 
@@ -14,7 +17,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx
+from pydantic import Field
 
+from imagegate.domain.actions import UpscaleMode
 from imagegate.domain.params import MAX_VARIATIONS, STYLES, Mode, OutputFormat
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import (
@@ -29,6 +34,19 @@ from imagegate.providers.base import (
     standard_credits,
 )
 from imagegate.providers.errors import ModeratedError, PermanentProviderError, ProviderError
+from imagegate.providers.fal_inputs import (
+    CREATIVE_UPSCALE_MODEL,
+    DESCRIBE_MODEL,
+    FILL_MODEL,
+    IMG2IMG_MODEL,
+    UPSCALE_MODEL,
+    Kind,
+    action_body,
+    kind_of,
+    output_items,
+    texts_from,
+)
+from imagegate.providers.fitting import fit
 from imagegate.providers.http import (
     ProviderConfig,
     ResultExpiredError,
@@ -41,7 +59,7 @@ from imagegate.providers.http import (
     make_download_client,
     poll_until,
 )
-from imagegate.providers.options import HttpOptions
+from imagegate.providers.options import AdapterOptions, HttpOptions
 from imagegate.providers.progress import ForwardProgress
 
 log = get_logger("imagegate.providers.fal")
@@ -96,11 +114,26 @@ class _Unknown(Exception):
     """fal does not know the request (404 on its status): only a new submission helps."""
 
 
+class ActionModels(AdapterOptions):
+    """``options.models``: the model id each workflow action runs on; ``""`` turns
+    the action off."""
+
+    img2img: str = IMG2IMG_MODEL
+    variation: str = IMG2IMG_MODEL
+    upscale: str = UPSCALE_MODEL
+    upscale_creative: str = CREATIVE_UPSCALE_MODEL
+    vary_region: str = FILL_MODEL
+    zoom_out: str = FILL_MODEL
+    pan: str = FILL_MODEL
+    describe: str = DESCRIBE_MODEL
+
+
 class Options(HttpOptions):
     """``[providers.<name>.options]`` of a fal provider (docs/providers/fal.md)."""
 
     safety_checker: bool = True  # enable_safety_checker
     priority: Literal["normal", "low"] | None = None  # the X-Fal-Queue-Priority header
+    models: ActionModels = Field(default_factory=ActionModels)
 
 
 class FalProvider:
@@ -115,6 +148,20 @@ class FalProvider:
         if options.priority is not None:
             headers["X-Fal-Queue-Priority"] = options.priority
         self._safety_checker = options.safety_checker
+        chosen = options.models
+        self._action_models = {
+            action: model
+            for action, model in (
+                (Action.IMG2IMG, chosen.img2img), (Action.VARIATION, chosen.variation),
+                (Action.UPSCALE, chosen.upscale), (Action.ZOOM_OUT, chosen.zoom_out),
+                (Action.PAN, chosen.pan), (Action.VARY_REGION, chosen.vary_region),
+                (Action.DESCRIBE, chosen.describe),
+            )
+            if model
+        }  # fmt: skip
+        self._creative_upscaler = chosen.upscale_creative or None
+        for model in (*self._action_models.values(), *self.models):
+            app_root(model)  # a malformed id stops start-up
         pool = options.max_connections
         self._client = make_client(
             replace(config, base_url=config.base_url or DEFAULT_BASE_URL),
@@ -137,7 +184,7 @@ class FalProvider:
             max_images=min(MAX_VARIATIONS, max(r.max_images for r in rules)),
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,  # fal's models have no presets: the style joins the prompt
-            actions=(Action.IMAGINE,),
+            actions=(Action.IMAGINE, *self._action_models),
             seeds=True,
             negative_prompt=any(r.negative_prompt for r in rules),
         )
@@ -148,21 +195,37 @@ class FalProvider:
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
-        body = self._input(request)
+        model = self._model_for(request)
+        body = self._input(request, model)
         report = ForwardProgress(progress)
         existing = correlation.existing
         if existing:
             try:
-                return await self._collect(existing, request, report)
+                return await self._collect(existing, request, model, report)
             except (_Unknown, ResultExpiredError) as gone:
                 log.info("fal.resume_gone", provider_job_id=existing, reason=str(gone))
-        request_id = await self._submit(request.model, body)
+        request_id = await self._submit(model, body)
         await correlation.record(request_id)
         await report(_SUBMITTED)
         try:
-            return await self._collect(request_id, request, report)
+            return await self._collect(request_id, request, model, report)
         except _Unknown as lost:
             raise ProviderError(str(lost), provider_job_id=request_id) from lost
+
+    def _model_for(self, request: GenerationRequest) -> str:
+        """The job's model for an imagine, the action's model otherwise; an action
+        with no model configured is refused before anything is sent."""
+        if request.action is Action.IMAGINE:
+            return request.model
+        model = self._action_models.get(request.action)
+        if model is None:
+            raise PermanentProviderError(
+                f"fal: no model is configured for {request.action} "
+                f"(options.models.{request.action})"
+            )
+        if request.action is Action.UPSCALE and request.upscale_mode is UpscaleMode.CREATIVE:
+            return self._creative_upscaler or model
+        return model
 
     async def cancel(self, provider_job_id: str, model: str | None = None) -> bool:
         """Ask fal to cancel a request (of ``model``, default the first configured):
@@ -182,11 +245,11 @@ class FalProvider:
             return False
         raise error_for(response, what, provider_job_id=provider_job_id)
 
-    def _input(self, request: GenerationRequest) -> dict[str, Any]:
+    def _input(self, request: GenerationRequest, model: str) -> dict[str, Any]:
         """The model's input for the whole batch: fal seeds the batch, not each image."""
         if request.action is not Action.IMAGINE:
-            raise PermanentProviderError(
-                f"fal: this adapter makes images from text only, not {request.action}"
+            return action_body(
+                request, kind_of(model, request.action), _styled(request), self._safety_checker
             )
         rules = rules_for(request.model)
         if not 1 <= len(request.seeds) <= rules.max_images:
@@ -197,11 +260,8 @@ class FalProvider:
         fmt = request.output_format
         if fmt is OutputFormat.WEBP:
             fmt = OutputFormat.PNG
-        prompt = request.prompt
-        if request.style != "none":
-            prompt = f"{prompt}, {request.style} style"
         body: dict[str, Any] = {
-            "prompt": prompt,
+            "prompt": _styled(request),
             "image_size": {"width": snap_side(request.width), "height": snap_side(request.height)},
             "num_images": len(request.seeds),
             "seed": request.seeds[0],
@@ -224,12 +284,22 @@ class FalProvider:
         return request_id
 
     async def _collect(
-        self, request_id: str, request: GenerationRequest, report: ForwardProgress
+        self, request_id: str, request: GenerationRequest, model: str, report: ForwardProgress
     ) -> GenerationResult:
-        root = app_root(request.model)
+        root = app_root(model)
         await self._wait(root, request_id, report)
         result = await self._result(root, request_id)
-        images = await self._download(result, request, request_id, report)
+        if request.action is Action.DESCRIBE:
+            await report(1.0)
+            return GenerationResult(
+                (), provider_job_id=request_id, texts=texts_from(result, request_id)
+            )
+        kind: Kind | None = (
+            None if request.action is Action.IMAGINE else kind_of(model, request.action)
+        )
+        images = await self._download(result, request, request_id, report, kind)
+        if kind is not None:
+            images = tuple(fit(image, request.width, request.height) for image in images)
         return GenerationResult(images, provider_job_id=request_id)
 
     async def _wait(self, root: str, request_id: str, report: ForwardProgress) -> None:
@@ -292,10 +362,11 @@ class FalProvider:
         request: GenerationRequest,
         request_id: str,
         report: ForwardProgress,
+        kind: Kind | None = None,
     ) -> tuple[GeneratedImage, ...]:
         what = f"fal result {request_id}"
-        items = result.get("images")
-        wanted = len(request.seeds)
+        items = result.get("images") if kind is None else output_items(result, kind)
+        wanted = 1 if kind in ("esrgan", "clarity") else len(request.seeds)
         if not isinstance(items, list) or len(items) < wanted:
             raise ProviderError(f"{what}: expected {wanted} images, got {str(items)[:200]!r}")
         flags = result.get("has_nsfw_concepts") or []
@@ -315,6 +386,13 @@ class FalProvider:
             images.append(decode_image(data, seed, what))
             await report(_COMPLETED + (1 - _COMPLETED) * (index + 1) / wanted)
         return tuple(images)
+
+
+def _styled(request: GenerationRequest) -> str:
+    """fal's models have no presets: a style joins the prompt."""
+    if request.style in ("", "none"):
+        return request.prompt
+    return f"{request.prompt}, {request.style} style"
 
 
 def _log_fraction(body: dict[str, Any]) -> float:

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from pydantic import Field
 
+from imagegate.domain.actions import UpscaleMode
 from imagegate.domain.params import STYLES, Mode
 from imagegate.providers.base import (
     Action,
@@ -37,10 +38,12 @@ from imagegate.providers.base import (
 )
 from imagegate.providers.errors import (
     ModeratedError,
+    PermanentProviderError,
     ProviderError,
     RateLimitedError,
     RetryableProviderError,
 )
+from imagegate.providers.fitting import fit
 from imagegate.providers.http import (
     ProviderConfig,
     ResultExpiredError,
@@ -53,14 +56,17 @@ from imagegate.providers.http import (
     make_download_client,
     poll_until,
 )
-from imagegate.providers.options import HttpOptions
+from imagegate.providers.options import AdapterOptions, HttpOptions
 from imagegate.providers.progress import ForwardProgress
 from imagegate.providers.replicate_inputs import (
+    DEFAULT_DESCRIBE_MODEL,
+    FILL_MODEL,
     MODELS,
     UPSCALER,
     VARIATION_MODEL,
     model_input,
     spec_for,
+    texts_from,
 )
 
 DEFAULT_PREFER_WAIT_S = 2
@@ -74,6 +80,20 @@ _TQDM = re.compile(r"(\d{1,3})%\|")
 _THROTTLED_FOR = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec)", re.IGNORECASE)
 
 
+class ActionModels(AdapterOptions):
+    """``options.models``: the model each action runs on (``owner/name`` or
+    ``owner/name:version``); ``""`` turns the action off, unset keeps the default."""
+
+    img2img: str | None = None  # default: vary_model
+    variation: str | None = None  # default: vary_model
+    upscale: str | None = None  # default: upscale_model
+    upscale_creative: str | None = None  # default: the upscale model
+    vary_region: str = FILL_MODEL
+    zoom_out: str = FILL_MODEL
+    pan: str = FILL_MODEL
+    describe: str = DEFAULT_DESCRIBE_MODEL
+
+
 class Options(HttpOptions):
     """``[providers.<name>.options]`` of a Replicate provider (docs/providers/replicate.md)."""
 
@@ -83,9 +103,10 @@ class Options(HttpOptions):
     prefer_wait_s: int = Field(default=DEFAULT_PREFER_WAIT_S, ge=0, le=60)
     # USD, to report cost from ``metrics.predict_time``; unset: the price table's.
     price_per_second: float | None = Field(default=None, ge=0)
-    # For the actions the chosen model lacks.
+    # The older spellings of models.upscale and models.img2img/variation.
     upscale_model: str = UPSCALER
     vary_model: str = VARIATION_MODEL
+    models: ActionModels = Field(default_factory=ActionModels)
 
 
 class ReplicateProvider:
@@ -99,8 +120,8 @@ class ReplicateProvider:
         self._overrides: dict[str, Any] = dict(options.input)
         self._prefer_wait_s = _prefer_wait(options.prefer_wait_s, config.timeout_s)
         self._price_per_s = options.price_per_second
-        self._upscale_model = options.upscale_model
-        self._vary_model = options.vary_model
+        self._action_models = _action_models(options)
+        self._creative_upscaler = options.models.upscale_creative or None
         pool = options.max_connections
         self._auth = {"Authorization": f"Bearer {config.api_key or ''}"}
         self._client = make_client(config, self._auth, max_connections=pool)
@@ -117,7 +138,7 @@ class ReplicateProvider:
             max_images=max(spec.max_outputs for spec in specs),
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
-            actions=(Action.IMAGINE, Action.VARIATION, Action.UPSCALE),
+            actions=(Action.IMAGINE, *self._action_models),
             seeds=True,
             negative_prompt=all(spec.negative_prompt for spec in specs),
         )
@@ -131,10 +152,17 @@ class ReplicateProvider:
         prediction = await self._resume(correlation.existing) if correlation.existing else None
         if prediction is None:
             model = self._model_for(request)
-            prediction = await self._create(model, model_input(request, model, self._overrides))
+            overrides = self._overrides if spec_for(model, request.action).kind == "image" else {}
+            prediction = await self._create(model, model_input(request, model, overrides))
             await correlation.record(prediction["id"])
         prediction = await self._wait(prediction, ForwardProgress(progress))
+        if request.action is Action.DESCRIBE:
+            texts = texts_from(prediction.get("output"), prediction["id"])
+            await progress(1.0)
+            return GenerationResult((), prediction["id"], self._cost(prediction), texts)
         images = await self._images(prediction, request)
+        if request.action is not Action.IMAGINE:
+            images = tuple(fit(image, request.width, request.height) for image in images)
         await progress(1.0)
         return GenerationResult(images, prediction["id"], self._cost(prediction))
 
@@ -154,12 +182,23 @@ class ReplicateProvider:
     # -- the request -------------------------------------------------------------------
 
     def _model_for(self, request: GenerationRequest) -> str:
-        if request.action is Action.UPSCALE:
-            return self._upscale_model
+        """The imagine model for an imagine; for img2img and variation the job's model
+        when it takes an image, else the action's; for the other actions the action's.
+        An action with no model configured is refused before anything is sent."""
         model = request.model if request.model in self._models else self._models[0]
-        if request.action is Action.VARIATION and not spec_for(model).img2img:
-            return self._vary_model
-        return model
+        if request.action is Action.IMAGINE:
+            return model
+        if request.action in (Action.IMG2IMG, Action.VARIATION) and spec_for(model).img2img:
+            return model
+        configured = self._action_models.get(request.action)
+        if configured is None:
+            raise PermanentProviderError(
+                f"replicate: no model is configured for {request.action} "
+                f"(options.models.{request.action})"
+            )
+        if request.action is Action.UPSCALE and request.upscale_mode is UpscaleMode.CREATIVE:
+            return self._creative_upscaler or configured
+        return configured
 
     # -- the prediction ----------------------------------------------------------------
 
@@ -266,6 +305,21 @@ class ReplicateProvider:
         if self._price_per_s is None or not isinstance(seconds, int | float):
             return 0.0
         return round(float(seconds) * self._price_per_s, 6)
+
+
+def _action_models(options: Options) -> dict[Action, str]:
+    """The model of each action that has one, in the order of ``Action``."""
+    chosen = options.models
+    models = {
+        Action.IMG2IMG: options.vary_model if chosen.img2img is None else chosen.img2img,
+        Action.VARIATION: options.vary_model if chosen.variation is None else chosen.variation,
+        Action.UPSCALE: options.upscale_model if chosen.upscale is None else chosen.upscale,
+        Action.ZOOM_OUT: chosen.zoom_out,
+        Action.PAN: chosen.pan,
+        Action.VARY_REGION: chosen.vary_region,
+        Action.DESCRIBE: chosen.describe,
+    }
+    return {action: model for action, model in models.items() if model}
 
 
 def build(config: ProviderConfig) -> ReplicateProvider:

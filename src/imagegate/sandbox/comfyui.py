@@ -8,7 +8,11 @@ authenticating reverse proxy (``POST /_sandbox/comfyui/token``: a bearer token i
 required, 401 without it). ``sandbox:moderate`` stands in for a safety-checker node in
 the workflow: the prompt fails with ``execution_error`` of type ``…NSFWContentError``.
 ``sandbox:oom`` makes the sampler run out of GPU memory (``torch.OutOfMemoryError``);
-``sandbox:fail`` makes it raise a ``RuntimeError``."""
+``sandbox:fail`` makes it raise a ``RuntimeError``.
+
+``POST /upload/image`` stores input files (:mod:`comfyui_uploads`); the graph's nodes
+run on real pixels (:mod:`comfyui_nodes`): LoadImage reads the uploaded file, the
+samplers render, ImagePadForOutpaint pads, ImageScale resizes."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
@@ -30,6 +35,7 @@ from imagegate.sandbox.base import (
     malformed_response,
 )
 from imagegate.sandbox.comfyui_queue import ComfySandbox, enqueue, queue_item, run_queue
+from imagegate.sandbox.comfyui_uploads import add_upload_routes
 
 
 def create_app() -> FastAPI:
@@ -45,7 +51,8 @@ def create_app() -> FastAPI:
     add_control_routes(app, sandbox)
     _add_proxy_auth(app, sandbox)
     router = APIRouter()
-    for add in (_prompt_routes, _queue_routes, _history_routes, _file_routes, _socket_route):
+    routes = (_prompt_routes, _queue_routes, _history_routes, _file_routes, _socket_route)
+    for add in (*routes, add_upload_routes):
         add(router, sandbox)
     app.include_router(router)
     app.include_router(router, prefix="/api")
@@ -68,6 +75,11 @@ def _add_proxy_auth(app: FastAPI, sandbox: ComfySandbox) -> None:
         )
 
 
+def _has_input(sandbox: ComfySandbox, name: str) -> bool:
+    subfolder, _, filename = name.rpartition("/")
+    return ("input", subfolder, filename) in sandbox.files
+
+
 def _authorized(sandbox: ComfySandbox, headers: Any) -> bool:
     return sandbox.token is None or headers.get("authorization") == f"Bearer {sandbox.token}"
 
@@ -88,7 +100,7 @@ def _prompt_routes(router: APIRouter, sandbox: ComfySandbox) -> None:
         if graph is None:
             no_prompt = graphs.error("no_prompt", "No prompt provided", "No prompt provided")
             return JSONResponse({"error": no_prompt, "node_errors": {}}, status_code=400)
-        problem, node_errors, outputs = graphs.validate(graph)
+        problem, node_errors, outputs = graphs.validate(graph, partial(_has_input, sandbox))
         if problem is not None:
             return JSONResponse({"error": problem, "node_errors": node_errors}, status_code=400)
         return JSONResponse(await enqueue(sandbox, body, graph, outputs, decision))

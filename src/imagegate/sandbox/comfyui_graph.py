@@ -1,11 +1,13 @@
 """What the ComfyUI emulator knows about node graphs: a small table of core node types,
-the server's validation (with its real error shapes), the execution order, and, for
-an output node, the size, seed and prompt that the images it saves would have."""
+the server's validation (with its real error shapes) and the execution order. The
+nodes themselves run in :mod:`imagegate.sandbox.comfyui_nodes`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
+
+from imagegate.sandbox.comfyui_nodes import UPSCALE_MODELS
 
 Graph = dict[str, dict[str, Any]]
 
@@ -34,6 +36,16 @@ NODE_INPUTS: dict[str, tuple[str, ...]] = {
     "VAEDecode": ("samples", "vae"),
     "VAEEncode": ("pixels", "vae"),
     "LoadImage": ("image",),
+    "LoadImageMask": ("image", "channel"),
+    "VAEEncodeForInpaint": ("pixels", "vae", "mask", "grow_mask_by"),
+    "SetLatentNoiseMask": ("samples", "mask"),
+    "ImagePadForOutpaint": ("image", "left", "top", "right", "bottom", "feathering"),
+    "UpscaleModelLoader": ("model_name",),
+    "ImageUpscaleWithModel": ("upscale_model", "image"),
+    "ImageScale": ("image", "upscale_method", "width", "height", "crop"),
+    "ImageScaleBy": ("image", "upscale_method", "scale_by"),
+    "ImageCompositeMasked": ("destination", "source", "x", "y", "resize_source"),
+    "InvertMask": ("mask",),
     "SaveImage": ("images", "filename_prefix"),
     "PreviewImage": ("images",),
 }  # fmt: skip
@@ -47,6 +59,19 @@ LIMITS: dict[tuple[str, str], tuple[int, int]] = {
     ("KSampler", "seed"): (0, _SEED_MAX),
     ("KSamplerAdvanced", "steps"): (1, 10000),
     ("KSamplerAdvanced", "noise_seed"): (0, _SEED_MAX),
+    ("ImageScale", "width"): (0, MAX_RESOLUTION),
+    ("ImageScale", "height"): (0, MAX_RESOLUTION),
+    ("VAEEncodeForInpaint", "grow_mask_by"): (0, 64),
+    **{("ImagePadForOutpaint", side): (0, MAX_RESOLUTION)
+       for side in ("left", "top", "right", "bottom", "feathering")},
+}  # fmt: skip
+# (class, input) → the values a list input accepts.
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("CheckpointLoaderSimple", "ckpt_name"): CHECKPOINTS,
+    ("UpscaleModelLoader", "model_name"): UPSCALE_MODELS,
+    ("ImageScale", "upscale_method"): ("nearest-exact", "bilinear", "area", "bicubic", "lanczos"),
+    ("ImageScale", "crop"): ("disabled", "center"),
+    ("LoadImageMask", "channel"): ("alpha", "red", "green", "blue"),
 }
 
 
@@ -58,9 +83,12 @@ def is_link(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[1], int)
 
 
-def validate(graph: Any) -> tuple[dict[str, Any] | None, dict[str, Any], list[str]]:
+def validate(
+    graph: Any, has_input: Callable[[str], bool] = lambda _: True
+) -> tuple[dict[str, Any] | None, dict[str, Any], list[str]]:
     """``(error, node_errors, outputs)`` as ComfyUI's ``validate_prompt`` has them;
-    ``error`` is ``None`` for a graph it would queue."""
+    ``error`` is ``None`` for a graph it would queue. ``has_input`` says whether a
+    file is in the input folder (LoadImage checks its file before the prompt runs)."""
     if not isinstance(graph, dict):
         return error("invalid_prompt", "Prompt is not a node graph"), {}, []
     outputs: list[str] = []
@@ -78,7 +106,7 @@ def validate(graph: Any) -> tuple[dict[str, Any] | None, dict[str, Any], list[st
     node_errors: dict[str, Any] = {}
     for output in outputs:
         for node_id in execution_order(graph, [output]):
-            reasons = _node_problems(graph, node_id)
+            reasons = _node_problems(graph, node_id, has_input)
             if reasons:
                 kind = graph[node_id]["class_type"]
                 entry = node_errors.setdefault(
@@ -98,7 +126,9 @@ def validate(graph: Any) -> tuple[dict[str, Any] | None, dict[str, Any], list[st
     return None, {}, outputs
 
 
-def _node_problems(graph: Graph, node_id: str) -> list[dict[str, Any]]:
+def _node_problems(
+    graph: Graph, node_id: str, has_input: Callable[[str], bool]
+) -> list[dict[str, Any]]:
     node = graph[node_id]
     inputs = node.get("inputs", {})
     kind = node["class_type"]
@@ -117,12 +147,19 @@ def _node_problems(graph: Graph, node_id: str) -> list[dict[str, Any]]:
             )  # fmt: skip
         elif (kind, name) in LIMITS and isinstance(value, int):
             problems.extend(_out_of_range(kind, name, value))
-    ckpt = inputs.get("ckpt_name")
-    if kind == "CheckpointLoaderSimple" and isinstance(ckpt, str) and ckpt not in CHECKPOINTS:
+    for (owner, name), allowed in CHOICES.items():
+        value = inputs.get(name)
+        if owner == kind and isinstance(value, str) and value not in allowed:
+            problems.append(
+                error("value_not_in_list", "Value not in list",
+                      f"{name}: '{value}' not in {list(allowed)}",
+                      input_name=name, received_value=value)
+            )  # fmt: skip
+    image = inputs.get("image")
+    if kind in ("LoadImage", "LoadImageMask") and isinstance(image, str) and not has_input(image):
         problems.append(
-            error("value_not_in_list", "Value not in list",
-                  f"ckpt_name: '{ckpt}' not in {list(CHECKPOINTS)}",
-                  input_name="ckpt_name", received_value=ckpt)
+            error("custom_validation_failed", "Custom validation failed for node",
+                  f"image - Invalid image file: {image}", input_name="image")
         )  # fmt: skip
     return problems
 
@@ -155,53 +192,6 @@ def execution_order(graph: Graph, outputs: list[str]) -> list[str]:
     for output in outputs:
         visit(output)
     return order
-
-
-@dataclass(frozen=True)
-class OutputPlan:
-    """What an output node's images look like: they come from the nearest sampler and
-    latent upstream of it."""
-
-    prompt: str
-    width: int
-    height: int
-    batch: int
-    seed: int
-
-
-def plan_output(graph: Graph, output: str) -> OutputPlan:
-    sampler = _upstream(graph, output, lambda n: "seed" in n or "noise_seed" in n)
-    latent = _upstream(graph, output, lambda n: "width" in n and "height" in n)
-    text = ""
-    if sampler is not None:
-        positive = graph[sampler]["inputs"].get("positive")
-        start = str(positive[0]) if is_link(positive) else sampler
-        found = _upstream(graph, start, lambda n: isinstance(n.get("text"), str))
-        text = graph[found]["inputs"]["text"] if found else ""
-    seed_inputs = graph[sampler]["inputs"] if sampler else {}
-    sizes = graph[latent]["inputs"] if latent else {}
-    return OutputPlan(
-        prompt=text,
-        width=int(sizes.get("width", 512)),
-        height=int(sizes.get("height", 512)),
-        batch=int(sizes.get("batch_size", 1)),
-        seed=int(seed_inputs.get("seed", seed_inputs.get("noise_seed", 0))),
-    )
-
-
-def _upstream(graph: Graph, start: str, match: Any) -> str | None:
-    """The nearest node at or above ``start`` whose inputs satisfy ``match``."""
-    queue, seen = [start], {start}
-    while queue:
-        node_id = queue.pop(0)
-        inputs = graph[node_id].get("inputs", {})
-        if match(inputs):
-            return node_id
-        for value in inputs.values():
-            if is_link(value) and str(value[0]) in graph and str(value[0]) not in seen:
-                seen.add(str(value[0]))
-                queue.append(str(value[0]))
-    return None
 
 
 def sampler_steps(graph: Graph, node_id: str) -> int:

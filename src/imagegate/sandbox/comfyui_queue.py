@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import WebSocket
+from PIL import Image
 
+from imagegate.imaging import encode_png
 from imagegate.sandbox import comfyui_graph as graphs
-from imagegate.sandbox.base import Decision, Sandbox, render
+from imagegate.sandbox import comfyui_nodes as nodes
+from imagegate.sandbox.base import Decision, Sandbox
 
 _OOM_MESSAGE = (
     "Allocation on device \nThis error means you ran out of memory on your GPU.\n\n"
@@ -151,6 +154,7 @@ class _Run:
     messages: list[list[Any]] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     executed: list[str] = field(default_factory=list)
+    values: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     success: bool = True
 
     @property
@@ -182,8 +186,14 @@ class _Run:
         is_output = graph[node_id]["class_type"] in graphs.OUTPUT_NODES
         if failure and (failure[0] == "output") == is_output and (steps or is_output):
             return await self.stop(node_id, failure)
+        inputs = self._resolved(node_id)
+        try:
+            kind = graph[node_id]["class_type"]
+            self.values[node_id] = await asyncio.to_thread(nodes.run, kind, inputs, self.read_input)
+        except nodes.NodeError as error:
+            return await self.stop(node_id, ("", error.exception_type, f"{error}\n"))
         if is_output:
-            ui = {"images": await self._save(node_id)}
+            ui = {"images": await self._save(node_id, inputs["images"])}
             self.outputs[node_id] = ui
             await self.send("executed", {"node": node_id, "display_node": node_id, "output": ui})
         self.executed.append(node_id)
@@ -204,17 +214,31 @@ class _Run:
             })  # fmt: skip
         return False
 
-    async def _save(self, node_id: str) -> list[dict[str, str]]:
+    def _resolved(self, node_id: str) -> dict[str, Any]:
+        """The node's inputs, each link replaced by the output it names."""
+        resolved = {}
+        for name, value in self.job["prompt"][node_id].get("inputs", {}).items():
+            if graphs.is_link(value):
+                outputs = self.values.get(str(value[0]), ())
+                value = outputs[value[1]] if 0 <= value[1] < len(outputs) else None
+            resolved[name] = value
+        return resolved
+
+    def read_input(self, name: str) -> bytes | None:
+        """A file of the input folder (``subfolder/name`` or ``name``)."""
+        subfolder, _, filename = name.rpartition("/")
+        return self.sandbox.files.get(("input", subfolder, filename))
+
+    async def _save(self, node_id: str, images: list[Image.Image]) -> list[dict[str, str]]:
         graph = self.job["prompt"]
-        plan = graphs.plan_output(graph, node_id)
         temp = graph[node_id]["class_type"] == "PreviewImage"
         prefix = "ComfyUI_temp" if temp else str(graph[node_id]["inputs"]["filename_prefix"])
         saved = []
-        for index in range(plan.batch):
+        for image in images:
             self.sandbox.saved += 1
             name = f"{prefix}_{self.sandbox.saved:05}_.png"
             ref = {"filename": name, "subfolder": "", "type": "temp" if temp else "output"}
-            data = await render(plan.prompt, plan.width, plan.height, plan.seed + index)
+            data = await asyncio.to_thread(encode_png, image)
             if not self.job["expired"]:  # an expired result: listed, but gone from disk
                 self.sandbox.files[ref["type"], "", name] = data
             saved.append(ref)

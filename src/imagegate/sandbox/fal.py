@@ -18,6 +18,7 @@ the model refuse the prompt (422 ``content_policy_violation`` in the result)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -27,7 +28,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from imagegate.sandbox import fal_models
+from imagegate.sandbox import fal_edits, fal_models
 from imagegate.sandbox.base import (
     Decision,
     Sandbox,
@@ -110,7 +111,11 @@ def create_app() -> FastAPI:
             return JSONResponse({"detail": f"Application '{model_id}' not found"}, 404)
         body = await _json_object(request)
         decision = await _admit(sandbox, request, body.get("prompt"))
-        inputs, problems = fal_models.check(model, body)
+        inputs, problems = (
+            fal_models.check(model, body)
+            if model.kind == "t2i"
+            else fal_edits.check(model.kind, body)
+        )
         request_id = str(uuid.uuid4())
         sandbox.jobs[request_id] = {
             "root": _app_root(model_id), "model": model, "inputs": inputs,
@@ -182,7 +187,7 @@ async def _admit(sandbox: Sandbox, request: Request, prompt: Any) -> Decision:
     return decision
 
 
-def _seed(sandbox: Sandbox, inputs: fal_models.Inputs | None) -> int:
+def _seed(sandbox: Sandbox, inputs: fal_models.Inputs | fal_edits.Edit | None) -> int:
     if inputs is not None and inputs.seed is not None:
         return inputs.seed
     return sandbox.rng.randint(0, 2**31 - 1)  # the model picks one and reports it
@@ -287,7 +292,9 @@ async def _result(
     if failure is not None:
         headers = {"X-Fal-Error-Type": failure.error_type} if failure.status != 422 else {}
         return JSONResponse(failure.body, failure.status, headers=headers)
-    inputs: fal_models.Inputs = job["inputs"]
+    inputs = job["inputs"]
+    if isinstance(inputs, fal_edits.Edit):
+        return await _edit_result(sandbox, job, request_id, base_url)
     flagged = job["decision"].moderated and inputs.safety_checker
     if job["files"] is None:
         job["files"] = await fal_models.draw(inputs, job["seed"], flagged)
@@ -305,3 +312,20 @@ async def _result(
         "has_nsfw_concepts": [flagged] * inputs.num_images,
         "prompt": inputs.prompt,
     })  # fmt: skip
+
+
+async def _edit_result(
+    sandbox: Sandbox, job: dict[str, Any], request_id: str, base_url: str
+) -> Response:
+    """The result of an action model: text for a captioner, else its images."""
+    edit: fal_edits.Edit = job["inputs"]
+    if edit.kind == "caption":
+        return JSONResponse({"results": await asyncio.to_thread(fal_edits.caption, edit)})
+    flagged = job["decision"].moderated and edit.safety_checker and edit.kind in ("i2i", "fill")
+    files: list[bytes] | None = job["files"]
+    if files is None:
+        files = job["files"] = await asyncio.to_thread(fal_edits.draw, edit, job["seed"], flagged)
+        sandbox.stats["images"] += len(files)
+    base = base_url.rstrip("/")
+    urls = [f"{base}/media/{request_id}/{i}.{edit.fmt.extension}" for i in range(len(files))]
+    return JSONResponse(fal_edits.result(edit, urls, job["seed"], flagged))

@@ -23,6 +23,7 @@ class Model:
     negative_prompt: bool
     default_size: str
     steps: int
+    kind: str = "t2i"  # or an action model's kind (sandbox/fal_edits.py)
 
 
 _FLUX_DEV = Model(4, "output_format", False, "landscape_4_3", 28)
@@ -35,6 +36,11 @@ MODELS: dict[str, Model] = {
     "fal-ai/flux-1/schnell": _FLUX_SCHNELL,
     "fal-ai/fast-sdxl": _SDXL,
     "fal-ai/fast-lightning-sdxl": _SDXL,
+    "fal-ai/flux/dev/image-to-image": Model(4, "output_format", False, "", 40, "i2i"),
+    "fal-ai/flux-pro/v1/fill": Model(4, "output_format", False, "", 28, "fill"),
+    "fal-ai/esrgan": Model(1, "output_format", False, "", 1, "esrgan"),
+    "fal-ai/clarity-upscaler": Model(1, "output_format", False, "", 18, "clarity"),
+    "fal-ai/florence-2-large/detailed-caption": Model(0, "", False, "", 1, "caption"),
 }
 IMAGE_SIZES = {
     "square_hd": (1024, 1024), "square": (512, 512), "portrait_4_3": (768, 1024),

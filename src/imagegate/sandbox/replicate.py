@@ -27,6 +27,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from imagegate.domain.params import OutputFormat
+from imagegate.sandbox import replicate_outputs as outputs
 from imagegate.sandbox.base import (
     Decision,
     Sandbox,
@@ -38,6 +39,7 @@ from imagegate.sandbox.base import (
 )
 from imagegate.sandbox.replicate_models import (
     CATALOG,
+    SINGLE_FILE,
     CatalogModel,
     find_version,
     invalid_fields,
@@ -308,19 +310,33 @@ async def _outcome(job: dict[str, Any], model: CatalogModel, seed: int, decision
         _finish(job, "failed", _NSFW[model.kind])
         return
     try:
-        width, height, count, extension = output_plan(model, data)
+        if model.kind == "caption":
+            job["output"] = await asyncio.to_thread(outputs.caption, model, data)
+            _finish(job, "succeeded")
+            return
+        plan = output_plan(model, data)
+        files = await _files(model, data, seed, plan)
     except ValueError as error:
         _finish(job, "failed", str(error))
         return
-    fmt = OutputFormat.for_content_type(_MEDIA[extension])
-    prompt = str(data.get("prompt") or model.owner_name)
-    for index in range(count):
-        name = f"out-{index}.{extension}"
-        job["_files"][name] = await render(prompt, width, height, seed + index, fmt)
+    extension = plan[3]
+    for index, blob in enumerate(files):
+        job["_files"][f"out-{index}.{extension}"] = blob
     urls = [f"{job['_base']}/delivery/{job['id']}/{name}" for name in job["_files"]]
-    job["output"] = urls[0] if model.kind == "esrgan" else urls
+    job["output"] = urls[0] if model.kind in SINGLE_FILE else urls
     job["_expired_urls"] = decision.expired
     _finish(job, "succeeded")
+
+
+async def _files(
+    model: CatalogModel, data: dict[str, Any], seed: int, plan: tuple[int, int, int, str]
+) -> list[bytes]:
+    if outputs.takes_images(model, data):
+        return await asyncio.to_thread(outputs.images, model, data, seed, plan)
+    width, height, count, extension = plan
+    fmt = OutputFormat.for_content_type(_MEDIA[extension])
+    prompt = str(data.get("prompt") or model.owner_name)
+    return [await render(prompt, width, height, seed + index, fmt) for index in range(count)]
 
 
 def _tqdm_line(step: int, steps: int) -> str:

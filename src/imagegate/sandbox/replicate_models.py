@@ -5,7 +5,11 @@ input asks for.
 Three image models and one upscaler, chosen because they are the ones most
 integrations start with: ``black-forest-labs/flux-schnell`` and ``flux-dev`` (official
 models, addressed without a version), ``stability-ai/sdxl`` and
-``nightmareai/real-esrgan`` (community models, addressed with a version id)."""
+``nightmareai/real-esrgan`` (community models, addressed with a version id); and for
+the follow-up actions ``black-forest-labs/flux-fill-pro`` (inpainting, official; its
+version id here is the emulator's own) and two captioners, ``methexis-inc/img2prompt``
+and ``salesforce/blip``. What each does to pixels is in
+:mod:`imagegate.sandbox.replicate_outputs`."""
 
 from __future__ import annotations
 
@@ -66,7 +70,7 @@ class CatalogModel:
     """One model: its kind (how it draws), version id, and input schema."""
 
     owner_name: str
-    kind: str  # "flux", "sdxl" or "esrgan"
+    kind: str  # "flux", "sdxl", "esrgan", "fill" or "caption"
     version: str
     official: bool
     steps: int
@@ -74,6 +78,12 @@ class CatalogModel:
     required: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)
 
+
+# FLUX Fill pro's own outpainting presets (the adapter sends a padded canvas instead).
+OUTPAINT = ("None", "Zoom out 1.5x", "Zoom out 2x", "Make square", "Left outpaint",
+            "Right outpaint", "Top outpaint", "Bottom outpaint")  # fmt: skip
+# Kinds whose output is one file URL, not a list; captioners answer a string.
+SINGLE_FILE = ("esrgan", "fill")
 
 _FLUX_INPUTS: dict[str, Rule] = {
     "prompt": Text(),
@@ -158,6 +168,60 @@ CATALOG: dict[str, CatalogModel] = {
             inputs={"image": Text(), "scale": Num(0, 10, integer=False), "face_enhance": Flag()},
             required=("image",),
             defaults={"scale": 4},
+        ),
+        CatalogModel(
+            "black-forest-labs/flux-fill-pro",
+            "fill",
+            "23fa65f02bb829790a1d91c49acfd7e1fd52d442ddb5e4840b9a0c4dd2a9309a",
+            official=True,
+            steps=50,
+            inputs={
+                "prompt": Text(),
+                "image": Text(),
+                "mask": Text(),
+                "seed": Num(-(2**31), 2**32),
+                "steps": Num(15, 50),
+                "guidance": Num(1.5, 100, integer=False),
+                "outpaint": OneOf(OUTPAINT),
+                "output_format": OneOf(("jpg", "png")),
+                "safety_tolerance": Num(1, 6),
+                "prompt_upsampling": Flag(),
+            },
+            required=("image",),
+            defaults={
+                "steps": 50,
+                "guidance": 60,
+                "outpaint": "None",
+                "output_format": "jpg",
+                "safety_tolerance": 2,
+                "prompt_upsampling": False,
+            },
+        ),
+        CatalogModel(
+            "methexis-inc/img2prompt",
+            "caption",
+            "50adaf2d3ad20a6f911a8a9e3ccf777b263b8596fbd2c8fc26e8888f8a0edbb5",
+            official=False,
+            steps=1,
+            inputs={"image": Text()},
+            required=("image",),
+        ),
+        CatalogModel(
+            "salesforce/blip",
+            "caption",
+            "2e1dddc8621f72155f24cf2e0adbde548458d3cab9f00c0139eea840d0ac4746",
+            official=False,
+            steps=1,
+            inputs={
+                "image": Text(),
+                "task": OneOf(
+                    ("image_captioning", "image_text_matching", "visual_question_answering")
+                ),
+                "question": Text(),
+                "caption": Text(),
+            },
+            required=("image",),
+            defaults={"task": "image_captioning"},
         ),
     )
 }
@@ -246,6 +310,9 @@ def output_plan(model: CatalogModel, data: dict[str, Any]) -> tuple[int, int, in
         scale = float(data["scale"])
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
         return _fits(width, height), height, 1, "png"
+    if model.kind == "fill":
+        width, height = decode_file(data["image"]).size
+        return _fits(width, height), height, 1, str(data["output_format"])
     count = int(data["num_outputs"])
     if "image" in data:
         width, height = decode_file(data["image"]).size
@@ -278,7 +345,9 @@ def openapi_schema(model: CatalogModel) -> dict[str, Any]:
         if name in properties:
             properties[name]["default"] = value
     uri = {"type": "string", "format": "uri"}
-    output = uri if model.kind == "esrgan" else {"type": "array", "items": uri}
+    output = uri if model.kind in SINGLE_FILE else {"type": "array", "items": uri}
+    if model.kind == "caption":
+        output = {"type": "string"}
     return {
         "openapi": "3.0.2",
         "info": {"title": "Cog", "version": "0.1.0"},

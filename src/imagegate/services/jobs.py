@@ -149,7 +149,7 @@ def estimate_credits(
     action: JobAction,
 ) -> int:
     request = GenerationRequest.from_params(
-        prompt, negative_prompt, params, choice.model, job_action=action
+        prompt, negative_prompt, params, choice.model, job_action=action, provider=choice.provider
     )
     return rt.providers.get(choice.provider).estimate_credits(request)
 

@@ -1,5 +1,6 @@
 """Retention: provider calls, job events and finished webhook deliveries (with their
-attempts) are deleted once older than their ``IMAGEGATE_RETENTION_*_DAYS``.
+attempts) are deleted once older than their ``IMAGEGATE_RETENTION_*_DAYS``, uploads
+(with their files) once older than ``IMAGEGATE_UPLOAD_RETENTION_DAYS``.
 
 The process that holds the reaper lease calls :func:`run_if_due` on every reaper
 tick. A second lease, ``retention``, records when the next sweep is due for the whole
@@ -11,6 +12,7 @@ continued on the next tick."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,11 +38,14 @@ class Swept:
     provider_calls: int = 0
     job_events: int = 0
     webhook_deliveries: int = 0
+    uploads: int = 0
     # False: a table had more to delete than the budget allowed.
     complete: bool = True
 
 
 Deleter = Callable[[AsyncConnection, datetime, int], Awaitable[int]]
+# One bounded batch, in transactions of its own: (before, limit) -> rows deleted.
+Batch = Callable[[datetime, int], Awaitable[int]]
 
 
 async def sweep(rt: Runtime, *, batch: int = BATCH, max_batches: int = MAX_BATCHES) -> Swept:
@@ -51,10 +56,17 @@ async def sweep(rt: Runtime, *, batch: int = BATCH, max_batches: int = MAX_BATCH
     async def events(conn: AsyncConnection, before: datetime, limit: int) -> int:
         return await retention_repo.delete_job_events(conn, before, limit, FINISHED)
 
-    plan: list[tuple[int, Deleter]] = [
-        (s.retention_provider_calls_days, retention_repo.delete_provider_calls),
-        (s.retention_job_events_days, events),
-        (s.retention_webhook_deliveries_days, retention_repo.delete_webhook_deliveries),
+    plan: list[tuple[int, Batch]] = [
+        (
+            s.retention_provider_calls_days,
+            _in_transaction(rt, retention_repo.delete_provider_calls),
+        ),
+        (s.retention_job_events_days, _in_transaction(rt, events)),
+        (
+            s.retention_webhook_deliveries_days,
+            _in_transaction(rt, retention_repo.delete_webhook_deliveries),
+        ),
+        (s.upload_retention_days, functools.partial(_delete_uploads, rt)),
     ]
     counts: list[int] = []
     complete = True
@@ -62,25 +74,54 @@ async def sweep(rt: Runtime, *, batch: int = BATCH, max_batches: int = MAX_BATCH
         deleted, done = 0, True
         if days > 0:
             before = now - timedelta(days=days)
-            deleted, done = await _drain(rt, deleter, before, batch, max_batches)
+            deleted, done = await _drain(deleter, before, batch, max_batches)
         counts.append(deleted)
         complete = complete and done
-    swept = Swept(counts[0], counts[1], counts[2], complete)
+    provider_calls, job_events, webhook_deliveries, uploads = counts
+    swept = Swept(provider_calls, job_events, webhook_deliveries, uploads, complete)
     if any(counts):
         log.info(
             "retention.swept", provider_calls=swept.provider_calls, job_events=swept.job_events,
-            webhook_deliveries=swept.webhook_deliveries, complete=complete,
+            webhook_deliveries=swept.webhook_deliveries, uploads=swept.uploads,
+            complete=complete,
         )  # fmt: skip
     return swept
 
 
+def _in_transaction(rt: Runtime, deleter: Deleter) -> Batch:
+    async def batch(before: datetime, limit: int) -> int:
+        async with rt.db.begin() as conn:
+            return await deleter(conn, before, limit)
+
+    return batch
+
+
+async def _delete_uploads(rt: Runtime, before: datetime, limit: int) -> int:
+    """A batch of expired uploads: their files first, then their rows, so no
+    transaction is open while storage is called. The first file that cannot be
+    deleted ends the batch (storage is likely down): its row and the rest wait for a
+    later sweep, and the short count tells ``_drain`` to stop."""
+    async with rt.db.connect() as conn:
+        expired = await retention_repo.expired_uploads(conn, before, limit)
+    gone: list[str] = []
+    for upload_id, key in expired:
+        try:
+            await rt.storage.delete(key)
+        except Exception as error:
+            log.warning("retention.upload_file_kept", upload_id=upload_id, error=repr(error))
+            break
+        gone.append(upload_id)
+    async with rt.db.begin() as conn:
+        await retention_repo.delete_uploads(conn, gone)
+    return len(gone)
+
+
 async def _drain(
-    rt: Runtime, deleter: Deleter, before: datetime, batch: int, max_batches: int
+    deleter: Batch, before: datetime, batch: int, max_batches: int
 ) -> tuple[int, bool]:
     total = 0
     for _ in range(max_batches):
-        async with rt.db.begin() as conn:
-            deleted = await deleter(conn, before, batch)
+        deleted = await deleter(before, batch)
         total += deleted
         if deleted < batch:
             return total, True

@@ -1,26 +1,41 @@
-"""Turn what a client asked for into resolved job parameters (pure but for the seed)."""
+"""Turn what a client asked for into resolved job parameters (pure but for the seed).
+
+Precedence, for each field: the create body, then the prompt's flags (the two must
+agree when both are given), then the style preset's defaults, then the server's."""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from imagegate.domain.flags import parse_prompt_flags
+from imagegate.domain.flags import (
+    DEFAULT_VERSION_MODELS,
+    TUNING_KEYS,
+    FlagError,
+    ParsedPrompt,
+    model_for_version,
+    parse_prompt_flags,
+)
 from imagegate.domain.params import (
     DEFAULT_STYLE,
     MAX_SEED,
     MAX_VARIATIONS,
-    STYLES,
     Mode,
     OutputFormat,
     ParamError,
     Ratio,
     pixel_size,
 )
+from imagegate.domain.presets import BUILTIN_PRESETS, Preset
 from imagegate.domain.records import Principal
 from imagegate.errors import InvalidRequest
 from imagegate.runtime import Runtime
+from imagegate.services import styles
+
+# The prompt of a blend sent without one.
+BLEND_PROMPT = "one coherent picture blending the subjects, styles and colours of the images"
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,10 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class Resolved:
+    """The job's prompt (the style's template applied), negative prompt and params.
+    ``params["requested_model"]`` is the model asked for, by the body, a ``--v`` /
+    ``--niji`` alias or the preset (``auto`` if none): services.jobs validates it."""
+
     prompt: str
     negative_prompt: str | None
     params: dict[str, Any]
@@ -62,8 +81,29 @@ class Resolved:
 
 
 async def resolve_for(rt: Runtime, principal: Principal, spec: JobSpec) -> Resolved:
-    """:func:`resolve` with what it needs from the database (the workspace's presets)."""
-    return resolve(spec)
+    """:func:`resolve` with what it needs from the database (the workspace's presets)
+    and the settings (the ``--v``/``--niji`` model aliases)."""
+    presets: dict[str, Preset] = dict(BUILTIN_PRESETS)
+    name = _style_name(spec)
+    if name is not None and name not in presets:
+        found = await styles.find(rt, principal, name)
+        # Not found: every preset the workspace has, for the error to list.
+        presets.update(
+            {found.name: found} if found else await styles.workspace_presets(rt, principal)
+        )
+    return resolve(spec, presets=presets, version_models=rt.settings.version_models)
+
+
+def _style_name(spec: JobSpec) -> str | None:
+    """The style the request names, if any (what is wrong with the prompt, if
+    anything, is for :func:`resolve` to say)."""
+    if spec.style is not None:
+        return spec.style
+    try:
+        style = parse_prompt_flags(spec.prompt).values.get("style")
+    except ParamError:
+        return None
+    return str(style) if style is not None else None
 
 
 def _merge(field_name: str, given: Any, from_flag: Any) -> Any:
@@ -76,43 +116,118 @@ def _merge(field_name: str, given: Any, from_flag: Any) -> Any:
     return given if given is not None else from_flag
 
 
-def resolve(spec: JobSpec, seed_source: Any = secrets) -> Resolved:
-    """Apply prompt flags and defaults; raise InvalidRequest naming the bad field."""
+def resolve(
+    spec: JobSpec,
+    seed_source: Any = secrets,
+    *,
+    presets: Mapping[str, Preset] = BUILTIN_PRESETS,
+    version_models: Mapping[str, str] = DEFAULT_VERSION_MODELS,
+) -> Resolved:
+    """Apply prompt flags, the style preset and defaults; raise InvalidRequest naming
+    the bad field (and, for a prompt flag, the ``flag``)."""
     try:
-        parsed = parse_prompt_flags(spec.prompt)
-        flags = parsed.values
-        if not parsed.text:
-            raise ParamError("prompt", "prompt must contain text besides flags")
-        seed_flag = None
-        if "seed" in flags:
-            if not flags["seed"].isdigit() or int(flags["seed"]) > MAX_SEED:
-                raise ParamError("prompt", f"--seed must be an integer from 0 to {MAX_SEED}")
-            seed_flag = int(flags["seed"])
-        ratio_text = _merge("ratio", spec.ratio, flags.get("ratio")) or "1:1"
-        ratio = Ratio.parse(ratio_text)
-        style = _merge("style", spec.style, flags.get("style")) or DEFAULT_STYLE
-        if style not in STYLES:
-            raise ParamError("style", f"unknown style {style!r}; choose one of {', '.join(STYLES)}")
-        mode = Mode(_merge("mode", spec.mode, flags.get("mode")) or Mode.STANDARD)
-        negative = _merge("negative_prompt", spec.negative_prompt, flags.get("negative_prompt"))
-        seed = _merge("seed", spec.seed, seed_flag)
+        return _resolve(spec, seed_source, presets, version_models)
+    except FlagError as error:
+        raise InvalidRequest(str(error), field=error.field, flag=error.flag) from error
     except ParamError as error:
         raise InvalidRequest(str(error), field=error.field) from error
+
+
+def _resolve(
+    spec: JobSpec, seed_source: Any, presets: Mapping[str, Preset], versions: Mapping[str, str]
+) -> Resolved:
+    parsed = parse_prompt_flags(spec.prompt)
+    flags = parsed.values
+    if not parsed.text and spec.action == "blend":
+        # Midjourney's blend takes no prompt; providers that need one get this.
+        parsed = replace(parsed, text=BLEND_PROMPT)
+    elif not parsed.text and spec.action != "describe":
+        raise ParamError("prompt", "prompt must contain text besides image URLs and flags")
+    preset = _preset(_merge("style", spec.style, flags.get("style")), presets)
+    # Compared reduced: a body's 32:18 agrees with a flag's 16:9.
+    body_ratio = str(Ratio.parse(spec.ratio)) if spec.ratio is not None else None
+    ratio = Ratio.parse(_merge("ratio", body_ratio, flags.get("ratio")) or preset.ratio or "1:1")
+    if spec.mode is not None and spec.mode not in Mode._value2member_map_:
+        raise ParamError("mode", f"mode must be one of {', '.join(m.value for m in Mode)}")
+    mode = Mode(_merge("mode", spec.mode, flags.get("mode")) or preset.mode or Mode.STANDARD)
+    negative = _merge("negative_prompt", spec.negative_prompt, flags.get("negative_prompt"))
+    seed = _merge("seed", spec.seed, flags.get("seed"))
     if seed is None:
         seed = seed_source.randbelow(MAX_SEED + 1)
-    variations = spec.variations if spec.variations is not None else MAX_VARIATIONS
     width, height = pixel_size(ratio, mode)
+    params: dict[str, Any] = {
+        "ratio": str(ratio),
+        "style": preset.base_style,
+        "variations": spec.variations if spec.variations is not None else MAX_VARIATIONS,
+        "seed": seed,
+        "mode": mode.value,
+        "width": width,
+        "height": height,
+        "output_format": spec.output_format or OutputFormat.PNG.value,
+        "requested_model": _requested_model(spec, flags, preset, versions),
+        **_midjourney_params(flags),
+    }
+    if spec.style is not None or "style" in flags:
+        params["preset"] = {**preset.frozen(), "prompt": parsed.text}
+        if preset.provider_options:
+            params["provider_options"] = preset.provider_options
     return Resolved(
-        prompt=parsed.text,
-        negative_prompt=negative or None,
-        params={
-            "ratio": str(ratio),
-            "style": style,
-            "variations": variations,
-            "seed": seed,
-            "mode": mode.value,
-            "width": width,
-            "height": height,
-            "output_format": (spec.output_format or OutputFormat.PNG.value),
-        },
+        prompt=preset.render(parsed.text),
+        negative_prompt=preset.negative_for(negative),
+        params=params,
+        refs=_refs(spec, parsed),
     )
+
+
+def _preset(name: str | None, presets: Mapping[str, Preset]) -> Preset:
+    preset = presets.get(name or DEFAULT_STYLE)
+    if preset is None:
+        shown = name if name is None or len(name) <= 64 else name[:61] + "..."
+        raise ParamError("style", f"unknown style {shown!r}; choose one of {', '.join(presets)}")
+    return preset
+
+
+def _requested_model(
+    spec: JobSpec, flags: dict[str, Any], preset: Preset, versions: Mapping[str, str]
+) -> str:
+    """The body's model, else the ``--v``/``--niji`` alias's, else the preset's. A
+    body's ``auto`` and an alias to ``auto`` state no preference."""
+    version_model = model_for_version(flags["version"], versions) if "version" in flags else None
+    given = spec.model if spec.model != "auto" else None
+    chosen = _merge("model", given, version_model if version_model != "auto" else None)
+    return str(chosen or preset.model or "auto")
+
+
+def _midjourney_params(flags: dict[str, Any]) -> dict[str, Any]:
+    """The params of flags that have no body field: only those given."""
+    found: dict[str, Any] = {}
+    tuning = {key: flags[key] for key in TUNING_KEYS if key in flags}
+    if tuning:
+        found["tuning"] = tuning
+    for key in ("version", "image_weight", "style_weight", "repeat"):
+        if key in flags:
+            found[key] = flags[key]
+    return found
+
+
+def _refs(spec: JobSpec, parsed: ParsedPrompt) -> dict[str, str]:
+    """The images the prompt names: its image prompt (unless the body gives the same
+    ``init_image``) and its ``--sref``."""
+    refs: dict[str, str] = {}
+    if len(parsed.image_urls) > 1:
+        raise FlagError(
+            None,
+            f"a prompt takes one image prompt, got {len(parsed.image_urls)}; to combine "
+            "images, create a blend with 'images'",
+        )
+    image = _merge("init_image", spec.init_image, next(iter(parsed.image_urls), None))
+    if "image_weight" in parsed.values and image is None:
+        raise FlagError(
+            "--iw",
+            "--iw weighs an image prompt: put an image URL before the text, or give init_image",
+        )
+    if image is not None and spec.init_image is None:
+        refs["init_image"] = image
+    if "style_reference" in parsed.values:
+        refs["style_reference"] = str(parsed.values["style_reference"])
+    return refs

@@ -42,3 +42,9 @@ class Storage(Protocol):
 def image_key(workspace_id: str, job_id: str, name: str) -> str:
     """Keys are built here, from ids we generated, never from user input."""
     return f"{workspace_id}/{job_id}/{name}"
+
+
+def upload_key(workspace_id: str, upload_id: str, content_type: str) -> str:
+    """An upload's key, from our ids and the type we re-encoded it to."""
+    extension = {"image/jpeg": "jpg"}.get(content_type, "png")
+    return f"{workspace_id}/uploads/{upload_id}.{extension}"

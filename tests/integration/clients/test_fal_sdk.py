@@ -71,6 +71,18 @@ def test_submit_status_and_result(client: fal_client.SyncClient, sandbox: Sandbo
         assert image_at(item["url"]).size == (512, 512)
 
 
+def test_subscribe_to_an_upscale_with_a_data_uri(client: fal_client.SyncClient) -> None:
+    source = Image.new("RGB", (40, 24), (200, 40, 40))
+    result = client.subscribe(
+        "fal-ai/esrgan",
+        {"image_url": fal_client.encode_image(source, format="png"), "scale": 4},
+        client_timeout=20,
+    )
+    image = result["image"]
+    assert (image["width"], image["height"]) == (160, 96)
+    assert image_at(image["url"]).size == (160, 96)
+
+
 def test_status_without_logs_has_none(client: fal_client.SyncClient) -> None:
     handle = client.submit(DEV, {"prompt": "quick"})
     status = handle.status(with_logs=False)

@@ -137,6 +137,25 @@ def test_run_an_official_model_and_a_pinned_version(client: replicate.Client) ->
     assert image_at(url).size == (256, 256)
 
 
+def test_run_an_upscale_with_a_file_input(client: replicate.Client) -> None:
+    # The client sends a file object as a data URL with the base64 strategy (its
+    # default uploads to the files API, which the emulator does not have); the
+    # upscaler answers one URL, not a list, as its Output schema says.
+    source = io.BytesIO()
+    Image.new("RGB", (48, 32), (10, 120, 200)).save(source, "PNG")
+    source.seek(0)
+    upscaler = f"nightmareai/real-esrgan:{CATALOG['nightmareai/real-esrgan'].version}"
+    url = client.run(upscaler, input={"image": source, "scale": 4}, use_file_output=False,
+                     file_encoding_strategy="base64")  # fmt: skip
+    assert isinstance(url, str) and image_at(url).size == (192, 128)
+    caption = client.run(
+        f"salesforce/blip:{CATALOG['salesforce/blip'].version}",
+        input={"image": io.BytesIO(source.getvalue())},
+        file_encoding_strategy="base64",
+    )
+    assert isinstance(caption, str) and caption.startswith("Caption: a wide picture in blue")
+
+
 def test_a_failed_run_raises_model_error(client: replicate.Client) -> None:
     with pytest.raises(ModelError) as caught:
         client.run(SCHNELL, input={"prompt": "sandbox:fail"})

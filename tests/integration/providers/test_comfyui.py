@@ -16,8 +16,9 @@ import pytest
 from PIL import Image
 from websockets.asyncio.client import connect
 
+from imagegate.domain.actions import Direction, UpscaleMode, pan_canvas, zoom_out_canvas
 from imagegate.domain.params import Mode
-from imagegate.providers.base import GenerationRequest, NoCorrelation
+from imagegate.providers.base import Action, GenerationRequest, NoCorrelation
 from imagegate.providers.comfyui import ComfyUIProvider, build
 from imagegate.providers.comfyui_workflows import Template
 from imagegate.providers.config import ConfigError
@@ -29,6 +30,7 @@ from imagegate.providers.errors import (
     RetryableProviderError,
 )
 from imagegate.providers.http import ProviderConfig, ResultExpiredError
+from tests.support.pictures import box_mask, decoded, max_difference, scene
 from tests.support.sandbox import SandboxProcess
 from tests.support.server import wait_until
 
@@ -462,7 +464,15 @@ def test_capabilities_and_credits(provider: ComfyUIProvider) -> None:
 
     assert caps.models == (MODEL,)
     assert (caps.max_images, caps.seeds, caps.negative_prompt) == (4, True, True)
-    assert [a.value for a in caps.actions] == ["imagine"]
+    assert [a.value for a in caps.actions] == [
+        "imagine",
+        "img2img",
+        "variation",
+        "upscale",
+        "zoom_out",
+        "pan",
+        "vary_region",
+    ]
     assert provider.estimate_credits(request(mode=Mode.DRAFT)) == 2
     assert provider.estimate_credits(request(seeds=(1, 2, 3))) == 6
 
@@ -593,3 +603,225 @@ async def test_emulator_behind_a_token_refuses_http_and_websocket(sandbox: Sandb
     assert (missing.status_code, missing.text) == (401, "401: Unauthorized")
     assert missing.headers["www-authenticate"] == "Bearer"
     assert allowed.status_code == 200
+
+
+# --- the workflow actions, a template each ------------------------------------------
+
+
+def action(
+    kind: Action, source: bytes, width: int, height: int, **changes: Any
+) -> GenerationRequest:
+    return request(action=kind, source_image=source, width=width, height=height, **changes)
+
+
+def uploaded_inputs(sandbox: SandboxProcess, prompt_id: str | None) -> list[str]:
+    assert prompt_id is not None
+    graph = submitted_graph(sandbox, prompt_id)
+    return sorted(
+        str(node["inputs"]["image"])
+        for node in graph.values()
+        if node["class_type"] in ("LoadImage", "LoadImageMask")
+    )
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+async def test_upscale_uploads_the_source_and_scales_it_exactly(
+    provider: ComfyUIProvider, sandbox: SandboxProcess, factor: int
+) -> None:
+    source = scene(45, 30)
+    upscale = action(Action.UPSCALE, source, 45 * factor, 30 * factor, upscale_factor=factor)
+    result = await provider.generate(upscale, Progress(), NoCorrelation())
+    [image] = result.images
+    assert decoded(image).size == (45 * factor, 30 * factor)
+    [name] = uploaded_inputs(sandbox, result.provider_job_id)
+    assert name.startswith("imagegate-") and name.endswith("-source.png")
+    stored = httpx.get(f"{sandbox.url}/view", params={"filename": name, "type": "input"}, timeout=5)
+    assert stored.content == source
+    assert sandbox.stats()["uploads"] == 1
+
+
+async def test_a_creative_upscale_adds_a_low_denoise_sampler_pass(
+    provider: ComfyUIProvider, sandbox: SandboxProcess
+) -> None:
+    creative = action(
+        Action.UPSCALE, scene(40, 40), 81, 81, upscale_factor=2, upscale_mode=UpscaleMode.CREATIVE
+    )
+    result = await provider.generate(creative, Progress(), NoCorrelation())
+    assert decoded(result.images[0]).size == (81, 81)  # not a multiple of 8: scaled at the end
+    assert result.provider_job_id is not None
+    graph = submitted_graph(sandbox, result.provider_job_id)
+    [sampler] = [n for n in graph.values() if n["class_type"] == "KSampler"]
+    assert sampler["inputs"]["denoise"] == 0.35
+
+
+async def test_img2img_denoises_by_the_strength_one_branch_per_seed(
+    provider: ComfyUIProvider, sandbox: SandboxProcess
+) -> None:
+    source = scene(96, 64)
+    near = await provider.generate(
+        action(Action.IMG2IMG, source, 96, 64, strength=0.1, seeds=(1,)),
+        Progress(),
+        NoCorrelation(),
+    )
+    far = await provider.generate(
+        action(Action.VARIATION, source, 96, 64, strength=0.9, seeds=(1, 2)), Progress(),
+        NoCorrelation(),
+    )  # fmt: skip
+    assert len(far.images) == 2 and [i.seed for i in far.images] == [1, 2]
+    assert far.provider_job_id is not None
+    samplers = [n for n in submitted_graph(sandbox, far.provider_job_id).values()
+                if n["class_type"] == "KSampler"]  # fmt: skip
+    assert sorted(s["inputs"]["seed"] for s in samplers) == [1, 2]
+    assert {s["inputs"]["denoise"] for s in samplers} == {0.9}
+    original = decoded(source)
+    near_image, far_image = decoded(near.images[0]), decoded(far.images[0])
+    assert near_image.size == far_image.size == (96, 64)
+    assert max_difference(near_image, original) < max_difference(far_image, original)
+
+
+async def test_vary_region_uploads_the_mask_and_keeps_the_unmasked_pixels(
+    provider: ComfyUIProvider, sandbox: SandboxProcess
+) -> None:
+    source = scene(80, 64)
+    vary = action(
+        Action.VARY_REGION, source, 80, 64, mask=box_mask(80, 64, (40, 0, 80, 64)), seeds=(3,)
+    )
+    result = await provider.generate(vary, Progress(), NoCorrelation())
+    image, original = decoded(result.images[0]), decoded(source)
+    assert image.crop((0, 0, 40, 64)).tobytes() == original.crop((0, 0, 40, 64)).tobytes()
+    assert image.crop((40, 0, 80, 64)).tobytes() != original.crop((40, 0, 80, 64)).tobytes()
+    names = uploaded_inputs(sandbox, result.provider_job_id)
+    assert [n.rsplit("-", 1)[1] for n in names] in (
+        ["mask.png", "source.png"],
+        ["source.png", "mask.png"],
+    )
+
+
+async def test_zoom_out_pads_around_the_shrunk_source(
+    provider: ComfyUIProvider, sandbox: SandboxProcess
+) -> None:
+    source = scene(96, 96)
+    canvas = zoom_out_canvas(96, 96, 1.5)
+    zoom = action(Action.ZOOM_OUT, source, 96, 96, canvas=canvas, seeds=(4,))
+    result = await provider.generate(zoom, Progress(), NoCorrelation())
+    box = canvas.source
+    centre = decoded(result.images[0]).crop((box.left, box.top, box.right, box.bottom))
+    shrunk = decoded(source).resize((box.width, box.height), Image.Resampling.LANCZOS)
+    assert decoded(result.images[0]).size == (96, 96)
+    assert max_difference(centre, shrunk) <= 2
+    assert result.provider_job_id is not None
+    graph = submitted_graph(sandbox, result.provider_job_id)
+    [pad] = [n["inputs"] for n in graph.values() if n["class_type"] == "ImagePadForOutpaint"]
+    assert (pad["left"], pad["top"], pad["right"], pad["bottom"]) == canvas.padding()
+
+
+async def test_pan_keeps_the_source_pixel_for_pixel(provider: ComfyUIProvider) -> None:
+    source = scene(64, 48)
+    canvas = pan_canvas(64, 48, Direction.RIGHT)
+    pan = action(
+        Action.PAN, source, canvas.width, 48, canvas=canvas, direction=Direction.RIGHT, seeds=(2,)
+    )
+    [image] = (await provider.generate(pan, Progress(), NoCorrelation())).images
+    wide = decoded(image)
+    assert wide.size == (canvas.width, 48)
+    assert wide.crop((0, 0, 64, 48)).tobytes() == decoded(source).tobytes()
+    assert wide.crop((64, 0, canvas.width, 48)).getextrema() != ((128, 128),) * 3  # painted
+
+
+async def test_an_action_without_a_template_is_refused_before_uploading(
+    make: Callable[..., ComfyUIProvider], sandbox: SandboxProcess
+) -> None:
+    provider = make(options={"workflows": {"pan": "", "upscale_creative": ""}})
+    assert Action.PAN not in provider.capabilities().actions
+    assert Action.DESCRIBE not in provider.capabilities().actions
+    canvas = pan_canvas(32, 32, Direction.UP)
+    pan = action(Action.PAN, scene(32, 32), 32, canvas.height, canvas=canvas)
+    with pytest.raises(PermanentProviderError, match="no workflow for pan"):
+        await provider.generate(pan, Progress(), NoCorrelation())
+    # Without its own template, a creative upscale runs the plain one.
+    creative = action(Action.UPSCALE, scene(16, 16), 32, 32, upscale_factor=2,
+                      upscale_mode=UpscaleMode.CREATIVE)  # fmt: skip
+    [image] = (await provider.generate(creative, Progress(), NoCorrelation())).images
+    assert decoded(image).size == (32, 32)
+    assert sandbox.stats()["uploads"] == 1
+    await provider.aclose()
+
+
+async def test_a_failed_upload_submits_nothing(
+    provider: ComfyUIProvider, sandbox: SandboxProcess
+) -> None:
+    sandbox.faults(error_count=1, error_status=503)
+    upscale = action(Action.UPSCALE, scene(16, 16), 32, 32, upscale_factor=2)
+    with pytest.raises(RetryableProviderError, match="upload"):
+        await provider.generate(upscale, Progress(), NoCorrelation())
+    assert sandbox.stats().get("submissions", 0) == 0
+    [image] = (await provider.generate(upscale, Progress(), NoCorrelation())).images
+    assert decoded(image).size == (32, 32)
+
+
+async def test_a_node_error_is_a_provider_error_naming_the_node(
+    make: Callable[..., ComfyUIProvider], tmp_path: Path
+) -> None:
+    # A user's img2img template whose VAEEncode gets a mask instead of an image.
+    graph = json.loads(
+        (
+            Path(__file__).parents[3] / "src/imagegate/providers/comfyui_workflows/img2img.json"
+        ).read_text()
+    )
+    graph["11"]["inputs"]["pixels"] = ["10", 1]
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(graph))
+    provider = make(options={"workflows": {"img2img": str(path)}})
+    with pytest.raises(ProviderError, match=r"node 11 \(VAEEncode\) raised") as failed:
+        await provider.generate(
+            action(Action.IMG2IMG, scene(32, 32), 32, 32, seeds=(1,)), Progress(), NoCorrelation()
+        )
+    assert not isinstance(failed.value, PermanentProviderError | RetryableProviderError)
+    await provider.aclose()
+
+
+def test_a_template_missing_an_action_role_stops_start_up(tmp_path: Path) -> None:
+    path = tmp_path / "no-pad.json"
+    path.write_text(json.dumps(default_graph()))
+    config = ProviderConfig(
+        name="comfy", type="comfyui", base_url="http://127.0.0.1:1",
+        options={"workflows": {"zoom_out": str(path)}},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="no image node"):
+        build(config)
+    unknown = ProviderConfig(name="comfy", type="comfyui", options={"workflows": {"blend": "x"}})
+    with pytest.raises(ConfigError, match="unknown"):
+        build(unknown)
+
+
+def test_emulator_uploads_rename_unless_overwriting(sandbox: SandboxProcess) -> None:
+    def upload(**fields: str) -> dict[str, Any]:
+        files = {"image": ("a.png", scene(8, 8), "image/png")}
+        response = httpx.post(f"{sandbox.url}/upload/image", files=files, data=fields, timeout=5)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    assert upload() == {"name": "a.png", "subfolder": "", "type": "input"}
+    assert upload()["name"] == "a (1).png"
+    assert upload(overwrite="true")["name"] == "a.png"
+    assert upload(subfolder="sub", type="temp") == {
+        "name": "a.png",
+        "subfolder": "sub",
+        "type": "temp",
+    }
+    missing = httpx.post(f"{sandbox.url}/upload/image", data={"type": "input"}, timeout=5)
+    assert missing.status_code == 400
+
+
+def test_emulator_refuses_a_load_image_of_a_file_never_uploaded(sandbox: SandboxProcess) -> None:
+    graph = json.loads(
+        (
+            Path(__file__).parents[3] / "src/imagegate/providers/comfyui_workflows/upscale.json"
+        ).read_text()
+    )
+    response = httpx.post(f"{sandbox.url}/prompt", json={"prompt": graph}, timeout=5)
+    assert response.status_code == 400
+    body = response.json()
+    [reason] = body["node_errors"]["10"]["errors"]
+    assert reason["type"] == "custom_validation_failed" and "source.png" in reason["details"]

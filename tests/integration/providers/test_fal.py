@@ -12,6 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from imagegate.domain.actions import Direction, UpscaleMode, pan_canvas, zoom_out_canvas
 from imagegate.domain.params import Mode, OutputFormat
 from imagegate.providers.base import Action, GenerationRequest, NoCorrelation
 from imagegate.providers.errors import (
@@ -24,6 +25,7 @@ from imagegate.providers.errors import (
 from imagegate.providers.fal import FalProvider, app_root, snap_side
 from imagegate.providers.http import ProviderConfig, ResultExpiredError
 from tests.support.adapters import adapter_factory
+from tests.support.pictures import box_mask, decoded, max_difference, png, scene
 from tests.support.sandbox import SandboxProcess
 from tests.support.server import wait_until
 
@@ -305,7 +307,12 @@ async def test_requests_that_can_never_succeed_are_permanent(
 def test_capabilities(make: Make) -> None:
     caps = make().capabilities()
     assert caps.models == ("fal-ai/flux/dev", "fal-ai/flux/schnell", "fal-ai/fast-sdxl")
-    assert caps.max_images == 4 and caps.actions == (Action.IMAGINE,)
+    assert caps.max_images == 4
+    assert caps.actions == (
+        Action.IMAGINE, Action.IMG2IMG, Action.VARIATION, Action.UPSCALE, Action.ZOOM_OUT,
+        Action.PAN, Action.VARY_REGION, Action.DESCRIBE,
+    )  # fmt: skip
+    assert Action.PAN not in make(models={"pan": ""}).capabilities().actions
     assert caps.negative_prompt  # fast-sdxl takes one
     flux_only = FalProvider(ProviderConfig(name="f", type="fal", models=(DEV,))).capabilities()
     assert not flux_only.negative_prompt
@@ -377,3 +384,113 @@ def test_emulator_counts_submissions_polls_and_jobs(sandbox: SandboxProcess) -> 
     assert refused.headers["x-fal-error-type"] == "runner_scheduling_failure"
     stats = sandbox.stats()
     assert (stats["submissions"], stats["polls"], stats["jobs"]) == (2, 1, 1)
+
+
+# The workflow actions, a model id each ---------------------------------------------
+
+
+def action(
+    kind: Action, source: bytes, width: int, height: int, **fields: Any
+) -> GenerationRequest:
+    return request(action=kind, source_image=source, width=width, height=height, **fields)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+async def test_upscale_is_exactly_factor_times_the_source(make: Make, factor: int) -> None:
+    upscale = action(Action.UPSCALE, scene(50, 30), 50 * factor, 30 * factor, upscale_factor=factor)
+    [image] = (await make().generate(upscale, ignore, NoCorrelation())).images
+    assert decoded(image).size == (50 * factor, 30 * factor) and image.content_type == "image/png"
+
+
+async def test_a_creative_upscale_runs_the_clarity_upscaler(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    creative = action(
+        Action.UPSCALE, scene(40, 40), 80, 80, upscale_factor=2, upscale_mode=UpscaleMode.CREATIVE
+    )
+    result = await make().generate(creative, ignore, NoCorrelation())
+    assert decoded(result.images[0]).size == (80, 80)
+    with api(sandbox) as client:
+        status = client.get(f"/fal-ai/clarity-upscaler/requests/{result.provider_job_id}/status")
+    assert status.status_code == 200  # the request lives under the clarity app
+
+
+async def test_img2img_strength_moves_away_from_the_source(make: Make) -> None:
+    source = scene(128, 96)
+    near = action(Action.IMG2IMG, source, 128, 96, strength=0.1)
+    far = action(Action.VARIATION, source, 128, 96, strength=0.9, seeds=(3, 4))
+    near_result = await make().generate(near, ignore, NoCorrelation())
+    far_result = await make().generate(far, ignore, NoCorrelation())
+    assert [image.seed for image in far_result.images] == [3, 4]
+    original = decoded(source)
+    near_image, far_image = decoded(near_result.images[0]), decoded(far_result.images[0])
+    assert near_image.size == far_image.size == (128, 96)
+    assert max_difference(near_image, original) < max_difference(far_image, original)
+
+
+async def test_vary_region_keeps_the_unmasked_pixels(make: Make) -> None:
+    source = scene(96, 96)
+    vary = action(
+        Action.VARY_REGION, source, 96, 96, mask=box_mask(96, 96, (0, 48, 96, 96)),
+        output_format=OutputFormat.PNG, seeds=(1, 2),
+    )  # fmt: skip
+    images = (await make().generate(vary, ignore, NoCorrelation())).images
+    assert len(images) == 2
+    for image in images:
+        kept = decoded(image).crop((0, 0, 96, 48))
+        assert kept.tobytes() == decoded(source).crop((0, 0, 96, 48)).tobytes()
+
+
+async def test_zoom_out_and_pan_keep_the_source(make: Make) -> None:
+    source = scene(64, 64)
+    zoom = zoom_out_canvas(64, 64, 2.0)
+    zoomed = action(Action.ZOOM_OUT, source, 64, 64, canvas=zoom, output_format=OutputFormat.PNG)
+    [image] = (await make().generate(zoomed, ignore, NoCorrelation())).images
+    box = zoom.source
+    shrunk = decoded(source).resize((box.width, box.height), Image.Resampling.LANCZOS)
+    centre = decoded(image).crop((box.left, box.top, box.right, box.bottom))
+    assert max_difference(centre, shrunk) <= 2
+    pan = pan_canvas(64, 64, Direction.DOWN)
+    panned = action(
+        Action.PAN, source, 64, pan.height, canvas=pan, direction=Direction.DOWN,
+        output_format=OutputFormat.PNG,
+    )  # fmt: skip
+    [image] = (await make().generate(panned, ignore, NoCorrelation())).images
+    assert decoded(image).size == (64, pan.height)
+    assert decoded(image).crop((0, 0, 64, 64)).tobytes() == decoded(source).tobytes()
+
+
+async def test_describe_makes_four_suggestions_from_florences_caption(make: Make) -> None:
+    green = png(Image.new("RGB", (40, 80), (60, 160, 70)))
+    result = await make().generate(action(Action.DESCRIBE, green, 40, 80), ignore, NoCorrelation())
+    assert result.images == () and len(result.texts) == 4 and len(set(result.texts)) == 4
+    assert result.texts[0] == "a tall picture in green tones"
+    assert result.texts[1].startswith("The image shows a tall picture in green tones.")
+
+
+async def test_an_action_without_a_model_is_refused_before_submitting(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    with pytest.raises(PermanentProviderError, match=r"options\.models\.describe"):
+        await make(models={"describe": ""}).generate(
+            action(Action.DESCRIBE, scene(8, 8), 8, 8), ignore, NoCorrelation()
+        )
+    assert sandbox.stats().get("submissions", 0) == 0
+
+
+async def test_a_model_that_refuses_the_input_is_permanent(make: Make) -> None:
+    # FLUX Fill refuses a mask of another size than the image (a 422 in the result).
+    vary = action(Action.VARY_REGION, scene(32, 32), 32, 32, mask=box_mask(16, 16, (0, 0, 8, 8)))
+    with pytest.raises(PermanentProviderError, match="422"):
+        await make().generate(vary, ignore, NoCorrelation())
+
+
+def test_emulator_checks_an_action_models_input(sandbox: SandboxProcess) -> None:
+    with api(sandbox) as client:
+        queued = client.post(
+            "/fal-ai/flux-pro/v1/fill", json={"prompt": "a cat", "image_url": "https://x/y.png"}
+        ).json()
+        result = client.get(f"/fal-ai/flux-pro/requests/{queued['request_id']}")
+    assert result.status_code == 422
+    problems = {(p["loc"][1], p["type"]) for p in result.json()["detail"]}
+    assert problems == {("image_url", "image_load_error"), ("mask_url", "missing")}

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from imagegate.domain.actions import Direction, UpscaleMode, pan_canvas, zoom_out_canvas
 from imagegate.domain.params import Mode, OutputFormat
 from imagegate.providers.base import Action, GenerationRequest, NoCorrelation
 from imagegate.providers.errors import (
@@ -23,8 +24,9 @@ from imagegate.providers.errors import (
 )
 from imagegate.providers.http import ResultExpiredError
 from imagegate.providers.replicate import ReplicateProvider
-from imagegate.providers.replicate_inputs import SDXL
+from imagegate.providers.replicate_inputs import BLIP, FILL_MODEL, IMG2PROMPT, SDXL, UPSCALER
 from tests.support.adapters import adapter_factory
+from tests.support.pictures import box_mask, decoded, max_difference, scene
 from tests.support.sandbox import SandboxProcess
 
 KEY = "r8_contract_tests"
@@ -125,7 +127,9 @@ async def test_config_options_override_input_fields(make: Make, sandbox: Sandbox
 
 
 async def test_upscale_runs_real_esrgan_on_the_source_image(make: Make) -> None:
-    upscale = request(action=Action.UPSCALE, source_image=png(64, 48), upscale_factor=2)
+    upscale = request(
+        action=Action.UPSCALE, source_image=png(64, 48), upscale_factor=2, width=128, height=96
+    )
     [image] = (await make().generate(upscale, ignore, NoCorrelation())).images
     assert (image.width, image.height, image.content_type) == (128, 96, "image/png")
 
@@ -133,7 +137,9 @@ async def test_upscale_runs_real_esrgan_on_the_source_image(make: Make) -> None:
 async def test_vary_on_a_model_without_image_input_uses_flux_dev(
     make: Make, sandbox: SandboxProcess
 ) -> None:
-    vary = request(action=Action.VARIATION, source_image=png(320, 240), strength=0.4)
+    vary = request(
+        action=Action.VARIATION, source_image=png(320, 240), strength=0.4, width=320, height=240
+    )
     result = await make().generate(vary, ignore, NoCorrelation())
     assert (result.images[0].width, result.images[0].height) == (320, 240)
     with api(sandbox) as client:
@@ -397,3 +403,192 @@ def test_emulator_serves_outputs_and_lists_predictions(sandbox: SandboxProcess) 
     assert Image.open(io.BytesIO(image.content)).size == (512, 512)
     assert [p["id"] for p in listed["results"]] == [created["id"]]
     assert created["urls"]["get"].endswith(f"/v1/predictions/{created['id']}")
+
+
+# -- the workflow actions, a model each -------------------------------------------------
+
+
+def prediction_of(sandbox: SandboxProcess, prediction_id: str | None) -> dict[str, Any]:
+    with api(sandbox) as client:
+        body: dict[str, Any] = client.get(f"/predictions/{prediction_id}").json()
+    return body
+
+
+def test_capabilities_list_the_actions_that_have_a_model(make: Make) -> None:
+    assert make().capabilities().actions == (
+        Action.IMAGINE, Action.IMG2IMG, Action.VARIATION, Action.UPSCALE, Action.ZOOM_OUT,
+        Action.PAN, Action.VARY_REGION, Action.DESCRIBE,
+    )  # fmt: skip
+    trimmed = make(models={"pan": "", "zoom_out": "", "describe": ""}).capabilities()
+    assert Action.PAN not in trimmed.actions and Action.DESCRIBE not in trimmed.actions
+    assert Action.VARY_REGION in trimmed.actions and Action.BLEND not in trimmed.actions
+
+
+async def test_an_action_without_a_model_is_refused_before_submitting(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    provider = make(models={"describe": ""})
+    describe = request(action=Action.DESCRIBE, source_image=scene(64, 64))
+    with pytest.raises(PermanentProviderError, match=r"options\.models\.describe"):
+        await provider.generate(describe, ignore, NoCorrelation())
+    assert sandbox.stats().get("submissions", 0) == 0
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+async def test_upscale_is_exactly_factor_times_the_source(
+    make: Make, sandbox: SandboxProcess, factor: int
+) -> None:
+    source = scene(60, 44)
+    upscale = request(
+        action=Action.UPSCALE, source_image=source, upscale_factor=factor,
+        width=60 * factor, height=44 * factor,
+    )  # fmt: skip
+    result = await make().generate(upscale, ignore, NoCorrelation())
+    [image] = result.images
+    assert decoded(image).size == (60 * factor, 44 * factor)
+    sent = prediction_of(sandbox, result.provider_job_id)
+    assert sent["version"] == UPSCALER.split(":")[1] and sent["input"]["scale"] == factor
+    assert sent["input"]["image"].startswith("data:image/png;base64,")
+
+
+async def test_a_creative_upscale_runs_the_creative_model_when_one_is_configured(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    creative = request(
+        action=Action.UPSCALE, source_image=scene(40, 30), upscale_factor=2, width=80,
+        height=60, upscale_mode=UpscaleMode.CREATIVE,
+    )  # fmt: skip
+    plain = await make().generate(creative, ignore, NoCorrelation())
+    assert prediction_of(sandbox, plain.provider_job_id)["model"] == "nightmareai/real-esrgan"
+    other = "nightmareai/real-esrgan:" + "0" * 64  # a version the emulator does not have
+    with pytest.raises(PermanentProviderError, match="Invalid version"):
+        await make(models={"upscale_creative": other}).generate(creative, ignore, NoCorrelation())
+
+
+async def test_img2img_sends_the_source_and_its_strength(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    source = scene(256, 192)
+    near = request(action=Action.IMG2IMG, source_image=source, strength=0.1, width=256, height=192)
+    far = request(action=Action.IMG2IMG, source_image=source, strength=0.9, width=256, height=192)
+    near_result = await make().generate(near, ignore, NoCorrelation())
+    far_result = await make().generate(far, ignore, NoCorrelation())
+    sent = prediction_of(sandbox, near_result.provider_job_id)
+    assert sent["model"] == "black-forest-labs/flux-dev" and sent["input"]["prompt_strength"] == 0.1
+    original = decoded(source)
+    near_image, far_image = decoded(near_result.images[0]), decoded(far_result.images[0])
+    assert near_image.size == far_image.size == (256, 192)
+    # A low strength stays near the source, a high one moves away from it.
+    assert max_difference(near_image, original) < max_difference(far_image, original)
+
+
+async def test_vary_region_repaints_only_the_masked_pixels(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    source, mask = scene(128, 96), box_mask(128, 96, (32, 16, 96, 64))
+    vary = request(
+        action=Action.VARY_REGION, source_image=source, mask=mask, width=128, height=96,
+        output_format=OutputFormat.PNG,
+    )  # fmt: skip
+    result = await make().generate(vary, ignore, NoCorrelation())
+    image, original = decoded(result.images[0]), decoded(source)
+    assert image.size == (128, 96)
+    assert image.crop((0, 0, 128, 16)).tobytes() == original.crop((0, 0, 128, 16)).tobytes()
+    assert image.crop((32, 16, 96, 64)).tobytes() != original.crop((32, 16, 96, 64)).tobytes()
+    sent = prediction_of(sandbox, result.provider_job_id)["input"]
+    assert sent["mask"].startswith("data:image/png;base64,") and sent["output_format"] == "png"
+    assert prediction_of(sandbox, result.provider_job_id)["model"] == FILL_MODEL
+
+
+async def test_zoom_out_keeps_the_source_shrunk_in_the_centre(make: Make) -> None:
+    source = scene(128, 128)
+    canvas = zoom_out_canvas(128, 128, 2.0)
+    zoom = request(
+        action=Action.ZOOM_OUT, source_image=source, canvas=canvas, width=128, height=128,
+        output_format=OutputFormat.PNG,
+    )  # fmt: skip
+    [image] = (await make().generate(zoom, ignore, NoCorrelation())).images
+    box = canvas.source
+    centre = decoded(image).crop((box.left, box.top, box.right, box.bottom))
+    shrunk = decoded(source).resize((box.width, box.height), Image.Resampling.LANCZOS)
+    assert decoded(image).size == (128, 128)
+    assert max_difference(centre, shrunk) <= 2
+
+
+async def test_pan_left_keeps_the_source_on_the_right(make: Make) -> None:
+    source = scene(96, 64)
+    canvas = pan_canvas(96, 64, Direction.LEFT)
+    pan = request(
+        action=Action.PAN, source_image=source, canvas=canvas, direction=Direction.LEFT,
+        width=canvas.width, height=canvas.height, output_format=OutputFormat.WEBP,
+    )  # fmt: skip
+    [image] = (await make().generate(pan, ignore, NoCorrelation())).images
+    # FLUX Fill pro encodes jpg or png only: a WebP job gets PNG, lossless.
+    assert image.content_type == "image/png"
+    wide = decoded(image)
+    assert wide.size == (canvas.width, 64)
+    kept = wide.crop((canvas.source.left, 0, canvas.width, 64))
+    assert kept.tobytes() == decoded(source).tobytes()
+
+
+async def test_a_fill_model_makes_one_image_per_prediction(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    vary = request(
+        action=Action.VARY_REGION, source_image=scene(64, 64), mask=box_mask(64, 64, (0, 0, 8, 8)),
+        width=64, height=64, seeds=(1, 2),
+    )  # fmt: skip
+    with pytest.raises(PermanentProviderError, match="at most 1"):
+        await make().generate(vary, ignore, NoCorrelation())
+    assert sandbox.stats().get("submissions", 0) == 0
+
+
+async def test_a_mask_of_another_size_fails_the_prediction(make: Make) -> None:
+    vary = request(
+        action=Action.VARY_REGION, source_image=scene(64, 64), mask=box_mask(32, 32, (0, 0, 8, 8)),
+        width=64, height=64,
+    )  # fmt: skip
+    with pytest.raises(ProviderError, match="does not match image size") as failed:
+        await make().generate(vary, ignore, NoCorrelation())
+    assert not isinstance(failed.value, PermanentProviderError | RetryableProviderError)
+
+
+@pytest.mark.parametrize("model", [IMG2PROMPT, BLIP])
+async def test_describe_makes_four_prompt_suggestions_from_the_caption(
+    make: Make, sandbox: SandboxProcess, model: str
+) -> None:
+    blue = Image.new("RGB", (96, 64), (50, 90, 200))
+    describe = request(action=Action.DESCRIBE, source_image=png_of(blue))
+    result = await make(models={"describe": model}).generate(describe, ignore, NoCorrelation())
+    assert result.images == () and len(result.texts) == 4
+    assert result.texts[0].startswith("a wide picture in blue tones")
+    assert all(text.startswith("a wide picture in blue tones") for text in result.texts)
+    assert len(set(result.texts)) == 4 and not any("Caption:" in t for t in result.texts)
+    sent = prediction_of(sandbox, result.provider_job_id)
+    assert isinstance(sent["output"], str) and sent["version"] == model.split(":")[1]
+
+
+def png_of(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_emulator_checks_the_fill_models_input(sandbox: SandboxProcess) -> None:
+    with api(sandbox) as client:
+        response = client.post(
+            f"/models/{FILL_MODEL}/predictions",
+            json={"input": {"prompt": "a cat", "output_format": "webp", "steps": 5}},
+        )
+    assert response.status_code == 422
+    body = response.json()
+    fields = {problem["field"] for problem in body["invalid_fields"]}
+    assert fields == {"input", "input.output_format", "input.steps"}
+    assert "image is required" in body["detail"]
+
+
+async def test_an_actions_images_are_fitted_to_the_requested_size(make: Make) -> None:
+    # FLUX dev answers at the input's size; the job asked for another: it is resampled.
+    vary = request(action=Action.VARIATION, source_image=scene(100, 60), width=120, height=72)
+    [image] = (await make().generate(vary, ignore, NoCorrelation())).images
+    assert (image.width, image.height) == (120, 72) and decoded(image).size == (120, 72)
