@@ -128,6 +128,17 @@ def test_the_other_jsonl_media_types(http: httpx.Client, media_type: str) -> Non
     assert response.status_code == 202, response.text
 
 
+def test_a_jsonl_file_in_a_multipart_form(http: httpx.Client) -> None:
+    body = _lines(GOOD, {"prompt": ""})
+    response = http.post(BATCHES, files={"file": ("jobs.jsonl", body, "application/x-ndjson")})
+    assert response.status_code == 202, response.text
+    assert [i.get("job_id") is not None for i in response.json()["items"]] == [True, False]
+    wrong = http.post(BATCHES, files={"other": ("jobs.jsonl", body, "application/x-ndjson")})
+    assert wrong.status_code == 422
+    assert (wrong.json()["code"], wrong.json()["field"]) == ("validation_error", "file")
+    assert len(_jobs(http)) == 1
+
+
 def test_a_batch_with_no_valid_item_creates_nothing(http: httpx.Client) -> None:
     response = http.post(BATCHES, json={"items": [{"prompt": ""}, {"prompt": "x", "nope": 1}, 3]})
     assert response.status_code == 422, response.text

@@ -1,8 +1,9 @@
 """The body of ``POST /api/image/batches``, as JSON or as JSONL, read into items.
 
 JSON: ``{"items": [<create body>, ...], "metadata": {...}}``. JSONL
-(``application/x-ndjson``, ``application/jsonl`` or ``application/x-jsonlines``): one
-create body per line; blank lines are skipped. The request as a whole must hold 1 to
+(``application/x-ndjson``, ``application/jsonl`` or ``application/x-jsonlines``, or
+the ``file`` part of a ``multipart/form-data`` body): one create body per line; blank
+lines are skipped. The request as a whole must hold 1 to
 ``MAX_ITEMS`` items and, as JSONL, no line over ``MAX_LINE_BYTES``; past that the
 whole request is refused. Within those bounds each item is read alone, as the body of
 ``POST /api/image/jobs`` would be: one that is not valid becomes that item's problem
@@ -18,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from imagegate.api import multipart
 from imagegate.api.batch_schemas import BatchCreate
 from imagegate.api.errors import status_for
 from imagegate.api.idempotency import fingerprint, idempotent
@@ -56,12 +58,25 @@ OPENAPI_BODY: dict[str, Any] = {
                 }
                 for media_type in sorted(JSONL_TYPES)
             },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A JSONL file: one create body per line",
+                        }
+                    },
+                    "required": ["file"],
+                }
+            },
         },
     }
 }
 UNSUPPORTED_MEDIA_TYPE: dict[int | str, dict[str, Any]] = {
     415: {
-        "description": "The body is neither JSON nor JSONL",
+        "description": "The body is neither JSON, JSONL nor a multipart form",
         "content": {
             "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
         },
@@ -86,15 +101,32 @@ def parse(body: bytes, content_type: str | None) -> Parsed:
         items = [_item(index, raw) for index, raw in enumerate(envelope.items)]
         asked = envelope.model_dump(mode="json", exclude_unset=True)
         return Parsed(items, dict(envelope.metadata), asked)
+    if media_type == "multipart/form-data":
+        return _from_jsonl(_file_part(body, content_type or ""))
     if media_type in JSONL_TYPES:
-        lines = _jsonl_lines(body)
-        items = [_item(i, _line_item(number, line)) for i, (number, line) in enumerate(lines)]
-        asked = {"jsonl": [line.decode(errors="backslashreplace") for _, line in lines]}
-        return Parsed(items, {}, asked)
+        return _from_jsonl(body)
     raise HTTPException(
-        415, "Send the batch as application/json ({items, metadata}) or as JSONL "
-        "(application/x-ndjson, one create body per line)."
+        415, "Send the batch as application/json ({items, metadata}), as JSONL "
+        "(application/x-ndjson, one create body per line), or as a JSONL `file` in a "
+        "multipart/form-data body."
     )  # fmt: skip
+
+
+def _from_jsonl(body: bytes) -> Parsed:
+    lines = _jsonl_lines(body)
+    items = [_item(i, _line_item(number, line)) for i, (number, line) in enumerate(lines)]
+    asked = {"jsonl": [line.decode(errors="backslashreplace") for _, line in lines]}
+    return Parsed(items, {}, asked)
+
+
+def _file_part(body: bytes, content_type: str) -> bytes:
+    """The JSONL a multipart form carries in its one ``file`` part."""
+    files = [part for part in multipart.parse(content_type, body) if part.name == "file"]
+    if len(files) != 1:
+        raise InvalidRequest(
+            "a multipart batch needs exactly one `file` part, holding JSONL", field="file"
+        )
+    return files[0].data
 
 
 def idempotent_request(key: str | None, parsed: Parsed) -> IdempotentRequest | None:
