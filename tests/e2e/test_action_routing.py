@@ -40,7 +40,7 @@ def test_actions_route_to_capable_providers_only(tmp_path: Path) -> None:
     only = tmp_path / "only.toml"
     only.write_text(OPENAI_ONLY.format(url=emulator.url))
     servers = [
-        ServerProcess(tmp_path / name, IMAGEGATE_CONFIG=str(config), ACTION_TEST_KEY="sk-test")
+        ServerProcess(tmp_path / name, IMAGEGATE_CONFIG=str(config), ACTION_TEST_KEY="sk-sandbox")
         for name, config in (("mixed", mixed), ("only", only))
     ]
     try:

@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from imagegate.api import multipart
 from imagegate.api.deps import PrincipalDep, RuntimeDep
 from imagegate.api.idempotency import IdempotencyKeyHeader, idempotent, respond
 from imagegate.api.openapi import AUTHENTICATED, WITH_BODY, problems
@@ -34,6 +33,9 @@ from imagegate.settings import Settings
 PATH = "/api/image/uploads"
 # Room for the form's part headers or the JSON around the base64 text.
 BODY_SLACK_BYTES = 64 * 1024
+# A form carries one file; a few small fields beside it are tolerated, never read.
+MAX_FORM_FIELDS = 16
+MAX_FORM_FIELD_BYTES = 8 * 1024
 
 router = APIRouter(prefix=PATH, tags=["uploads"])
 
@@ -60,17 +62,17 @@ class _Source:
         return f"sha256:{digest}:{self.declared_type or ''}"
 
 
-async def _source(request: Request) -> _Source:
+def _media_type(content_type: str) -> str:
+    """A Content-Type without its parameters, lower case."""
+    return content_type.split(";")[0].strip().lower()
+
+
+async def _source(request: Request, settings: Settings) -> _Source:
     """The image the body carries: a form's ``file`` part, or a JSON body's ``data``
     (base64) or ``url``."""
-    content_type = request.headers.get("content-type", "")
-    kind = multipart.media_type(content_type)
+    kind = _media_type(request.headers.get("content-type", ""))
     if kind == "multipart/form-data":
-        parts = multipart.parse(content_type, await request.body())
-        file = next((p for p in parts if p.name == "file"), None)
-        if file is None:
-            raise InvalidRequest("file: the form has no `file` part", field="file")
-        return _Source(file.data, file.content_type)
+        return await _form_file(request, settings.upload_max_bytes)
     if kind == "application/json" or kind.endswith("+json"):
         try:
             body = UploadCreate.model_validate_json(await request.body())
@@ -82,6 +84,34 @@ async def _source(request: Request) -> _Source:
         except ValueError as error:
             raise InvalidRequest(str(error), field="data") from None
     raise HTTPException(415, "Send multipart/form-data (a `file` part) or application/json.")
+
+
+async def _form_file(request: Request, max_bytes: int) -> _Source:
+    """The form's one ``file`` part, parsed by Starlette with python-multipart.
+
+    Starlette keeps a file part in memory up to 1 MiB and spools the rest to a
+    temporary file, which closing the form removes. The part is read up to one byte
+    past the upload cap: intake refuses a longer file (``image_too_large``) without
+    this route holding more of it."""
+    try:
+        form = await request.form(
+            max_files=1, max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_FIELD_BYTES
+        )
+    except HTTPException as error:
+        # Starlette answers a form it cannot parse, or one past the limits, with a 400.
+        raise InvalidRequest(f"body: the multipart form is refused: {error.detail}") from None
+    try:
+        files = form.getlist("file")
+        if not files:
+            raise InvalidRequest("file: the form has no `file` part", field="file")
+        file = files[0]
+        if len(files) > 1 or isinstance(file, str):
+            raise InvalidRequest(
+                "file: send one `file` part, a file (with a filename)", field="file"
+            )
+        return _Source(await file.read(max_bytes + 1), file.content_type)
+    finally:
+        await form.close()
 
 
 async def _public(rt: Runtime, principal: Principal, answer: Answer) -> JSONResponse:
@@ -112,7 +142,7 @@ async def create_upload(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Upload an image: validated, re-encoded without metadata (docs/uploads.md)."""
-    source = await _source(request)
+    source = await _source(request, rt.settings)
 
     async def create() -> Answer:
         if source.url is not None:
