@@ -15,11 +15,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
-from imagegate.api import multipart
 from imagegate.api.batch_schemas import BatchCreate
 from imagegate.api.errors import status_for
 from imagegate.api.idempotency import fingerprint, idempotent
@@ -93,16 +93,26 @@ class Parsed:
     asked: dict[str, Any]
 
 
-def parse(body: bytes, content_type: str | None) -> Parsed:
+async def read(request: Request) -> Parsed:
     """The request's items, each a job to submit or the problem it has."""
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    content_type = request.headers.get("content-type")
+    if _media_type(content_type) == "multipart/form-data":
+        return _from_jsonl(await _form_file(request))
+    return parse(await request.body(), content_type)
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def parse(body: bytes, content_type: str | None) -> Parsed:
+    """A JSON or JSONL body's items, each a job to submit or the problem it has."""
+    media_type = _media_type(content_type)
     if media_type in JSON_TYPES:
         envelope = _json_envelope(body)
         items = [_item(index, raw) for index, raw in enumerate(envelope.items)]
         asked = envelope.model_dump(mode="json", exclude_unset=True)
         return Parsed(items, dict(envelope.metadata), asked)
-    if media_type == "multipart/form-data":
-        return _from_jsonl(_file_part(body, content_type or ""))
     if media_type in JSONL_TYPES:
         return _from_jsonl(body)
     raise HTTPException(
@@ -119,14 +129,27 @@ def _from_jsonl(body: bytes) -> Parsed:
     return Parsed(items, {}, asked)
 
 
-def _file_part(body: bytes, content_type: str) -> bytes:
-    """The JSONL a multipart form carries in its one ``file`` part."""
-    files = [part for part in multipart.parse(content_type, body) if part.name == "file"]
-    if len(files) != 1:
+async def _form_file(request: Request) -> bytes:
+    """The JSONL a multipart form carries in its one ``file`` part (the body cap
+    bounds it; Starlette spools a large part to a temporary file, which closing the
+    form removes)."""
+    try:
+        form = await request.form(max_files=1, max_fields=8, max_part_size=MAX_LINE_BYTES)
+    except HTTPException as error:
+        # Starlette answers a form it cannot parse, or one past the limits, with a 400.
         raise InvalidRequest(
-            "a multipart batch needs exactly one `file` part, holding JSONL", field="file"
-        )
-    return files[0].data
+            f"the multipart form is refused: {error.detail}", field="file"
+        ) from None
+    try:
+        files = form.getlist("file")
+        if len(files) != 1 or isinstance(files[0], str):
+            raise InvalidRequest(
+                "a multipart batch needs exactly one `file` part (a file), holding JSONL",
+                field="file",
+            )
+        return await files[0].read()
+    finally:
+        await form.close()
 
 
 def idempotent_request(key: str | None, parsed: Parsed) -> IdempotentRequest | None:

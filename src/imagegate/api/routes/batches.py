@@ -36,7 +36,7 @@ async def create_batch(
     """Queue up to 100 jobs (JSON ``{items, metadata}``, or JSONL: one create body per
     line). Each item is validated alone; the answer reports each item's job or
     problem. 422 ``batch_invalid`` when no item is valid: nothing is created."""
-    parsed = batch_body.parse(await request.body(), request.headers.get("content-type"))
+    parsed = await batch_body.read(request)
     created = await batches_service.create(
         rt,
         principal,
