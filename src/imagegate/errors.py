@@ -62,6 +62,41 @@ class JobNotFound(NotFound):
     title = "Job not found"
 
 
+class BatchNotFound(NotFound):
+    """No batch with this id in your workspace."""
+
+    code = "batch_not_found"
+    title = "Batch not found"
+
+
+class BatchInvalid(InvalidRequest):
+    """No item of the batch is a valid job; nothing was created (``items`` says why)."""
+
+    code = "batch_invalid"
+    title = "Invalid batch"
+
+
+class BatchEmpty(InvalidRequest):
+    """A batch needs at least one item."""
+
+    code = "batch_empty"
+    title = "Empty batch"
+
+
+class BatchTooManyItems(InvalidRequest):
+    """A batch holds at most 100 items; split it."""
+
+    code = "batch_too_many_items"
+    title = "Too many items"
+
+
+class BatchLineTooLong(InvalidRequest):
+    """A line of the JSONL body is over the length limit."""
+
+    code = "batch_line_too_long"
+    title = "Line too long"
+
+
 class InvalidState(ImagegateError):
     """The resource is not in a state that allows this."""
 

@@ -314,6 +314,7 @@ class JobPublic(BaseModel):
     user: str | None
     metadata: dict[str, str]
     webhook_url: str | None = None
+    batch_id: str | None = None
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
@@ -362,6 +363,7 @@ class JobPublic(BaseModel):
             user=job.user,
             metadata=job.metadata,
             webhook_url=job.webhook_url,
+            batch_id=job.batch_id,
             created_at=job.created_at,
             started_at=job.started_at,
             completed_at=job.completed_at,

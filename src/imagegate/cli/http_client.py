@@ -18,6 +18,8 @@ from urllib.parse import quote, urljoin, urlsplit
 import httpx
 
 JOBS = "/api/image/jobs"
+UPLOADS = "/api/image/uploads"
+BATCHES = "/api/image/batches"
 # A request that never reached the server (connection refused) is not retried: the
 # answer would be the same, and "is the server running?" should come back at once.
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -27,10 +29,15 @@ _RETRY_DELAYS_S = (0.25, 1.0)
 class ClientError(Exception):
     """A request to the imagegate server failed."""
 
-    def __init__(self, status: int | None, code: str, detail: str) -> None:
+    def __init__(
+        self, status: int | None, code: str, detail: str, problem: dict[str, Any] | None = None
+    ) -> None:
         self.status = status
         self.code = code
         self.detail = detail
+        # The whole problem document, when the server sent one (a refused batch's
+        # ``items`` say why each item was refused).
+        self.problem = problem
         super().__init__(f"{code}: {detail}")
 
 
@@ -75,6 +82,37 @@ class ImagegateClient:
         return self._json(
             "POST", JOBS, json=dict(body), headers=headers, retry=idempotency_key is not None
         )
+
+    def act(
+        self, job_id: str, body: Mapping[str, Any], idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Start an action (upscale, variation, …) on a finished job: the new job."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._json(
+            "POST",
+            f"{JOBS}/{_segment(job_id)}/actions",
+            json=dict(body),
+            headers=headers,
+            retry=idempotency_key is not None,
+        )
+
+    def upload(self, name: str, content: bytes, content_type: str) -> dict[str, Any]:
+        """Upload an image (for img2img, blend, describe): the upload, with its id.
+        Retried like a read: a repeated upload only stores the same image twice."""
+        files = {"file": (name, content, content_type)}
+        return self._json("POST", UPLOADS, files=files, retry=True)
+
+    def create_batch(self, jsonl: bytes, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Queue a batch: ``jsonl`` holds one create body per line."""
+        headers = {"Content-Type": "application/x-ndjson"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        return self._json(
+            "POST", BATCHES, content=jsonl, headers=headers, retry=idempotency_key is not None
+        )
+
+    def get_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._json("GET", f"{BATCHES}/{_segment(batch_id)}", retry=True)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"{JOBS}/{_segment(job_id)}", retry=True)
@@ -226,7 +264,7 @@ def _error_from(response: httpx.Response) -> ClientError:
         body = None
     if isinstance(body, dict) and body.get("code"):
         detail = str(body.get("detail") or body.get("title") or response.reason_phrase)
-        return ClientError(status, str(body["code"]), detail)
+        return ClientError(status, str(body["code"]), detail, body)
     text = " ".join(response.text.split())[:200]
     detail = f"HTTP {status} {response.reason_phrase}" + (f": {text}" if text else "")
     return ClientError(status, f"http_{status}", detail)
