@@ -108,7 +108,10 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit,
         max_bytes=MAX_BODY_BYTES,
-        per_path={uploads.PATH: uploads.max_body_bytes(rt.settings)},
+        per_path={
+            uploads.PATH: uploads.max_body_bytes(rt.settings),
+            batches.PATH: batches.MAX_BODY_BYTES,
+        },
     )
     app.add_middleware(RateLimitHeaders)
     return app

@@ -16,7 +16,12 @@ from imagegate.api.rate_limit_headers import remember
 from imagegate.api.schemas import JobPublic
 from imagegate.services import batches as batches_service
 
-router = APIRouter(prefix="/api/image/batches", tags=["batches"])
+PATH = "/api/image/batches"
+# This path's body cap, over the 256 KiB of the others: 100 items of the largest size a
+# create body may have (prompt, negative prompt, metadata: about 15 KiB) fit.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+router = APIRouter(prefix=PATH, tags=["batches"])
 
 
 @router.post(
