@@ -297,3 +297,21 @@ def test_style_reference_and_ignored_params(http: httpx.Client) -> None:
     assert job["params"]["tuning"] == {"quality": 2, "chaos": 30}
     # The built-in renderer maps chaos but has no equivalent of quality.
     assert job["params"]["ignored_params"] == ["quality"]
+
+
+def test_repeat_makes_that_many_jobs_in_a_batch(http: httpx.Client) -> None:
+    created = http.post(
+        "/api/image/jobs", json={"prompt": "a paper boat --repeat 3 --draft", "variations": 1}
+    )
+    assert created.status_code == 202, created.text
+    first = created.json()
+    assert first["batch_id"] and first["params"]["repeat"] == 3
+    batch = http.get(f"/api/image/batches/{first['batch_id']}").json()
+    ids = [item["job_id"] for item in batch["items"]]
+    assert len(ids) == 3 and ids[0] == first["job_id"]
+    jobs = [wait_for_job(http, job_id) for job_id in ids]
+    assert [j["status"] for j in jobs] == ["completed"] * 3
+    assert len({j["images"][0]["seed"] for j in jobs}) == 3
+    assert all(j["prompt"] == "a paper boat" for j in jobs)
+    too_many = http.post("/api/image/jobs", json={"prompt": "a paper boat --repeat 41"})
+    assert too_many.status_code == 422 and too_many.json()["flag"] == "--repeat"

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from imagegate.db import jobs_repo
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from imagegate.db import batches_repo, jobs_repo
 from imagegate.domain.ids import new_id, well_formed
 from imagegate.domain.jobs import JobAction, JobStatus
+from imagegate.domain.params import MAX_SEED
 from imagegate.domain.rates import Allowance
 from imagegate.domain.records import JobRecord, Principal
 from imagegate.engine import dbos_engine, routing
@@ -16,6 +20,7 @@ from imagegate.engine.lifecycle import record
 from imagegate.errors import (
     Forbidden,
     IdempotencyKeyInUse,
+    InvalidRequest,
     InvalidState,
     JobNotFound,
     UnsupportedAction,
@@ -86,6 +91,13 @@ async def submit(
         p["action"] = action.value
     choice = choose_model(rt, requested, p, action)
     estimate = estimate_credits(rt, choice, resolved.prompt, resolved.negative_prompt, p, action)
+    repeat = int(p.pop("repeat", 1) or 1)
+    if repeat > 1 and batch_id is not None:
+        raise InvalidRequest(
+            "--repeat makes a batch of its own; a batch item cannot repeat (list the "
+            "item several times instead)",
+            field="prompt",
+        )
     new = NewJob(
         action=action,
         prompt=resolved.prompt,
@@ -102,7 +114,7 @@ async def submit(
         webhook_url=spec.webhook_url,
         batch_id=batch_id,
     )
-    return await record_and_queue(rt, principal, new, present, idempotency)
+    return await record_and_queue(rt, principal, new, present, idempotency, repeat=repeat)
 
 
 def choose_model(
@@ -160,9 +172,12 @@ async def record_and_queue(
     new: NewJob,
     present: Presenter,
     idempotency: IdempotentRequest | None,
+    repeat: int = 1,
 ) -> Submitted:
     """Record ``new`` and queue it: a replay of ``idempotency``'s key answers as the
-    first time did, and creates nothing."""
+    first time did, and creates nothing. With ``repeat`` > 1 (a prompt's ``--repeat``)
+    that many jobs, each with its own seeds, filed under a new batch in the same
+    transaction; the answer is the first of them (its ``batch_id`` leads to the rest)."""
     now = rt.clock.now()
     # A replay creates nothing, so it answers without counting against the job rate;
     # the rate is checked before the claim, so that a refused create leaves no record.
@@ -170,50 +185,85 @@ async def record_and_queue(
         replay = await idempotency_service.stored_answer(rt, principal, idempotency)
         if replay is not None:
             return _replayed(replay)
-    allowance = await rate_limits.check_job(rt, principal)
+    allowance = await rate_limits.check_job(rt, principal, jobs=repeat)
     held: Claim | None = None
     if idempotency is not None:
         claimed = await idempotency_service.claim(rt, principal, idempotency)
         if isinstance(claimed, Answer):
             return _replayed(claimed)
         held = claimed
-    job_id = new_id("job")
+    job_ids = [new_id("job") for _ in range(repeat)]
+    batch_id = new_id("bat") if repeat > 1 else new.batch_id
     try:
         async with rt.db.begin() as conn:
-            job = await jobs_repo.insert_job(
-                conn,
-                {
-                    "id": job_id, "workspace_id": principal.workspace_id,
-                    "api_key_id": principal.key_id, "end_user": new.user,
-                    "status": JobStatus.QUEUED.value, "action": new.action.value,
-                    "prompt": new.prompt, "negative_prompt": new.negative_prompt,
-                    "params": new.params, "provider": new.choice.provider,
-                    "model": new.choice.model, "estimated_credits": new.estimate,
-                    "metadata": new.metadata, "created_at": now, "updated_at": now,
-                    "webhook_url": new.webhook_url, "parent_job_id": new.parent_job_id,
-                    "root_job_id": new.root_job_id or job_id, "batch_id": new.batch_id,
-                },
-            )  # fmt: skip
-            await record(
-                conn, job_id=job_id, workspace_id=principal.workspace_id, event="job.queued",
-                now=now, user=new.user, provider=new.choice.provider, model=new.choice.model,
-                estimated_credits=new.estimate, action=new.action.value,
-                parent_job_id=new.parent_job_id,
-            )  # fmt: skip
-            body = present(job)
+            jobs = [
+                await _insert(
+                    conn, principal, new, job_id, now, batch_id, _repeated(new, k, repeat)
+                )
+                for k, job_id in enumerate(job_ids)
+            ]
+            if repeat > 1:
+                await batches_repo.insert_batch(
+                    conn, batch_id=str(batch_id), workspace_id=principal.workspace_id,
+                    items=[{"index": k, "job_id": j} for k, j in enumerate(job_ids)],
+                    metadata={"repeat": str(repeat)}, now=now,
+                )  # fmt: skip
+            body = present(jobs[0])
             # In the job's own transaction: the job and its replayable answer commit
             # together. A claim taken over meanwhile (this request ran long enough to
             # count as abandoned) means the key now belongs to a retry: this job goes.
             if held is not None and not await idempotency_service.complete(
-                conn, rt, held, Answer(202, body, job_id)
+                conn, rt, held, Answer(202, body, job_ids[0])
             ):
                 raise IdempotencyKeyInUse()
     except BaseException:
         if held is not None:
             await idempotency_service.release(rt, held)
         raise
-    await _enqueue_or_leave_to_sweep(job_id, principal.workspace_id, 1)
-    return Submitted(202, body, job_id, replayed=False, rate_limit=allowance)
+    for job_id in job_ids:
+        await _enqueue_or_leave_to_sweep(job_id, principal.workspace_id, 1)
+    return Submitted(202, body, job_ids[0], replayed=False, rate_limit=allowance)
+
+
+def _repeated(new: NewJob, k: int, repeat: int) -> dict[str, Any]:
+    """The params of the ``k``-th of ``repeat`` jobs: seeds that follow on from the
+    previous job's, so no two of them draw the same image."""
+    if repeat == 1:
+        return new.params
+    seed = (int(new.params["seed"]) + k * int(new.params["variations"])) % (MAX_SEED + 1)
+    return {**new.params, "seed": seed, "repeat": repeat, "repeat_index": k + 1}
+
+
+async def _insert(
+    conn: AsyncConnection,
+    principal: Principal,
+    new: NewJob,
+    job_id: str,
+    now: datetime,
+    batch_id: str | None,
+    params: dict[str, Any],
+) -> JobRecord:
+    job = await jobs_repo.insert_job(
+        conn,
+        {
+            "id": job_id, "workspace_id": principal.workspace_id,
+            "api_key_id": principal.key_id, "end_user": new.user,
+            "status": JobStatus.QUEUED.value, "action": new.action.value,
+            "prompt": new.prompt, "negative_prompt": new.negative_prompt,
+            "params": params, "provider": new.choice.provider,
+            "model": new.choice.model, "estimated_credits": new.estimate,
+            "metadata": new.metadata, "created_at": now, "updated_at": now,
+            "webhook_url": new.webhook_url, "parent_job_id": new.parent_job_id,
+            "root_job_id": new.root_job_id or job_id, "batch_id": batch_id,
+        },
+    )  # fmt: skip
+    await record(
+        conn, job_id=job_id, workspace_id=principal.workspace_id, event="job.queued",
+        now=now, user=new.user, provider=new.choice.provider, model=new.choice.model,
+        estimated_credits=new.estimate, action=new.action.value,
+        parent_job_id=new.parent_job_id, batch_id=batch_id,
+    )  # fmt: skip
+    return job
 
 
 def _replayed(answer: Answer) -> Submitted:

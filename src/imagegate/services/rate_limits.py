@@ -23,11 +23,13 @@ async def check_request(rt: Runtime, principal: Principal) -> Allowance | None:
     )
 
 
-async def check_job(rt: Runtime, principal: Principal) -> Allowance | None:
-    """Count one job creation for the workspace; raise ``RateLimited`` if over its rate."""
+async def check_job(rt: Runtime, principal: Principal, jobs: int = 1) -> Allowance | None:
+    """Count ``jobs`` job creations for the workspace; raise ``RateLimited`` if over its
+    rate (all or none: a --repeat that does not fit is refused whole)."""
     return await _take(
-        rt, job_counter(principal.workspace_id), rt.settings.job_rate, "jobs per workspace"
-    )
+        rt, job_counter(principal.workspace_id), rt.settings.job_rate, "jobs per workspace",
+        jobs,
+    )  # fmt: skip
 
 
 def request_counter(key_id: str) -> str:
@@ -38,12 +40,14 @@ def job_counter(workspace_id: str) -> str:
     return f"rate:jobs:{workspace_id}"
 
 
-async def _take(rt: Runtime, key: str, rate: Rate | None, what: str) -> Allowance | None:
+async def _take(
+    rt: Runtime, key: str, rate: Rate | None, what: str, amount: int = 1
+) -> Allowance | None:
     """``None`` when the rate is off or could not be counted."""
     if rate is None:
         return None
     try:
-        count = await rt.counters.add(key, 1, rate.window_s, limit=rate.limit)
+        count = await rt.counters.add(key, amount, rate.window_s, limit=rate.limit)
     except CountersUnavailable:
         return None
     allowance = allowance_for(count, rate)
