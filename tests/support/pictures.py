@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from PIL import Image, ImageChops
 
 from imagegate.providers.base import GeneratedImage
+
+BLUE, YELLOW = (30, 60, 200), (230, 200, 40)
 
 
 def scene(width: int, height: int) -> bytes:
@@ -33,10 +36,24 @@ def box_mask(width: int, height: int, box: tuple[int, int, int, int]) -> bytes:
 
 
 def decoded(image: GeneratedImage | bytes) -> Image.Image:
+    """The image decoded, as RGB; a generated one must be the size it says it is."""
     data = image.data if isinstance(image, GeneratedImage) else image
     opened = Image.open(io.BytesIO(data))
     opened.load()
+    if isinstance(image, GeneratedImage):
+        assert opened.size == (image.width, image.height)
     return opened.convert("RGB")
+
+
+def two_tone(width: int, height: int) -> bytes:
+    """Left half blue, right half yellow: where an edit kept or repainted shows."""
+    image = Image.new("RGB", (width, height), BLUE)
+    image.paste(YELLOW, (width // 2, 0, width, height))
+    return png(image)
+
+
+def near(pixel: Any, colour: tuple[int, int, int], tolerance: int = 24) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
 
 
 def max_difference(a: Image.Image, b: Image.Image) -> int:

@@ -16,7 +16,7 @@ from PIL import Image
 from imagegate.domain.actions import Box, Direction, pan_canvas, zoom_out_canvas
 from imagegate.domain.params import Mode, OutputFormat
 from imagegate.imaging import rectangles_mask
-from imagegate.providers.base import Action, GeneratedImage, GenerationRequest, NoCorrelation
+from imagegate.providers.base import Action, GenerationRequest, NoCorrelation
 from imagegate.providers.bfl import BFLProvider, aspect_ratio, snap_pixels
 from imagegate.providers.errors import (
     ModeratedError,
@@ -28,10 +28,11 @@ from imagegate.providers.errors import (
 from imagegate.providers.http import ProviderConfig, ResultExpiredError
 from imagegate.sandbox.bfl import API_KEY
 from tests.support.adapters import adapter_factory
+from tests.support.pictures import BLUE, YELLOW, decoded, near, two_tone
 from tests.support.sandbox import SandboxProcess
 
 Make = Callable[..., BFLProvider]
-BLUE, YELLOW, ORANGE = (30, 60, 200), (230, 200, 40), (200, 120, 40)
+ORANGE = (200, 120, 40)
 
 
 @pytest.fixture
@@ -64,26 +65,6 @@ class Progress:
 def api(sandbox: SandboxProcess, key: str | None = API_KEY) -> httpx.Client:
     headers = {"x-key": key} if key else {}
     return httpx.Client(base_url=sandbox.url + "/v1", headers=headers, timeout=10)
-
-
-def two_tone(width: int, height: int) -> bytes:
-    """Left half blue, right half yellow: where an edit kept or repainted shows."""
-    image = Image.new("RGB", (width, height), BLUE)
-    image.paste(YELLOW, (width // 2, 0, width, height))
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def decoded(image: GeneratedImage) -> Image.Image:
-    opened = Image.open(io.BytesIO(image.data))
-    opened.load()
-    assert opened.size == (image.width, image.height)
-    return opened.convert("RGB")
-
-
-def near(pixel: Any, colour: tuple[int, int, int], tolerance: int = 24) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
 
 
 def png(width: int, height: int) -> bytes:

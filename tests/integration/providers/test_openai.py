@@ -17,7 +17,7 @@ from PIL import Image
 from imagegate.domain.actions import Box, Direction, pan_canvas, zoom_out_canvas
 from imagegate.domain.params import Mode, OutputFormat
 from imagegate.imaging import rectangles_mask
-from imagegate.providers.base import Action, GeneratedImage, GenerationRequest, NoCorrelation
+from imagegate.providers.base import Action, GenerationRequest, NoCorrelation
 from imagegate.providers.errors import (
     ModeratedError,
     PermanentProviderError,
@@ -29,11 +29,11 @@ from imagegate.providers.http import ProviderConfig, ResultExpiredError
 from imagegate.providers.openai import OpenAIProvider, duration_s, snap_size
 from imagegate.sandbox.openai import API_KEY
 from tests.support.adapters import adapter_factory
+from tests.support.pictures import BLUE, YELLOW, decoded, near, two_tone
 from tests.support.sandbox import SandboxProcess
 
 Make = Callable[..., OpenAIProvider]
 GPT_SIZES = ((1024, 1024), (1536, 1024), (1024, 1536))
-BLUE, YELLOW = (30, 60, 200), (230, 200, 40)
 
 
 @pytest.fixture
@@ -67,26 +67,6 @@ def png(width: int, height: int) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), (40, 90, 160)).save(out, format="PNG")
     return out.getvalue()
-
-
-def two_tone(width: int, height: int) -> bytes:
-    """Left half blue, right half yellow: where an edit kept or repainted shows."""
-    image = Image.new("RGB", (width, height), BLUE)
-    image.paste(YELLOW, (width // 2, 0, width, height))
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def decoded(image: GeneratedImage) -> Image.Image:
-    opened = Image.open(io.BytesIO(image.data))
-    opened.load()
-    assert opened.size == (image.width, image.height)
-    return opened.convert("RGB")
-
-
-def near(pixel: Any, colour: tuple[int, int, int], tolerance: int = 24) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ from PIL import Image
 from imagegate.domain.actions import Box, Direction, UpscaleMode, pan_canvas, zoom_out_canvas
 from imagegate.domain.params import Mode, OutputFormat
 from imagegate.imaging import rectangles_mask
-from imagegate.providers.base import Action, GeneratedImage, GenerationRequest, NoCorrelation
+from imagegate.providers.base import Action, GenerationRequest, NoCorrelation
 from imagegate.providers.errors import (
     ModeratedError,
     PermanentProviderError,
@@ -27,10 +27,11 @@ from imagegate.providers.errors import (
 from imagegate.providers.http import ProviderConfig, ResultExpiredError
 from imagegate.providers.stability import StabilityProvider, aspect_ratio
 from tests.support.adapters import adapter_factory
+from tests.support.pictures import BLUE, YELLOW, decoded, near, two_tone
 from tests.support.sandbox import SandboxProcess
 
 KEY = "sk-contract-tests"
-BLUE, YELLOW, TILE = (30, 60, 200), (230, 200, 40), (200, 80, 40)
+TILE = (200, 80, 40)
 Make = Callable[..., StabilityProvider]
 
 
@@ -69,26 +70,6 @@ def upscale(model: str, prompt: str = "a red tile", **fields: Any) -> Generation
     """An upscale of a 64x64 source to 256x256 (x4)."""
     values = {"width": 256, "height": 256, "upscale_factor": 4, **fields}
     return request(prompt, model=model, action=Action.UPSCALE, source_image=png(), **values)
-
-
-def two_tone(width: int, height: int) -> bytes:
-    """Left half blue, right half yellow: where an edit kept or repainted shows."""
-    image = Image.new("RGB", (width, height), BLUE)
-    image.paste(YELLOW, (width // 2, 0, width, height))
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def decoded(image: GeneratedImage) -> Image.Image:
-    opened = Image.open(io.BytesIO(image.data))
-    opened.load()
-    assert opened.size == (image.width, image.height)
-    return opened.convert("RGB")
-
-
-def near(pixel: Any, colour: tuple[int, int, int], tolerance: int = 24) -> bool:
-    return all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
 
 
 class Recorder:
