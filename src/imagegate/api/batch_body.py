@@ -28,7 +28,6 @@ from imagegate.errors import BatchLineTooLong, ImagegateError, InvalidRequest
 from imagegate.services import batches as batches_service
 from imagegate.services.batches import Item
 from imagegate.services.idempotency import IdempotentRequest
-from imagegate.services.submission import JobSpec
 
 JSON_TYPES = frozenset({"", "application/json"})
 JSONL_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "application/x-jsonlines"})
@@ -232,12 +231,8 @@ def _item(index: int, raw: Any) -> Item:
         body = JobCreate.model_validate(raw)
     except ValidationError as error:
         return Item(index, problem=validation_problem(error))
-    # As POST /api/image/jobs makes its JobSpec (api/routes/jobs.py): keep the two alike.
-    fields = body.model_dump(exclude_unset=True)
-    if "images" in fields:
-        fields["images"] = tuple(fields["images"] or ())
     asked = body.model_dump(mode="json", exclude_unset=True)
-    return Item(index, spec=JobSpec(**fields), fingerprint=fingerprint("create_job", asked))
+    return Item(index, spec=body.to_spec(), fingerprint=fingerprint("create_job", asked))
 
 
 def validation_problem(error: ValidationError) -> dict[str, Any]:

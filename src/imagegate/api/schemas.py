@@ -17,6 +17,7 @@ from pydantic import (
 from imagegate.api.text import FreeText, Name, NameKey, name_keys
 from imagegate.domain.params import MAX_PROMPT_CHARS, MAX_SEED, MAX_VARIATIONS
 from imagegate.domain.records import JobRecord
+from imagegate.services.submission import JobSpec
 from imagegate.storage.base import Storage
 
 MetadataKey = Annotated[NameKey, StringConstraints(min_length=1, max_length=40)]
@@ -75,7 +76,7 @@ class JobCreate(BaseModel):
         default=None, description="blend: portrait 2:3, square 1:1 (default), landscape 3:2"
     )
     negative_prompt: FreeText | None = Field(default=None, max_length=2000)
-    style: Name | None = Field(default=None, description="A style preset name")
+    style: Name | None = Field(default=None, max_length=64, description="A style preset name")
     ratio: Name | None = Field(default=None, description="Aspect ratio 'W:H', default 1:1")
     variations: int | None = Field(default=None, ge=1, le=MAX_VARIATIONS)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
@@ -106,6 +107,13 @@ class JobCreate(BaseModel):
     @classmethod
     def _null_metadata_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    def to_spec(self) -> JobSpec:
+        """The request as the services take it: the fields the client set."""
+        fields = self.model_dump(exclude_unset=True)
+        if "images" in fields:
+            fields["images"] = tuple(fields["images"] or ())
+        return JobSpec(**fields)
 
     # Field validators, so that each error names its field; ``action`` comes first in
     # the class, so it is known (in ``info.data``) when the others are checked.

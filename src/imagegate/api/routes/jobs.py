@@ -18,7 +18,6 @@ from imagegate.services import actions as actions_service
 from imagegate.services import event_feed, idempotency
 from imagegate.services import jobs as jobs_service
 from imagegate.services.idempotency import Answer
-from imagegate.services.submission import JobSpec
 
 router = APIRouter(prefix="/api/image/jobs", tags=["jobs"])
 
@@ -46,10 +45,7 @@ async def create_job(
     """Queue an image job. Answers 202 with the job; poll its ``Location``. With
     ``Prefer: wait=N`` the answer waits up to N seconds for the job to end: 200 with the
     finished job, or 202 as usual if it has not."""
-    fields = body.model_dump(exclude_unset=True)
-    if "images" in fields:
-        fields["images"] = tuple(fields["images"] or ())
-    spec = JobSpec(**fields)
+    spec = body.to_spec()
     result = await jobs_service.submit(
         rt,
         principal,
