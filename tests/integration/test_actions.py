@@ -315,3 +315,24 @@ def test_repeat_makes_that_many_jobs_in_a_batch(http: httpx.Client) -> None:
     assert all(j["prompt"] == "a paper boat" for j in jobs)
     too_many = http.post("/api/image/jobs", json={"prompt": "a paper boat --repeat 41"})
     assert too_many.status_code == 422 and too_many.json()["flag"] == "--repeat"
+
+
+def test_vary_region_with_an_uploaded_mask(http: httpx.Client) -> None:
+    root = http.post(
+        "/api/image/jobs", json={"prompt": "a walled garden", "mode": "draft", "variations": 1}
+    ).json()
+    parent = wait_for_job(http, root["job_id"])
+    width, height = parent["images"][0]["width"], parent["images"][0]["height"]
+    # A mask at half the size: it is scaled to the source, white = repaint.
+    mask = Image.new("L", (width // 2, height // 2), 0)
+    mask.paste(255, (width // 4, 0, width // 2, height // 4))
+    body = {"action": "vary_region", "index": 1, "mask": {"upload_id": _upload(http, mask)}}
+    job = _done(http, _act(http, root["job_id"], body))
+    before, after = _pixels(parent["images"][0]["url"]), _pixels(job["images"][0]["url"])
+    painted = np.zeros((height, width), dtype=bool)
+    painted[: height // 2, width // 2 :] = True
+    assert np.array_equal(after[~painted], before[~painted]), "outside the mask: unchanged"
+    assert not np.array_equal(after[painted], before[painted])
+    foreign = _act(http, root["job_id"], {
+        "action": "vary_region", "index": 1, "mask": {"upload_id": "upl_" + "0" * 26}})  # fmt: skip
+    assert foreign.status_code == 404 and foreign.json()["code"] == "upload_not_found"
