@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagegate.domain.actions import BlendDimensions
+from imagegate.domain.actions import MAX_OUTPUT_SIDE, BlendDimensions
 from imagegate.domain.params import Mode, Ratio, pixel_size
 from imagegate.domain.records import Principal, UploadRecord
 from imagegate.errors import InvalidRequest
@@ -67,9 +67,11 @@ async def attach(
             params.update(ratio=shape.ratio, width=width, height=height, dimensions=shape.value)
     elif action == "describe":
         upload = await uploads_service.resolve_image_ref(rt, principal, spec.images[0], "images[0]")
-        params.update(
-            source=reference(upload), variations=1, width=upload.width, height=upload.height
-        )
+        # The size routing checks providers against: the image's, within the longest
+        # side any action makes (an upload may be larger; describing reads, not makes).
+        scale = min(1.0, MAX_OUTPUT_SIDE / max(upload.width, upload.height))
+        width, height = max(1, int(upload.width * scale)), max(1, int(upload.height * scale))
+        params.update(source=reference(upload), variations=1, width=width, height=height)
     sref = refs.get("style_reference")
     if sref:
         upload = await uploads_service.resolve_image_ref(rt, principal, sref, "prompt")
