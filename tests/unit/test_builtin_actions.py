@@ -94,7 +94,7 @@ def test_capabilities_list_every_action_and_the_mapped_tuning() -> None:
     caps = BuiltinProvider().capabilities()
     assert set(caps.actions) == set(Action)
     assert caps.tuning == {"stylize", "chaos", "weird", "tile"}
-    assert caps.style_reference and caps.image_weight
+    assert caps.style_reference
 
 
 def test_a_request_with_its_inputs_pickles_for_the_render_processes() -> None:
@@ -166,12 +166,6 @@ async def test_img2img_runs_from_the_source_to_a_fresh_render() -> None:
     apart = distance(source_image(), fresh)
     assert distance(at[0.5], source_image()) < 0.75 * apart
     assert distance(at[0.5], fresh) < 0.75 * apart
-
-
-async def test_image_weight_keeps_more_of_the_source() -> None:
-    plain = await one(request(Action.IMG2IMG, strength=0.6))
-    weighted = await one(request(Action.IMG2IMG, strength=0.6, image_weight=2.0))
-    assert distance(weighted, source_image()) < distance(plain, source_image())
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])

@@ -243,8 +243,6 @@ def _ignored_params(request: GenerationRequest, caps: Capabilities) -> list[str]
     ignored = sorted(k for k in request.tuning if k not in caps.tuning)
     if request.style_image is not None and not caps.style_reference:
         ignored.append("style_reference")
-    if request.image_weight is not None and not caps.image_weight:
-        ignored.append("image_weight")
     return ignored
 
 

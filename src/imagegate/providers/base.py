@@ -104,8 +104,9 @@ class GenerationRequest:
     - ``mask`` (a PNG of the source's size, white = repaint, black = keep):
       ``vary_region``;
     - ``source_images`` (2-5 encoded images): ``blend``;
-    - ``style_image`` / ``style_weight`` (``--sref``/``--sw``) and ``image_weight``
-      (``--iw``): any action, for providers that take a style or image reference;
+    - ``style_image`` / ``style_weight`` (``--sref``/``--sw``): any action, for
+      providers that take a style reference (``--iw`` reaches every provider as the
+      img2img ``strength``: services.sources);
     - ``tuning``: Midjourney's knobs with no portable meaning (``stylize``, ``chaos``,
       ``weird``, ``tile``, ``quality``, ``raw``); an adapter maps those its provider has
       an equivalent for and lists them in ``Capabilities.tuning``; the rest are
@@ -134,7 +135,6 @@ class GenerationRequest:
     source_images: tuple[bytes, ...] = field(default=(), repr=False)
     style_image: bytes | None = field(default=None, repr=False)
     style_weight: int | None = None
-    image_weight: float | None = None
     tuning: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -172,7 +172,6 @@ class GenerationRequest:
             canvas=Canvas.from_dict(canvas) if canvas else None,
             direction=Direction(params["direction"]) if "direction" in params else None,
             style_weight=params.get("style_weight"),
-            image_weight=params.get("image_weight"),
             tuning=dict(params.get("tuning") or {}),
             options=dict(by_provider.get(provider) or {}) if provider else {},
         )
@@ -211,9 +210,8 @@ class Capabilities:
     max_pixels: int = 4096 * 4096
     # The GenerationRequest.tuning keys this provider maps onto its API.
     tuning: frozenset[str] = frozenset()
-    # Whether it takes a style reference image (--sref) / an image weight (--iw).
+    # Whether it takes a style reference image (--sref).
     style_reference: bool = False
-    image_weight: bool = False
 
 
 _CREDITS_PER_IMAGE = {Mode.DRAFT: 1, Mode.STANDARD: 2}

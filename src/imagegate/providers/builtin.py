@@ -96,7 +96,6 @@ class BuiltinProvider:
             actions=tuple(Action),
             tuning=TUNING_KEYS,
             style_reference=True,
-            image_weight=True,
         )
 
     def estimate_credits(self, request: GenerationRequest) -> int:
@@ -245,9 +244,6 @@ def _img2img(request: GenerationRequest, seed: int) -> Image.Image:
     look = _look(request)
     fresh = _scene(request, seed, (request.width, request.height), look)
     strength = 0.5 if request.strength is None else request.strength
-    if request.image_weight is not None:
-        # --iw multiplies the source's share of the result (1 is neutral).
-        strength = 1.0 - min(1.0, (1.0 - strength) * request.image_weight)
     return _finished(img2img(_decoded(request.source_image, "source image"), fresh, strength), look)
 
 
