@@ -142,7 +142,9 @@ def test_requests_live_under_the_app_not_the_endpoint() -> None:
 async def test_records_the_request_id_before_it_completes(
     make: Make, sandbox: SandboxProcess
 ) -> None:
-    sandbox.faults(job_duration_ms=400)
+    # Long enough that a busy machine's scheduling cannot outlast it: what matters is
+    # that the id is recorded while the request still runs, not how fast we look.
+    sandbox.faults(job_duration_ms=1500)
     states: list[str] = []
 
     class Watching(NoCorrelation):
@@ -154,7 +156,7 @@ async def test_records_the_request_id_before_it_completes(
 
     correlation = Watching()
     result = await make().generate(request(), ignore, correlation)
-    assert states == ["IN_QUEUE"]
+    assert len(states) == 1 and states[0] in {"IN_QUEUE", "IN_PROGRESS"}, states
     assert correlation.recorded == [result.provider_job_id]
 
 
