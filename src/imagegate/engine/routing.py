@@ -110,14 +110,15 @@ async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
         if policy == "fastest"
         else {}
     )
-    mode = str(job.params["mode"])
+    mode, action = str(job.params["mode"]), str(job.params.get("action") or "")
     ranked_options = ranked(
         [
-            Candidate(e.name, m, e.table.priority, e.order, e.price(m, mode), medians.get(e.name))
+            Candidate(e.name, m, e.table.priority, e.order, _price(e, m, action, mode),
+                      medians.get(e.name))
             for e, m in options
         ],
         policy,
-    )
+    )  # fmt: skip
     if not ranked_options:
         return Wait(0.0, "no configured provider can do this job")
     return await _first_available(
@@ -186,6 +187,13 @@ async def median_latencies(rt: Runtime, providers: list[str]) -> dict[str, float
         if median is not None:
             found[name] = median
     return found
+
+
+def _price(entry: ProviderEntry, model: str, action: str, mode: str) -> float | None:
+    """What the job will cost there: the action's own price, else its mode's (the
+    runner's list price reads the same way)."""
+    price = entry.price(model, action) if action else None
+    return price if price is not None else entry.price(model, mode)
 
 
 def _exists(rt: Runtime, name: str) -> bool:

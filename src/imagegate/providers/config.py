@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from imagegate.domain.jobs import JobAction
+from imagegate.domain.params import Mode
 from imagegate.domain.rates import Rate, parse_rate
 from imagegate.errors import ImagegateError
 
@@ -63,6 +65,20 @@ class ProviderTable(_Strict):
     breaker: bool | None = None
     prices: PriceTable = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("prices")
+    @classmethod
+    def _price_keys(cls, value: PriceTable) -> PriceTable:
+        # A misspelt key would be a price silently never charged.
+        known = {m.value for m in Mode} | {a.value for a in JobAction}
+        for model, table in value.items():
+            unknown = sorted(set(table) - known)
+            if unknown:
+                raise ValueError(
+                    f"prices of {model!r}: unknown key(s) {', '.join(unknown)}; prices are "
+                    f"by mode or action: {', '.join(sorted(known))}"
+                )
+        return value
 
     @field_validator("rate_limit")
     @classmethod
