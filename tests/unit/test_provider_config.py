@@ -59,7 +59,7 @@ def test_a_good_file(tmp_path: Path) -> None:
         ("[providers", "not valid TOML"),
         ("[providers.builtin]\nenabled = false", "no provider is enabled"),
         ("[providers.mine]\ntype = 'builtin'", "the built-in renderer is [providers.builtin]"),
-        ("[providers.builtin.prices.builtin]\nvaryregion = 0.1", "varyregion; prices are by mode or action"),
+        ("[providers.builtin.prices.builtin]\nvaryregion = 0.1", "varyregion; prices are by"),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
