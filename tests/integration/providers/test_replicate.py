@@ -696,6 +696,7 @@ def test_emulator_fill_makes_one_image_whatever_num_outputs_says(sandbox: Sandbo
         ).json()
     assert created["status"] == "succeeded" and isinstance(created["output"], str)
     assert decoded(httpx.get(created["output"], timeout=10).content).size == (32, 32)
+    assert httpx.get(created["output"].replace("out-0", "out-1"), timeout=10).status_code == 404
 
 
 async def test_a_mask_of_another_size_fails_the_prediction(make: Make) -> None:
