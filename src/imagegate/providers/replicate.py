@@ -12,20 +12,28 @@ with the finished prediction, which saves a poll round on fast models (FLUX schn
 finishes in about a second). The price: the prediction id is only known when the
 create call returns, so a crash or a dropped connection inside those N seconds leaves
 a paid prediction we cannot resume. N is therefore small: 2 s by default (``options
-prefer_wait_s``; 0 turns it off, and it never exceeds half the HTTP timeout)."""
+prefer_wait_s``; 0 turns it off, and it never exceeds half the HTTP timeout).
+
+A model that makes fewer images per prediction than the job asks (FLUX Fill pro makes
+one) gets one prediction per seed, as BFL's tasks: created in turn, each id recorded at
+once (the job's correlation holds them comma-joined, in seed order), then followed
+together. A resumed attempt looks up each recorded id and creates only the predictions
+it no longer has."""
 
 from __future__ import annotations
 
 import asyncio
-import re
+import contextlib
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import httpx
 from pydantic import Field
 
 from imagegate.domain.actions import UpscaleMode
-from imagegate.domain.params import STYLES, Mode
+from imagegate.domain.params import MAX_VARIATIONS, STYLES, Mode
+from imagegate.providers import parts
 from imagegate.providers.base import (
     Action,
     Capabilities,
@@ -37,11 +45,8 @@ from imagegate.providers.base import (
     standard_credits,
 )
 from imagegate.providers.errors import (
-    ModeratedError,
     PermanentProviderError,
     ProviderError,
-    RateLimitedError,
-    RetryableProviderError,
 )
 from imagegate.providers.fitting import fit
 from imagegate.providers.http import (
@@ -49,15 +54,13 @@ from imagegate.providers.http import (
     ResultExpiredError,
     call,
     decode_image,
-    error_for,
     fetch_image,
-    json_body,
     make_client,
     make_download_client,
     poll_until,
 )
 from imagegate.providers.options import AdapterOptions, HttpOptions
-from imagegate.providers.progress import ForwardProgress
+from imagegate.providers.progress import ForwardProgress, PartsProgress
 from imagegate.providers.replicate_inputs import (
     DEFAULT_DESCRIBE_MODEL,
     FILL_MODEL,
@@ -68,16 +71,18 @@ from imagegate.providers.replicate_inputs import (
     spec_for,
     texts_from,
 )
+from imagegate.providers.replicate_predictions import (
+    TERMINAL,
+    fraction,
+    http_error,
+    output_urls,
+    outputs_removed,
+    parse_prediction,
+    raise_for_status,
+    too_few,
+)
 
 DEFAULT_PREFER_WAIT_S = 2
-_TERMINAL = {"succeeded", "failed", "canceled", "aborted"}
-# How image models say their safety checker refused every output ("NSFW content
-# detected…", "All generated images contained NSFW content…"), and the wording of
-# models behind a provider filter ("…flagged as sensitive").
-_MODERATED = re.compile(r"\bnsfw\b|flagged as sensitive", re.IGNORECASE)
-_TQDM = re.compile(r"(\d{1,3})%\|")
-# "Request was throttled. Your rate limit resets in ~30s." (older: "…in 30 seconds.")
-_THROTTLED_FOR = re.compile(r"(\d+(?:\.\d+)?)\s*(?:s\b|sec)", re.IGNORECASE)
 
 
 class ActionModels(AdapterOptions):
@@ -135,7 +140,8 @@ class ReplicateProvider:
         specs = [spec_for(model) for model in self._models]
         return Capabilities(
             models=self._models,
-            max_images=max(spec.max_outputs for spec in specs),
+            # A model that makes fewer per prediction runs one prediction per image.
+            max_images=MAX_VARIATIONS,
             modes=(Mode.DRAFT, Mode.STANDARD),
             styles=STYLES,
             actions=(Action.IMAGINE, *self._action_models),
@@ -149,11 +155,14 @@ class ReplicateProvider:
     async def generate(
         self, request: GenerationRequest, progress: ProgressCallback, correlation: Correlation
     ) -> GenerationResult:
+        model = self._model_for(request)
+        spec = spec_for(model, request.action)
+        if spec.kind in ("image", "fill") and len(request.seeds) > spec.max_outputs:
+            return await self._generate_each(request, model, progress, correlation)
         prediction = await self._resume(correlation.existing) if correlation.existing else None
         if prediction is None:
-            model = self._model_for(request)
-            overrides = self._overrides if spec_for(model, request.action).kind == "image" else {}
-            prediction = await self._create(model, model_input(request, model, overrides))
+            data = model_input(request, model, self._overrides_for(model, request))
+            prediction = await self._create(model, data, wait_s=self._prefer_wait_s)
             await correlation.record(prediction["id"])
         prediction = await self._wait(prediction, ForwardProgress(progress))
         if request.action is Action.DESCRIBE:
@@ -166,20 +175,93 @@ class ReplicateProvider:
         await progress(1.0)
         return GenerationResult(images, prediction["id"], self._cost(prediction))
 
+    async def _generate_each(
+        self,
+        request: GenerationRequest,
+        model: str,
+        progress: ProgressCallback,
+        correlation: Correlation,
+    ) -> GenerationResult:
+        """One prediction per seed (see the module's docstring)."""
+        if len(request.seeds) > MAX_VARIATIONS:
+            raise PermanentProviderError(
+                f"replicate: a job makes at most {MAX_VARIATIONS} images, "
+                f"{len(request.seeds)} requested"
+            )
+        first = replace(request, seeds=request.seeds[:1])
+        template = model_input(first, model, self._overrides_for(model, request))
+        known, recorded = parts.split(correlation.existing), correlation.existing
+        predictions: list[dict[str, Any]] = []
+        for index, seed in enumerate(request.seeds):
+            prediction = await self._resume(known[index]) if index < len(known) else None
+            if prediction is None:
+                # No Prefer: wait: it would hold each create, and the next one with it.
+                data = {**template, "seed": seed}
+                prediction = await self._create(model, data, wait_s=0, resumable=bool(recorded))
+            predictions.append(prediction)
+            # The ids not yet looked at stay recorded: a crash now must not forget them.
+            ids = parts.joined([p["id"] for p in predictions] + known[len(predictions) :])
+            if ids != recorded:
+                await correlation.record(ids)
+                recorded = ids
+        tracker = PartsProgress(progress, len(predictions))
+        try:
+            followed = await parts.gather(
+                self._follow(
+                    prediction, replace(request, seeds=(seed,)), partial(tracker.update, i)
+                )
+                for i, (prediction, seed) in enumerate(zip(predictions, request.seeds, strict=True))
+            )
+        except ProviderError as error:
+            if not error.resumable:
+                # The job fails here and its next attempt starts over: the other
+                # predictions would run on, billed, for nothing.
+                with contextlib.suppress(ProviderError):
+                    await self.cancel(",".join(p["id"] for p in predictions))
+            raise
+        images = tuple(image for image, _ in followed)
+        cost = round(sum(self._cost(finished) for _, finished in followed), 6)
+        return GenerationResult(images, parts.joined([p["id"] for p in predictions]), cost)
+
+    async def _follow(
+        self, prediction: dict[str, Any], request: GenerationRequest, progress: ProgressCallback
+    ) -> tuple[GeneratedImage, dict[str, Any]]:
+        """One prediction of one seed to its image, at the job's size."""
+        finished = await self._wait(prediction, progress)
+        [image] = await self._images(finished, request)
+        if request.action is not Action.IMAGINE:
+            image = fit(image, request.width, request.height)
+        await progress(1.0)
+        return image, finished
+
     async def cancel(self, provider_job_id: str, model: str | None = None) -> None:
-        """Cancel a prediction (one that has already ended stays as it ended);
-        ``model`` is not needed, a prediction id is global (providers.base.Cancellable)."""
-        what = f"replicate: cancel prediction {provider_job_id}"
-        url = f"/predictions/{provider_job_id}/cancel"
-        response = await call(self._client, "POST", url, what, provider_job_id=provider_job_id)
+        """Cancel the job's predictions: ``provider_job_id`` is one id, or several
+        comma-joined (one prediction per seed). One that has already ended stays as it
+        ended; ``model`` is not needed, a prediction id is global
+        (providers.base.Cancellable). Every prediction is asked; the first failure is
+        raised after."""
+        ids = parts.split(provider_job_id)
+        results = await asyncio.gather(*map(self._cancel_one, ids), return_exceptions=True)
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            raise failures[0]
+
+    async def _cancel_one(self, prediction_id: str) -> None:
+        what = f"replicate: cancel prediction {prediction_id}"
+        url = f"/predictions/{prediction_id}/cancel"
+        response = await call(self._client, "POST", url, what, provider_job_id=prediction_id)
         if response.status_code != 200:
-            raise _http_error(response, what, provider_job_id)
+            raise http_error(response, what, prediction_id)
 
     async def aclose(self) -> None:
         await self._client.aclose()
         await self._files.aclose()
 
     # -- the request -------------------------------------------------------------------
+
+    def _overrides_for(self, model: str, request: GenerationRequest) -> dict[str, Any]:
+        """``options.input`` goes only to the image models (see model_input)."""
+        return self._overrides if spec_for(model, request.action).kind == "image" else {}
 
     def _model_for(self, request: GenerationRequest) -> str:
         """The imagine model for an imagine; for img2img and variation the job's model
@@ -202,24 +284,33 @@ class ReplicateProvider:
 
     # -- the prediction ----------------------------------------------------------------
 
-    async def _create(self, model: str, data: dict[str, Any]) -> dict[str, Any]:
+    async def _create(
+        self, model: str, data: dict[str, Any], *, wait_s: int, resumable: bool = False
+    ) -> dict[str, Any]:
+        """A new prediction (``Prefer: wait=wait_s`` unless 0). ``resumable``: other
+        predictions of the job are already recorded, so a refused create must leave them
+        to the next attempt rather than have it start over."""
         owner_name, _, version = model.partition(":")
         if version:
             url, body = "/predictions", {"version": version, "input": data}
         else:
             url, body = f"/models/{owner_name}/predictions", {"input": data}
-        headers = {"Prefer": f"wait={self._prefer_wait_s}"} if self._prefer_wait_s else {}
+        headers = {"Prefer": f"wait={wait_s}"} if wait_s else {}
         what = f"replicate: create prediction ({model})"
-        response = await call(self._client, "POST", url, what, json=body, headers=headers)
-        if response.status_code not in {200, 201, 202}:
-            raise _http_error(response, what)
-        return _prediction(response, what)
+        try:
+            response = await call(self._client, "POST", url, what, json=body, headers=headers)
+            if response.status_code not in {200, 201, 202}:
+                raise http_error(response, what)
+            return parse_prediction(response, what)
+        except ProviderError as error:
+            error.resumable = error.resumable or resumable
+            raise
 
     async def _resume(self, prediction_id: str) -> dict[str, Any] | None:
         """The earlier attempt's prediction, or ``None`` when Replicate no longer has
         it or its outputs are gone (then a new prediction is the only way)."""
         prediction = await self._get(prediction_id)
-        if prediction is None or _outputs_removed(prediction):
+        if prediction is None or outputs_removed(prediction):
             return None
         return prediction
 
@@ -233,13 +324,13 @@ class ReplicateProvider:
             if response.status_code == 404:
                 return None
             if response.status_code != 200:
-                raise _http_error(response, what, prediction_id)
-            return _prediction(response, what)
+                raise http_error(response, what, prediction_id)
+            return parse_prediction(response, what)
         except ProviderError as error:
             error.provider_job_id, error.resumable = prediction_id, True
             raise
 
-    async def _wait(self, prediction: dict[str, Any], progress: ForwardProgress) -> dict[str, Any]:
+    async def _wait(self, prediction: dict[str, Any], progress: ProgressCallback) -> dict[str, Any]:
         """Poll until the prediction ends; raise what a failed one means."""
         prediction_id = prediction["id"]
         latest, first = prediction, True
@@ -257,8 +348,8 @@ class ReplicateProvider:
                     )
                 latest = fetched
             first = False
-            await progress(_fraction(latest))
-            return latest if latest["status"] in _TERMINAL else None
+            await progress(fraction(latest))
+            return latest if latest["status"] in TERMINAL else None
 
         finished: dict[str, Any] = await poll_until(
             check,
@@ -267,23 +358,23 @@ class ReplicateProvider:
             what=f"replicate: prediction {prediction_id}",
             provider_job_id=prediction_id,
         )
-        _raise_for_status(finished)
+        raise_for_status(finished)
         return finished
 
     async def _images(
         self, prediction: dict[str, Any], request: GenerationRequest
     ) -> tuple[GeneratedImage, ...]:
         prediction_id = prediction["id"]
-        if _outputs_removed(prediction):
+        if outputs_removed(prediction):
             raise ResultExpiredError(
                 f"replicate: the outputs of {prediction_id} were deleted",
                 provider_job_id=prediction_id,
             )
         seeds = request.seeds or (0,)
         wanted = 1 if request.action is Action.UPSCALE else len(seeds)
-        urls = _output_urls(prediction)
+        urls = output_urls(prediction)
         if len(urls) < wanted:
-            raise _too_few(prediction, len(urls), wanted)
+            raise too_few(prediction, len(urls), wanted)
         what = f"replicate: output of {prediction_id}"
         downloads = [
             fetch_image(
@@ -330,73 +421,3 @@ def _prefer_wait(wanted: int, timeout_s: float) -> int:
     # Replicate accepts 1..60; the hold must also end well inside our read timeout.
     wait_s = min(wanted, 60, int(timeout_s / 2))
     return wait_s if wait_s >= 1 else 0
-
-
-def _http_error(
-    response: httpx.Response, what: str, provider_job_id: str | None = None
-) -> ProviderError:
-    error = error_for(response, what, provider_job_id=provider_job_id)
-    if isinstance(error, RateLimitedError) and error.retry_after is None:
-        # Replicate says when in the body: "…resets in ~30s."
-        match = _THROTTLED_FOR.search(response.text)
-        error.retry_after = float(match.group(1)) if match else None
-    return error
-
-
-def _prediction(response: httpx.Response, what: str) -> dict[str, Any]:
-    body = json_body(response, what)
-    fields: dict[str, Any] = body if isinstance(body, dict) else {}
-    if not (isinstance(fields.get("id"), str) and isinstance(fields.get("status"), str)):
-        raise ProviderError(f"{what}: not a prediction: {str(body)[:200]!r}")
-    return fields
-
-
-def _fraction(prediction: dict[str, Any]) -> float:
-    """How far along: the last tqdm percentage in the logs, scaled to leave the last
-    tenth for downloading the outputs."""
-    if prediction["status"] == "succeeded":
-        return 0.9
-    found = _TQDM.findall(str(prediction.get("logs") or ""))
-    return min(100, int(found[-1])) / 100 * 0.9 if found else 0.0
-
-
-def _raise_for_status(prediction: dict[str, Any]) -> None:
-    status, prediction_id = prediction["status"], prediction["id"]
-    message = str(prediction.get("error") or "")
-    if status == "succeeded":
-        return
-    if status == "failed" and _MODERATED.search(message):
-        raise ModeratedError(f"replicate: {message}", provider_job_id=prediction_id)
-    if status == "aborted":
-        # Ended by its deadline before it started: nothing ran, nothing was charged.
-        raise RetryableProviderError(
-            f"replicate: prediction {prediction_id} aborted before it started",
-            provider_job_id=prediction_id,
-        )
-    # A model's own failure (its exception text, or a platform code such as E1000):
-    # Replicate gives no reliable transient/permanent split, so retry a bounded number.
-    raise ProviderError(
-        f"replicate: prediction {prediction_id} {status}: {message or 'no error given'}",
-        provider_job_id=prediction_id,
-    )
-
-
-def _outputs_removed(prediction: dict[str, Any]) -> bool:
-    succeeded = prediction["status"] == "succeeded"
-    return succeeded and (bool(prediction.get("data_removed")) or prediction.get("output") is None)
-
-
-def _output_urls(prediction: dict[str, Any]) -> list[str]:
-    output = prediction.get("output")
-    items = output if isinstance(output, list) else [output]
-    return [item for item in items if isinstance(item, str)]
-
-
-def _too_few(prediction: dict[str, Any], got: int, wanted: int) -> ProviderError:
-    prediction_id = prediction["id"]
-    message = f"replicate: prediction {prediction_id} returned {got} of {wanted} images"
-    if _MODERATED.search(str(prediction.get("logs") or "")):
-        # The safety checker dropped some outputs. The same seeds would draw the same
-        # images again, so this is a refusal, not bad luck.
-        return ModeratedError(f"{message} (NSFW outputs removed)", provider_job_id=prediction_id)
-    return ProviderError(message, provider_job_id=prediction_id)

@@ -3,6 +3,8 @@ process on loopback), and the emulator itself as a stand-in for api.replicate.co
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import io
 import time
 from collections.abc import AsyncIterator, Callable
@@ -531,16 +533,170 @@ async def test_pan_left_keeps_the_source_on_the_right(make: Make) -> None:
     assert kept.tobytes() == decoded(source).tobytes()
 
 
-async def test_a_fill_model_makes_one_image_per_prediction(
+# -- a model that makes fewer images per prediction: one prediction per seed -----------
+
+SEEDS = (11, 12, 13, 14)
+
+
+def fill_job(action: Action, **fields: Any) -> GenerationRequest:
+    """A four-image fill job at 96x64: a region repaint, or a 2x zoom out."""
+    source = scene(96, 64)
+    if action is Action.VARY_REGION:
+        values: dict[str, Any] = {"mask": box_mask(96, 64, (24, 16, 72, 48))}
+    else:
+        values = {"canvas": zoom_out_canvas(96, 64, 2.0)}
+    values = {"seeds": SEEDS, "output_format": OutputFormat.PNG, **values, **fields}
+    return request(action=action, source_image=source, width=96, height=64, **values)
+
+
+def ids_of(provider_job_id: str | None) -> list[str]:
+    return (provider_job_id or "").split(",")
+
+
+@pytest.mark.parametrize("action", [Action.ZOOM_OUT, Action.VARY_REGION])
+async def test_four_fill_images_are_four_predictions_of_one_seed_each(
+    make: Make, sandbox: SandboxProcess, action: Action
+) -> None:
+    seen: list[float] = []
+
+    async def progress(value: float) -> None:
+        seen.append(value)
+
+    correlation = NoCorrelation()
+    result = await make().generate(fill_job(action), progress, correlation)
+
+    assert [image.seed for image in result.images] == list(SEEDS)
+    for image in result.images:
+        assert decoded(image).size == (96, 64) and image.content_type == "image/png"
+    assert len({image.data for image in result.images}) == 4  # four seeds, four pictures
+    ids = ids_of(result.provider_job_id)
+    assert len(set(ids)) == 4 and correlation.recorded[-1] == result.provider_job_id
+    sent = [prediction_of(sandbox, prediction_id) for prediction_id in ids]
+    assert [p["input"]["seed"] for p in sent] == list(SEEDS)
+    assert all(p["model"] == FILL_MODEL and "num_outputs" not in p["input"] for p in sent)
+    assert sandbox.stats()["submissions"] == 4
+    assert seen == sorted(seen) and seen[-1] == 1.0 and seen.count(1.0) == 1
+
+
+class Crash(Exception):
+    """The worker dying between two records."""
+
+
+class CrashingCorrelation(NoCorrelation):
+    """Records, then crashes once ``after`` prediction ids are recorded."""
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+
+    async def record(self, provider_job_id: str) -> None:
+        await super().record(provider_job_id)
+        if len(ids_of(provider_job_id)) == self.after:
+            raise Crash(provider_job_id)
+
+
+async def test_a_crash_after_two_of_four_predictions_resumes_them_and_makes_two_more(
     make: Make, sandbox: SandboxProcess
 ) -> None:
-    vary = request(
-        action=Action.VARY_REGION, source_image=scene(64, 64), mask=box_mask(64, 64, (0, 0, 8, 8)),
-        width=64, height=64, seeds=(1, 2),
-    )  # fmt: skip
-    with pytest.raises(PermanentProviderError, match="at most 1"):
-        await make().generate(vary, ignore, NoCorrelation())
+    crashing = CrashingCorrelation(after=2)
+    with pytest.raises(Crash):
+        await make().generate(fill_job(Action.ZOOM_OUT), ignore, crashing)
+    first_two = crashing.recorded[-1]
+    assert len(ids_of(first_two)) == 2 and sandbox.stats()["submissions"] == 2
+
+    correlation = NoCorrelation(existing=first_two)
+    result = await make().generate(fill_job(Action.ZOOM_OUT), ignore, correlation)
+
+    ids = ids_of(result.provider_job_id)
+    assert ids[:2] == ids_of(first_two) and len(set(ids)) == 4
+    assert correlation.recorded == [f"{first_two},{ids[2]}", result.provider_job_id]
+    assert sandbox.stats()["submissions"] == 4
+    assert [image.seed for image in result.images] == list(SEEDS)
+    assert [prediction_of(sandbox, i)["input"]["seed"] for i in ids] == list(SEEDS)
+
+
+class SignallingCorrelation(NoCorrelation):
+    """Sets ``ready`` once ``count`` prediction ids are recorded."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.count, self.ready = count, asyncio.Event()
+
+    async def record(self, provider_job_id: str) -> None:
+        await super().record(provider_job_id)
+        if len(ids_of(provider_job_id)) == self.count:
+            self.ready.set()
+
+
+async def test_cancel_of_a_multi_prediction_job_cancels_every_prediction(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    sandbox.faults(job_duration_ms=30_000)
+    provider = make()
+    correlation = SignallingCorrelation(count=4)
+    running = asyncio.create_task(provider.generate(fill_job(Action.ZOOM_OUT), ignore, correlation))
+    async with asyncio.timeout(10):
+        await correlation.ready.wait()
+    # As the runner does for a canceled job: interrupt the call, then cancel its ids.
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    await provider.cancel(correlation.recorded[-1])
+
+    ids = ids_of(correlation.recorded[-1])
+    assert [prediction_of(sandbox, i)["status"] for i in ids] == ["canceled"] * 4
+    assert sandbox.stats()["cancels"] == 4
+
+
+async def test_one_failed_prediction_fails_the_job_and_cancels_the_others(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    # The first prediction fails at once; the three after it would run for 30 s.
+    sandbox.faults(fail_jobs=True)
+
+    class FirstFails(NoCorrelation):
+        async def record(self, provider_job_id: str) -> None:
+            await super().record(provider_job_id)
+            if len(ids_of(provider_job_id)) == 1:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    faults = {"job_duration_ms": 30_000}
+                    await client.post(f"{sandbox.url}/_sandbox/faults", json=faults)
+
+    correlation = FirstFails()
+    with pytest.raises(ProviderError, match="E1000") as caught:
+        await make().generate(fill_job(Action.VARY_REGION), ignore, correlation)
+
+    ids = ids_of(correlation.recorded[-1])
+    assert type(caught.value) is ProviderError and not caught.value.resumable
+    assert caught.value.provider_job_id == ids[0] and len(ids) == 4
+    statuses = [prediction_of(sandbox, i)["status"] for i in ids]
+    assert statuses == ["failed", "canceled", "canceled", "canceled"]
+
+
+async def test_more_images_than_a_job_has_is_refused_before_submitting(
+    make: Make, sandbox: SandboxProcess
+) -> None:
+    with pytest.raises(PermanentProviderError, match="at most 4 images"):
+        await make().generate(
+            fill_job(Action.ZOOM_OUT, seeds=(1, 2, 3, 4, 5)), ignore, NoCorrelation()
+        )
     assert sandbox.stats().get("submissions", 0) == 0
+
+
+def test_emulator_fill_makes_one_image_whatever_num_outputs_says(sandbox: SandboxProcess) -> None:
+    image, mask = scene(32, 32), box_mask(32, 32, (0, 0, 8, 8))
+    data = {
+        "image": "data:image/png;base64," + base64.b64encode(image).decode(),
+        "mask": "data:image/png;base64," + base64.b64encode(mask).decode(),
+        "num_outputs": 4,
+    }
+    with api(sandbox) as client:
+        created = client.post(
+            f"/models/{FILL_MODEL}/predictions", json={"input": data}, headers={"Prefer": "wait"}
+        ).json()
+    assert created["status"] == "succeeded" and isinstance(created["output"], str)
+    assert decoded(httpx.get(created["output"], timeout=10).content).size == (32, 32)
+    assert httpx.get(created["output"].replace("out-0", "out-1"), timeout=10).status_code == 404
 
 
 async def test_a_mask_of_another_size_fails_the_prediction(make: Make) -> None:
