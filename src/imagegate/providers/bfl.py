@@ -14,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
-from collections.abc import Coroutine, Iterable, Iterator
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from imagegate.domain.params import MAX_VARIATIONS, STYLES, Mode, OutputFormat
+from imagegate.providers import parts
 from imagegate.providers.base import (
     Action,
     Capabilities,
@@ -60,11 +60,8 @@ DEFAULT_BASE_URL = "https://api.bfl.ai/v1"
 _MODERATED = {"Request Moderated", "Content Moderated"}
 _FAILED = {"Error", "Failed"}
 _NOT_FOUND = "Task not found"
-# The job row keeps at most this many characters of ids (jobs.provider_job_id).
-_MAX_ID_CHARS = 1024
 _MIN_SIDE, _MAX_SIDE, _SIDE_STEP = 256, 1440, 32
 _MIN_RATIO, _MAX_RATIO = Fraction(9, 21), Fraction(21, 9)
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -184,7 +181,7 @@ class BFLProvider:
     ) -> GenerationResult:
         model = self._model_for(request)
         template = await asyncio.to_thread(_body, request, model, self._safety_tolerance)
-        known = correlation.existing.split(",") if correlation.existing else []
+        known = parts.split(correlation.existing)
         recorded = correlation.existing
         tasks: list[_Task] = []
         for index, seed in enumerate(request.seeds):
@@ -194,12 +191,12 @@ class BFLProvider:
                 task = await self._submit(model, body, resumable=bool(recorded))
             tasks.append(task)
             # The ids not yet looked at stay recorded: a crash now must not forget them.
-            ids = _joined([t.id for t in tasks] + known[len(tasks) :])
+            ids = parts.joined([t.id for t in tasks] + known[len(tasks) :])
             if ids != recorded:
                 await correlation.record(ids)
                 recorded = ids
         tracker = PartsProgress(progress, len(tasks))
-        images = await _gather(
+        images = await parts.gather(
             self._follow(task, seed, index, tracker)
             for index, (task, seed) in enumerate(zip(tasks, request.seeds, strict=True))
         )
@@ -208,7 +205,7 @@ class BFLProvider:
             images = await asyncio.to_thread(
                 lambda: [exact_size(i, request.width, request.height) for i in images]
             )
-        return GenerationResult(tuple(images), provider_job_id=_joined([t.id for t in tasks]))
+        return GenerationResult(tuple(images), provider_job_id=parts.joined([t.id for t in tasks]))
 
     def _model_for(self, request: GenerationRequest) -> str:
         """The job's model if it can do the action, else the first configured model
@@ -393,38 +390,6 @@ def _fraction(progress: Any) -> float:
         return 0.0
     value = float(progress) / 100 if progress > 1 else float(progress)
     return 0.0 if math.isnan(value) else min(value, 1.0)
-
-
-def _joined(ids: list[str]) -> str:
-    """The task ids, in seed order, as many as fit the job row's column; a resumed
-    attempt submits again for those left out."""
-    kept: list[str] = []
-    for task_id in ids:
-        if len(",".join([*kept, task_id])) > _MAX_ID_CHARS:
-            break
-        kept.append(task_id)
-    return ",".join(kept)
-
-
-async def _gather(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
-    """Run the coroutines together; the first failure cancels the rest and is raised
-    as itself (a moderation verdict first: it must not be retried)."""
-    try:
-        async with asyncio.TaskGroup() as group:
-            running = [group.create_task(job) for job in coroutines]
-    except ExceptionGroup as failures:
-        leaves = list(_leaves(failures))
-        moderated = [e for e in leaves if isinstance(e, ModeratedError)]
-        raise (moderated or leaves)[0] from None
-    return [task.result() for task in running]
-
-
-def _leaves(group: BaseExceptionGroup[Any]) -> Iterator[BaseException]:
-    for error in group.exceptions:
-        if isinstance(error, BaseExceptionGroup):
-            yield from _leaves(error)
-        else:
-            yield error
 
 
 def build(config: ProviderConfig) -> Provider:
