@@ -14,6 +14,7 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+from imagegate.db import jobs_repo
 from imagegate.domain.actions import Box
 from imagegate.domain.records import JobRecord
 from imagegate.imaging import normalize_mask, rectangles_mask
@@ -37,6 +38,9 @@ async def request_for(rt: Runtime, job: JobRecord) -> GenerationRequest:
     source = p.get("source")
     if source:
         changes["source_image"] = await _read(rt, source)
+        parent_task = await _parent_provider_job_id(rt, job, source)
+        if parent_task:
+            changes["parent_provider_job_id"] = parent_task
     if p.get("sources"):
         changes["source_images"] = tuple([await _read(rt, s) for s in p["sources"]])
     if p.get("style_reference"):
@@ -52,6 +56,21 @@ async def request_for(rt: Runtime, job: JobRecord) -> GenerationRequest:
             async with rt.decodes:
                 changes["mask"] = await asyncio.to_thread(normalize_mask, data, width, height)
     return replace(request, **changes) if changes else request
+
+
+async def _parent_provider_job_id(
+    rt: Runtime, job: JobRecord, source: dict[str, Any]
+) -> str | None:
+    """The parent's provider job id, when the parent ran on the provider this attempt
+    runs on (an id is meaningful only to the provider that handed it out)."""
+    parent_id = source.get("job_id")
+    if not parent_id or not job.provider:
+        return None
+    async with rt.db.connect() as conn:
+        parent = await jobs_repo.get_job(conn, str(parent_id), job.workspace_id)
+    if parent is None or parent.provider != job.provider:
+        return None
+    return parent.provider_job_id
 
 
 async def _read(rt: Runtime, ref: dict[str, Any]) -> bytes:

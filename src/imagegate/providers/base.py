@@ -112,7 +112,11 @@ class GenerationRequest:
       an equivalent for and lists them in ``Capabilities.tuning``; the rest are
       reported on the job as ``ignored_params``;
     - ``options``: per-provider options from the job's style preset (the adapter's
-      own names), applied over the adapter's configured options."""
+      own names), applied over the adapter's configured options;
+    - ``source_index`` (1-based: which of the parent's images ``source_image`` is) and
+      ``parent_provider_job_id`` (the parent job's ``provider_job_id``, set only when
+      the parent ran on the provider this attempt runs on): follow-ups, for providers
+      whose actions are buttons on their own earlier job (midjourney_proxy)."""
 
     prompt: str
     negative_prompt: str | None
@@ -137,6 +141,8 @@ class GenerationRequest:
     style_weight: int | None = None
     tuning: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    source_index: int | None = None
+    parent_provider_job_id: str | None = None
 
     @classmethod
     def from_params(
@@ -174,6 +180,7 @@ class GenerationRequest:
             style_weight=params.get("style_weight"),
             tuning=dict(params.get("tuning") or {}),
             options=dict(by_provider.get(provider) or {}) if provider else {},
+            source_index=params.get("source_index"),
         )
 
 

@@ -21,6 +21,7 @@ from imagegate.errors import ImagegateError
 
 ADAPTER_TYPES = (
     "builtin", "openai", "stability", "replicate", "fal", "bfl", "comfyui", "a1111", "diffusers",
+    "midjourney_proxy",
 )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ EMULATORS = {
     "bfl": "imagegate.sandbox.bfl",
     "comfyui": "imagegate.sandbox.comfyui",
     "a1111": "imagegate.sandbox.a1111",
+    "midjourney_proxy": "imagegate.sandbox.midjourney_proxy",
 }
 
 
