@@ -28,6 +28,7 @@ PROVIDERS = {
     "replicate": ("/v1", "r8_resume_test_key"),
     "fal": ("", "resume-id:resume-secret"),
     "bfl": ("/v1", "bfl-sandbox"),
+    "midjourney_proxy": ("", "mj-sandbox"),
 }
 
 
