@@ -273,8 +273,7 @@ class _Emulator:
         return {
             "id": task.id, "action": task.action, "status": status,
             "prompt": text_of(task.prompt), "promptEn": text_of(task.prompt),
-            "description": f"/imagine {task.prompt}" if task.action == "IMAGINE" else
-            f"/{task.action.lower()} {task.parent.id if task.parent else ''}",
+            "description": _description(task),
             "state": task.state,
             "submitTime": int(task.submitted * 1000),
             "startTime": int(task.submitted * 1000) + 1 if status != "SUBMITTED" else None,
@@ -319,6 +318,12 @@ class _Emulator:
             else:
                 task.image = await asyncio.to_thread(_grid, task.prompt, task.size, task.seed)
         return task.image
+
+
+def _description(task: _Task) -> str:
+    if task.parent is None:
+        return f"/imagine {task.prompt}"
+    return f"/{task.action.lower()} {task.parent.id}"
 
 
 def _grid(prompt: str, size: tuple[int, int], seed: int) -> bytes:
