@@ -60,7 +60,6 @@ DEFAULT_MODELS = ("v7", "v6.1", "niji6")
 _MODEL = re.compile(r"^(?:v(?P<v>\d+(?:\.\d+)?)|niji(?P<niji>\d+)?)$")
 # Submit return codes (the protocol answers HTTP 200 whatever they say).
 OK, NOT_FOUND, VALIDATION, FAILED, EXISTS, QUEUED, QUEUE_FULL, BANNED = 1, 3, 4, 9, 21, 22, 23, 24
-_RUNNING = {"NOT_START", "SUBMITTED", "IN_PROGRESS", "MODAL"}
 _PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 # failReason wordings that mean a refusal on content grounds (Midjourney's own).
 _MODERATION = ("banned", "filter", "moderat", "community guidelines", "not allowed", "sensitive")
@@ -315,6 +314,13 @@ class MidjourneyProxyProvider:
                 raise _failure(str(task.get("failReason") or "no reason given"), what, task_id)
             if status == "CANCEL":
                 raise PermanentProviderError(f"{what}: canceled upstream", provider_job_id=task_id)
+            if status == "MODAL":
+                # The fork's remix/custom-zoom confirmation step, which no action sent
+                # here asks for: waiting would only run into the deadline.
+                raise PermanentProviderError(
+                    f"{what}: the upstream waits for a modal step (is remix mode on?)",
+                    provider_job_id=task_id,
+                )
             await progress(_fraction(task.get("progress")))
             return None  # running, or a status the protocol may add: poll on
 

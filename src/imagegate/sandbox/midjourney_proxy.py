@@ -18,7 +18,8 @@ with an empty body, as upstream.
 Faults (sandbox/base.py): ``sandbox:banned`` or ``sandbox:moderate`` in the prompt, or
 the global ``moderation`` fault, is return code 24 (banned prompt); ``sandbox:queuefull``
 or an injected 429 is code 23 (queue full; the protocol answers HTTP 200 for both);
-``sandbox:fail`` ends the task in ``FAILURE``; other statuses, ``sandbox:timeout``,
+``sandbox:fail`` ends the task in ``FAILURE``, ``sandbox:modal`` leaves it in the fork's
+``MODAL`` (waiting for a remix confirmation); other statuses, ``sandbox:timeout``,
 ``sandbox:malformed``, latency and ``job_duration_ms`` (how long a task runs) as in the
 other emulators. ``/_sandbox/stats`` counts ``submissions`` (tasks accepted),
 ``imagine``, ``action`` and ``polls``."""
@@ -237,6 +238,8 @@ class _Emulator:
         ending, reason = "SUCCESS", None
         if decision.fail_job:
             ending, reason = "FAILURE", "Midjourney reported an error (injected by the sandbox)"
+        elif "sandbox:modal" in prompt.lower():
+            ending = "MODAL"  # the fork's remix confirmation, left unanswered
         elif self.sandbox.faults.moderation:
             ending, reason = "FAILURE", "Request cancelled due to output filters"
         task = _Task(
@@ -259,6 +262,8 @@ class _Emulator:
 
     def _status(self, task: _Task) -> tuple[str, int]:
         elapsed = time.time() - task.submitted
+        if task.ending == "MODAL":
+            return "MODAL", 0
         if task.duration <= 0 or elapsed >= task.duration:
             return task.ending, 100
         fraction = elapsed / task.duration

@@ -138,6 +138,11 @@ async def test_a_failed_task_is_an_unclassified_error(make: Make) -> None:
     assert error.provider_job_id == correlation.recorded[0]
 
 
+async def test_a_task_waiting_for_a_modal_step_is_rejected(make: Make) -> None:
+    with pytest.raises(PermanentProviderError, match="modal step"):
+        await make().generate(request("a thing sandbox:modal"), Progress(), NoCorrelation())
+
+
 async def test_output_filters_are_moderated(make: Make, sandbox: SandboxProcess) -> None:
     parent = await make().generate(request(), Progress(), NoCorrelation())
     sandbox.faults(moderation=True)
