@@ -89,6 +89,7 @@ async def submit(
     p = {**resolved.params, **images, "requested_model": requested}
     if action is not JobAction.IMAGINE:
         p["action"] = action.value
+    p.update(compliance_floor(rt, principal))
     choice = choose_model(rt, requested, p, action)
     estimate = estimate_credits(rt, choice, resolved.prompt, resolved.negative_prompt, p, action)
     repeat = int(p.pop("repeat", 1) or 1)
@@ -115,6 +116,13 @@ async def submit(
         batch_id=batch_id,
     )
     return await record_and_queue(rt, principal, new, present, idempotency, repeat=repeat)
+
+
+def compliance_floor(rt: Runtime, principal: Principal) -> dict[str, int]:
+    """The workspace's ``min_compliance``, as a job's params freeze it (routing reads it
+    there, as it reads the policy), or nothing when it has none."""
+    floor = rt.providers.config.min_compliance_for(principal.workspace_name)
+    return {"min_compliance": floor} if floor is not None else {}
 
 
 def choose_model(
