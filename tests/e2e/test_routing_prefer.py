@@ -121,6 +121,7 @@ def test_a_compliance_floor_keeps_the_wrapper_out_of_a_workspace(stack: dict[str
     # Not by name either: the floor is the workspace's promise.
     assert named.status_code == 422, named.text
     assert named.json()["code"] == "unsupported_model"
+    assert "min_compliance of 3" in named.json()["detail"]
     assert listing["routing"]["min_compliance"] == 3
 
 

@@ -138,6 +138,15 @@ def choose_model(
             field="model",
         )
     if not routing.candidates_for(rt, params, action):
+        floor = params.get("min_compliance")
+        if floor is not None and routing.candidates_for(
+            rt, {**params, "min_compliance": None}, action
+        ):
+            raise UnsupportedModel(
+                f"your workspace's min_compliance of {floor} keeps out every provider that "
+                f"can do this job with model {requested!r}",
+                field="model",
+            )
         able = [
             e.name
             for e in rt.providers.entries()
