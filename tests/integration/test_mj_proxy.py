@@ -17,6 +17,7 @@ from PIL import Image
 
 from tests.support.api import fetch_image
 from tests.support.images import encoded
+from tests.support.pictures import max_difference
 from tests.support.server import ServerProcess
 
 FAST = " --draft"  # every prompt here renders draft previews: the builtin is quicker
@@ -159,6 +160,31 @@ def test_custom_zoom_through_the_modal_step(mj: httpx.Client) -> None:
     source = fetch_image(up["imageUrl"])
     out = fetch_image(zoomed["imageUrls"][0]["url"])
     assert out.size == source.size  # a zoom out keeps the size, the source shrunk inside
+    # Vary (Region): the dialog takes a mask, white where to repaint (the left half).
+    region_id = _submitted(
+        mj.post(
+            "/submit/action", json={"taskId": up["id"], "customId": _button(up, "Vary (Region)")}
+        ),
+        code=21,
+    )
+    assert mj.get(f"/task/{region_id}/fetch").json()["action"] == "INPAINT"
+    no_mask = mj.post("/submit/modal", json={"taskId": region_id})
+    assert no_mask.json()["code"] == 4
+    mask = Image.new("L", source.size, 0)
+    mask.paste(255, (0, 0, source.width // 2, source.height))
+    out_mask = io.BytesIO()
+    mask.save(out_mask, format="PNG")
+    mask_b64 = base64.b64encode(out_mask.getvalue()).decode()
+    varied = _until_done(
+        mj, _submitted(mj.post("/submit/modal", json={"taskId": region_id, "maskBase64": mask_b64}))
+    )
+    assert varied["status"] == "SUCCESS" and varied["action"] == "INPAINT"
+    region = fetch_image(varied["imageUrls"][0]["url"]).convert("RGB")
+    kept = source.convert("RGB").crop((source.width // 2 + 8, 0, source.width, source.height))
+    assert region.size == source.size
+    assert max_difference(region.crop(
+        (source.width // 2 + 8, 0, source.width, source.height)), kept) < 40  # fmt: skip
+
     # The modal id now leads to the job its dialog made; submitting again makes no other.
     assert mj.get(f"/task/{zoom_id}/fetch").json()["id"] == zoomed_id
     again = mj.post("/submit/modal", json={"taskId": zoom_id, "prompt": "x --zoom 1.5"})

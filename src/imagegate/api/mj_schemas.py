@@ -16,47 +16,49 @@ Base64Image = Annotated[str, StringConstraints(min_length=1, max_length=24 * 102
 TaskId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class _Body(BaseModel):
+class Submit(BaseModel):
+    """What every submit may carry."""
+
     model_config = ConfigDict(extra="ignore")
 
     notifyHook: str | None = Field(default=None, max_length=2048)
     state: str | None = Field(default=None, max_length=500)
 
 
-class Imagine(_Body):
+class Imagine(Submit):
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     base64Array: list[Base64Image] = Field(default_factory=list, max_length=5)
     botType: Literal["MID_JOURNEY", "NIJI_JOURNEY"] = "MID_JOURNEY"
 
 
-class Action(_Body):
+class Action(Submit):
     taskId: TaskId
     customId: str = Field(min_length=1, max_length=512)
 
 
-class Modal(_Body):
+class Modal(Submit):
     taskId: TaskId
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     maskBase64: Base64Image | None = None
 
 
-class Change(_Body):
+class Change(Submit):
     taskId: TaskId
     action: Literal["UPSCALE", "VARIATION", "REROLL"]
     index: int | None = Field(default=None, ge=1, le=4)
 
 
-class SimpleChange(_Body):
+class SimpleChange(Submit):
     content: str = Field(min_length=1, max_length=200)
 
 
-class Blend(_Body):
+class Blend(Submit):
     base64Array: list[Base64Image] = Field(min_length=2, max_length=5)
     dimensions: Literal["PORTRAIT", "SQUARE", "LANDSCAPE"] = "SQUARE"
     botType: Literal["MID_JOURNEY", "NIJI_JOURNEY"] = "MID_JOURNEY"
 
 
-class Describe(_Body):
+class Describe(Submit):
     base64: Base64Image
 
 

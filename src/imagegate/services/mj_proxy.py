@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from typing import Any
 
 from imagegate.domain.jobs import JobAction, JobStatus
 from imagegate.domain.records import JobRecord
+from imagegate.domain.webhooks import MAX_BODY_BYTES
 from imagegate.errors import InvalidRequest
 from imagegate.services.actions import ActionSpec
 from imagegate.storage.base import Storage
@@ -30,6 +32,8 @@ from imagegate.storage.base import Storage
 STATE_KEY = "mj_state"
 BOT_TYPE_KEY = "mj_bot_type"
 MODAL_KEY = "mj_modal"
+# Set on a task made with a notifyHook (the job's webhook_url): that URL gets the task.
+NOTIFY_KEY = "mj_notify"
 
 
 class Code(IntEnum):
@@ -303,6 +307,25 @@ def task_for(job: JobRecord, storage: Storage) -> dict[str, Any]:
         "botType": job.metadata.get(BOT_TYPE_KEY, BotType.MID_JOURNEY.value),
         "mode": job.params.get("mode"),
     }  # fmt: skip
+
+
+def notify_body(
+    job: JobRecord, storage: Storage, limit: int = MAX_BODY_BYTES
+) -> dict[str, Any] | None:
+    """What a task's notifyHook is sent on each change: the task, as ``fetch`` shows
+    it (None for a job made without one: its URL gets imagegate's event envelope).
+    Kept under the webhook body cap by shortening the prompts, never the links."""
+    if job.metadata.get(NOTIFY_KEY) != "1":
+        return None
+    task = task_for(job, storage)
+    for field in ("promptEn", "finalPrompt", "prompt"):
+        over = len(json.dumps(task, ensure_ascii=False).encode()) - limit
+        if over <= 0:
+            break
+        where = task["properties"] if field == "finalPrompt" else task
+        raw = str(where[field]).encode()
+        where[field] = raw[: max(0, len(raw) - over - 8)].decode(errors="ignore")
+    return task
 
 
 _DESCRIPTIONS = {

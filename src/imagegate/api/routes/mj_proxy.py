@@ -11,6 +11,7 @@ The protocol answers in its own shape, not RFC 9457: a submit answers HTTP 200 w
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -128,11 +129,27 @@ def _present(rt: Runtime) -> Callable[[JobRecord], dict[str, Any]]:
     return lambda job: mj.task_for(job, rt.storage)
 
 
-def _metadata(state: str | None, bot_type: str = mj.BotType.MID_JOURNEY) -> dict[str, str]:
+def _metadata(
+    state: str | None, bot_type: str = mj.BotType.MID_JOURNEY, notify: bool = False
+) -> dict[str, str]:
     found = {mj.BOT_TYPE_KEY: str(bot_type)}
     if state:
         found[mj.STATE_KEY] = state
+    if notify:
+        found[mj.NOTIFY_KEY] = "1"
     return found
+
+
+def _delivery(
+    body: body_of.Submit, bot_type: str = mj.BotType.MID_JOURNEY, parent: JobRecord | None = None
+) -> dict[str, Any]:
+    """A new task's ``webhook_url`` (its notifyHook) and ``metadata`` (its state, bot
+    type and whether its URL gets the task). Without a notifyHook an action's task
+    keeps its parent's, as imagegate's actions do, and so its format too."""
+    hook = (body.notifyHook or "").strip() or None  # clients send "" for none
+    inherits = parent is not None and parent.metadata.get(mj.NOTIFY_KEY) == "1"
+    notify = hook is not None or inherits
+    return {"webhook_url": hook, "metadata": _metadata(body.state, bot_type, notify)}
 
 
 async def _upload(rt: Runtime, principal: Principal, value: str, field: str) -> str:
@@ -161,7 +178,7 @@ async def imagine(body: body_of.Imagine, rt: RuntimeDep, principal: Principal = 
     init = None
     if body.base64Array:
         init = await _upload(rt, principal, body.base64Array[0], "base64Array")
-    spec = JobSpec(prompt=prompt, init_image=init, metadata=_metadata(body.state, body.botType))
+    spec = JobSpec(prompt=prompt, init_image=init, **_delivery(body, body.botType))
     return await _create(rt, principal, spec)
 
 
@@ -172,7 +189,7 @@ async def blend(body: body_of.Blend, rt: RuntimeDep, principal: Principal = Call
     spec = JobSpec(
         action="blend", images=tuple(images), dimensions=body.dimensions.lower(),
         prompt="--niji" if body.botType == mj.BotType.NIJI_JOURNEY else "",
-        metadata=_metadata(body.state, body.botType),
+        **_delivery(body, body.botType),
     )  # fmt: skip
     return await _create(rt, principal, spec)
 
@@ -183,7 +200,7 @@ async def describe(
 ) -> Response:
     """Describe an image: four prompts in the task's ``properties.finalPrompt``."""
     image = await _upload(rt, principal, body.base64, "base64")
-    spec = JobSpec(action="describe", images=(image,), metadata=_metadata(body.state))
+    spec = JobSpec(action="describe", images=(image,), **_delivery(body))
     return await _create(rt, principal, spec)
 
 
@@ -192,14 +209,14 @@ async def action(body: body_of.Action, rt: RuntimeDep, principal: Principal = Ca
     """Press a button of a task: its ``customId`` from the task's ``buttons``.
     Custom Zoom and Vary (Region) answer code 21 and a MODAL task; finish them with
     ``/mj/submit/modal``."""
-    return await _press(rt, principal, body.taskId, body.customId, body.state)
+    return await _press(rt, principal, body.taskId, body.customId, body)
 
 
 @router.post("/submit/change", operation_id="mj_change")
 async def change(body: body_of.Change, rt: RuntimeDep, principal: Principal = Caller) -> Response:
     """U1-U4, V1-V4 or reroll, the original protocol's way."""
     custom_id = mj.change_custom_id(body.action, body.index, body.taskId)
-    return await _press(rt, principal, body.taskId, custom_id, body.state)
+    return await _press(rt, principal, body.taskId, custom_id, body)
 
 
 @router.post("/submit/simple-change", operation_id="mj_simple_change")
@@ -209,11 +226,11 @@ async def simple_change(
     """``content``: ``"<task id> U2"``, ``"<task id> V3"`` or ``"<task id> R"``."""
     task_id, what, index = mj.simple_change(body.content)
     custom_id = mj.change_custom_id(what, index, task_id)
-    return await _press(rt, principal, task_id, custom_id, body.state)
+    return await _press(rt, principal, task_id, custom_id, body)
 
 
 async def _press(
-    rt: Runtime, principal: Principal, task_id: str, custom_id: str, state: str | None
+    rt: Runtime, principal: Principal, task_id: str, custom_id: str, body: body_of.Submit
 ) -> Response:
     button = mj.parse_custom_id(custom_id)
     parent = await jobs_service.get(rt, principal, task_id)
@@ -226,14 +243,10 @@ async def _press(
                       finalPrompt=parent.prompt, remix=True)
         )  # fmt: skip
     assert button.spec is not None
-    spec = _with_metadata(button.spec, parent, state)
+    bot = parent.metadata.get(mj.BOT_TYPE_KEY, mj.BotType.MID_JOURNEY.value)
+    spec = replace(button.spec, **_delivery(body, bot, parent))
     result = await actions_service.act(rt, principal, parent.id, spec, present=_present(rt))
     return JSONResponse(mj.answer(Code.SUCCESS, "Submit success", result.job_id))
-
-
-def _with_metadata(spec: ActionSpec, parent: JobRecord, state: str | None) -> ActionSpec:
-    bot = parent.metadata.get(mj.BOT_TYPE_KEY, mj.BotType.MID_JOURNEY.value)
-    return ActionSpec(**{**spec.__dict__, "metadata": _metadata(state, bot)})
 
 
 @router.post("/submit/modal", operation_id="mj_modal")
@@ -248,13 +261,13 @@ async def modal(body: body_of.Modal, rt: RuntimeDep, principal: Principal = Call
     if done is not None:
         return JSONResponse(mj.answer(Code.SUCCESS, "Submit success", done.id))
     prompt = (body.prompt or "").strip()
-    meta = {**_metadata(body.state, parent.metadata.get(mj.BOT_TYPE_KEY, "MID_JOURNEY")),
-            mj.MODAL_KEY: body.taskId}  # fmt: skip
+    delivery = _delivery(body, parent.metadata.get(mj.BOT_TYPE_KEY, "MID_JOURNEY"), parent)
+    delivery["metadata"][mj.MODAL_KEY] = body.taskId
     if ref.kind is mj.ModalKind.ZOOM:
         factor, text = mj.custom_zoom(prompt)
         spec = ActionSpec(
             "zoom_out", index=ref.index, factor=factor, variations=mj.GRID_VARIATIONS,
-            prompt=text if text and text != parent.prompt else None, metadata=meta,
+            prompt=text if text and text != parent.prompt else None, **delivery,
         )  # fmt: skip
     else:
         if not body.maskBase64:
@@ -262,7 +275,7 @@ async def modal(body: body_of.Modal, rt: RuntimeDep, principal: Principal = Call
         mask = await _upload(rt, principal, body.maskBase64, "maskBase64")
         spec = ActionSpec(
             "vary_region", index=ref.index, mask={"upload_id": mask},
-            variations=mj.GRID_VARIATIONS, metadata=meta,
+            variations=mj.GRID_VARIATIONS, **delivery,
             prompt=prompt if prompt and prompt != parent.prompt else None,
         )  # fmt: skip
     result = await actions_service.act(rt, principal, parent.id, spec, present=_present(rt))
