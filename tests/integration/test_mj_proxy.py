@@ -280,3 +280,31 @@ def test_wrong_secret_and_bad_input(server: ServerProcess, mj: httpx.Client) -> 
     unknown = mj.post("/submit/action", json={"taskId": "job_x", "customId": "MJ::Nope::1"})
     assert unknown.json()["code"] == 4
     assert mj.get("/task/list").json() == before  # refusals create nothing
+
+
+SUBMITS = ("imagine", "blend", "describe", "action", "change", "simple-change", "modal")
+HOSTILE: list[Any] = [
+    {}, [], None, "text", 12, {"prompt": None}, {"prompt": ["a"]}, {"taskId": "\x00"},
+    {"taskId": "job_" + "x" * 300, "customId": "MJ::JOB::upsample::1::h"},
+    {"base64Array": [123]}, {"base64Array": ["x"] * 6}, {"base64": "%%%"},
+    {"content": "\u202e U1"}, {"taskId": "modal-zoom-10000000-job_x", "prompt": "--zoom 1"},
+    {"prompt": "a" * 5000}, {"prompt": "x", "notifyHook": "http://169.254.169.254/"},
+]  # fmt: skip
+
+
+def test_hostile_input_earns_a_code_never_a_5xx(mj: httpx.Client) -> None:
+    for route in SUBMITS:
+        for body in HOSTILE:
+            response = mj.post(f"/submit/{route}", json=body)
+            assert response.status_code == 200, (route, body, response.text)
+            assert response.json()["code"] in (3, 4), (route, body, response.json())
+        broken = mj.post(f"/submit/{route}", content=b"{not json", headers={
+            "content-type": "application/json"})  # fmt: skip
+        assert broken.status_code == 200 and broken.json()["code"] == 4
+    for task_id in ("%00", "job_" + "é" * 50, "modal-inpaint-1zzzzzzz-job_1", "x" * 500):
+        for path in ("fetch", "image-seed"):
+            assert mj.get(f"/task/{task_id}/{path}").status_code == 404, (task_id, path)
+        assert mj.post(f"/task/{task_id}/cancel").status_code == 404
+    listed = mj.post("/task/list-by-condition", json={"ids": ["x"] * 101})
+    assert listed.status_code == 200 and listed.json()["code"] == 4
+    assert mj.post("/task/list-by-condition", json={"ids": ["\x00", "job_1"]}).json() == []

@@ -121,7 +121,9 @@ async def mj_principal(request: Request) -> Principal:
     return principal
 
 
-router = APIRouter(prefix=PREFIX, tags=["midjourney-proxy"], route_class=MjRoute)
+# Left out of /openapi.json: these routes answer in another protocol's shapes, not
+# imagegate's problems (docs/mj-proxy.md describes them).
+router = APIRouter(prefix=PREFIX, route_class=MjRoute, include_in_schema=False)
 Caller = Depends(mj_principal)
 
 
