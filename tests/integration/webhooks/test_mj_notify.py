@@ -27,7 +27,9 @@ def test_notify_hook_gets_the_task_on_each_change_with_retries(
     tasks = [r.verify(secret) for r in receiver.received]  # signed, as every delivery is
     assert all(t["id"] == task_id and t["state"] == "abc" for t in tasks)
     assert "type" not in tasks[0] and "data" not in tasks[0]  # the task, not an envelope
-    assert {t["status"] for t in tasks} == {"SUBMITTED", "IN_PROGRESS", "SUCCESS"}
+    # Each delivery carries the task as it is when sent (a retry, the latest state).
+    assert {t["status"] for t in tasks} <= {"SUBMITTED", "IN_PROGRESS", "SUCCESS"}
+    assert "SUCCESS" in {t["status"] for t in tasks}
     final = next(t for t in tasks if t["status"] == "SUCCESS")
     assert final["progress"] == "100%" and len(final["buttons"]) == 9 and final["imageUrl"]
     assert len({r.webhook_id for r in receiver.received}) == 3  # a retry keeps its id
