@@ -49,7 +49,7 @@ from imagegate.settings import Settings
 
 PREFIX = "/mj"
 # The submits that carry base64 images, and how many each may carry.
-_IMAGE_PATHS = {"imagine": 5, "blend": 5, "describe": 1, "modal": 1}
+_IMAGE_PATHS = {"imagine": 1, "blend": 5, "describe": 1, "modal": 1}
 
 
 def body_caps(settings: Settings) -> dict[str, int]:
