@@ -15,12 +15,23 @@ from imagegate import __version__
 from imagegate.api import errors, openapi
 from imagegate.api.limits import BodySizeLimit
 from imagegate.api.rate_limit_headers import RateLimitHeaders
-from imagegate.api.routes import batches, events, jobs, providers, styles, system, uploads, webhooks
+from imagegate.api.routes import (
+    batches,
+    events,
+    jobs,
+    mj_proxy,
+    providers,
+    styles,
+    system,
+    uploads,
+    webhooks,
+)
 from imagegate.api.schemas import JobPublic
-from imagegate.domain.records import JobPresenter
+from imagegate.domain.records import JobPresenter, OwnUrlBody
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 from imagegate.services import jobs as jobs_service
+from imagegate.services import mj_proxy as mj_tasks
 from imagegate.services import process_lifecycle
 from imagegate.services.event_feed import EventFeed
 from imagegate.services.keys import Authenticator
@@ -53,6 +64,11 @@ def job_presenter(rt: Runtime) -> JobPresenter:
     return lambda job: JobPublic.from_record(job, rt.storage).model_dump(mode="json")
 
 
+def own_url_body(rt: Runtime) -> OwnUrlBody:
+    """A /mj task's notifyHook gets the protocol's task, not the event envelope."""
+    return lambda job: mj_tasks.notify_body(job, rt.storage)
+
+
 def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     """The HTTP app; with a ``membership`` (a worker id) this process also runs jobs."""
 
@@ -62,7 +78,9 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # DBOS runs async workflows on the loop that launched it: this one, which also
         # owns the database pool (an asyncio pool cannot be shared between loops).
-        running = await process_lifecycle.start(rt, membership, present_job=job_presenter(rt))
+        running = await process_lifecycle.start(
+            rt, membership, present_job=job_presenter(rt), own_url_body=own_url_body(rt)
+        )
         await feed.start()
         # Objects made at start-up live forever; moving them out of the collector's
         # view keeps gen-2 collections (and their latency spikes) small.
@@ -105,12 +123,14 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(webhooks.jobs_router)
     app.include_router(system.router)
+    app.include_router(mj_proxy.router)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=MAX_BODY_BYTES,
         per_path={
             uploads.PATH: uploads.max_body_bytes(rt.settings),
             batches.PATH: batches.MAX_BODY_BYTES,
+            **mj_proxy.body_caps(rt.settings),
         },
     )
     app.add_middleware(RateLimitHeaders)

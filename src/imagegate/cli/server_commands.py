@@ -77,14 +77,16 @@ def _runtime(settings: Settings) -> Runtime:
 async def _work(rt: Runtime) -> int:
     import signal
 
-    from imagegate.api.app import job_presenter
+    from imagegate.api.app import job_presenter, own_url_body
     from imagegate.services import process_lifecycle
 
     membership = await _join(rt, "worker")
     if membership is None:
         await rt.close()
         return 1
-    running = await process_lifecycle.start(rt, membership, present_job=job_presenter(rt))
+    running = await process_lifecycle.start(
+        rt, membership, present_job=job_presenter(rt), own_url_body=own_url_body(rt)
+    )
     console.print(f"imagegate worker {membership.worker_id} is taking jobs")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -119,3 +119,7 @@ class EventRecord:
 # How a job is shown to its owner: the API's public schema, which webhook bodies carry
 # too. The API supplies it to the engine at start-up, so the engine needs no API import.
 JobPresenter = Callable[[JobRecord], dict[str, Any]]
+# The body a job's own ``webhook_url`` is sent instead of the event envelope, or None
+# for the envelope: a facade's jobs speak their protocol's callbacks (the /mj
+# facade's notifyHook gets the protocol's task). Supplied by the API, as above.
+OwnUrlBody = Callable[[JobRecord], dict[str, Any] | None]

@@ -18,7 +18,7 @@ import httpx
 
 from imagegate.db import jobs_repo
 from imagegate.db import webhooks_repo as repo
-from imagegate.domain.records import JobPresenter, JobRecord
+from imagegate.domain.records import JobPresenter, JobRecord, OwnUrlBody
 from imagegate.domain.webhooks import (
     AttemptRecord,
     DeliveryRecord,
@@ -65,9 +65,11 @@ class Deliverer:
         present: JobPresenter,
         client: httpx.AsyncClient | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        own_url_body: OwnUrlBody | None = None,
     ) -> None:
         settings = rt.settings
         self.rt, self._present, self._monotonic = rt, present, monotonic
+        self._own_url_body = own_url_body
         self.schedule = settings.webhook_schedule
         self._client = client or guarded_client(
             UrlGuard(UrlPolicy.from_settings(settings)), settings.webhook_timeout_s
@@ -134,7 +136,11 @@ class Deliverer:
             return AttemptResult(None, 0, None, str(error))
         assert loaded.job is not None, "jobs are never deleted"
         # The job as it is now: a late retry carries fresh links.
+        own = None
+        if loaded.endpoint is None and self._own_url_body is not None:
+            own = self._own_url_body(loaded.job)
         body = encode_body(
+            own if own is not None else
             {"type": delivery.event_type, "timestamp": _iso(delivery.event_at),
              "data": self._present(loaded.job)}
         )  # fmt: skip

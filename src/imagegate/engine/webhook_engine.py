@@ -21,7 +21,7 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 
 from imagegate.db import webhooks_repo
-from imagegate.domain.records import JobPresenter
+from imagegate.domain.records import JobPresenter, OwnUrlBody
 from imagegate.domain.webhooks import jittered
 from imagegate.engine.webhook_delivery import Deliverer
 from imagegate.observability.logging import get_logger
@@ -73,11 +73,11 @@ async def deliver(delivery_id: str) -> str:
             _running.discard(task)
 
 
-def prepare(rt: Runtime, present: JobPresenter) -> None:
+def prepare(rt: Runtime, present: JobPresenter, own_url_body: OwnUrlBody | None = None) -> None:
     """Make this process able to run deliveries. Call it before the engine launches:
     launching recovers this worker's unfinished deliveries, which run at once."""
     global _deliverer
-    _deliverer = Deliverer(rt, present)
+    _deliverer = Deliverer(rt, present, own_url_body=own_url_body)
 
 
 async def start(rt: Runtime) -> None:

@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 
 from imagegate.db import jobs_repo
-from imagegate.domain.records import JobPresenter
+from imagegate.domain.records import JobPresenter, OwnUrlBody
 from imagegate.engine import dbos_engine, webhook_engine
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
@@ -34,13 +34,19 @@ class Node:
         return self.membership is not None
 
 
-async def start(rt: Runtime, membership: Membership | None, present_job: JobPresenter) -> Node:
+async def start(
+    rt: Runtime,
+    membership: Membership | None,
+    present_job: JobPresenter,
+    own_url_body: OwnUrlBody | None = None,
+) -> Node:
     """Launch the engine in this event loop (it runs jobs and webhook deliveries only
     with a membership), queue any job a crash left unqueued, and begin heartbeats and
-    reaping. ``present_job`` renders the job that webhook bodies carry."""
+    reaping. ``present_job`` renders the job that webhook bodies carry;
+    ``own_url_body`` the body a job's own URL may get instead."""
     executor_id = membership.worker_id if membership else f"api-{workers.process_name()}"
     if membership is not None:
-        webhook_engine.prepare(rt, present_job)
+        webhook_engine.prepare(rt, present_job, own_url_body)
     await dbos_engine.launch(rt, executor_id, runs_jobs=membership is not None)
     if membership is not None:
         await webhook_engine.start(rt)
