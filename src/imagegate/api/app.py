@@ -15,7 +15,17 @@ from imagegate import __version__
 from imagegate.api import errors, openapi
 from imagegate.api.limits import BodySizeLimit
 from imagegate.api.rate_limit_headers import RateLimitHeaders
-from imagegate.api.routes import batches, events, jobs, providers, styles, system, uploads, webhooks
+from imagegate.api.routes import (
+    batches,
+    events,
+    jobs,
+    openai_compat,
+    providers,
+    styles,
+    system,
+    uploads,
+    webhooks,
+)
 from imagegate.api.schemas import JobPublic
 from imagegate.domain.records import JobPresenter
 from imagegate.observability.logging import get_logger
@@ -105,12 +115,14 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(webhooks.jobs_router)
     app.include_router(system.router)
+    app.include_router(openai_compat.router)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=MAX_BODY_BYTES,
         per_path={
             uploads.PATH: uploads.max_body_bytes(rt.settings),
             batches.PATH: batches.MAX_BODY_BYTES,
+            **openai_compat.body_limits(rt.settings),
         },
     )
     app.add_middleware(RateLimitHeaders)
