@@ -35,6 +35,7 @@ class ImageFields(BaseModel):
             output_format=getattr(self, "output_format", None),
             output_compression=getattr(self, "output_compression", None),
             background=getattr(self, "background", None),
+            stream=bool(getattr(self, "stream", False)),
         )  # fmt: skip
 
 

@@ -66,6 +66,7 @@ class ImageRequest:
     output_compression: int | None = None
     background: str | None = None
     user: str | None = None
+    stream: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,14 +79,22 @@ class Upload:
 
 
 @dataclass(frozen=True)
-class Finished:
-    """A job that ended well, with what the answer needs."""
+class Pending:
+    """A job made for a request, with what its answer will need."""
 
-    job: JobRecord
+    job_id: str
     model: str
     shape: Shape
     b64: bool
     output_format: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The job of a request, ended well, and its images in order."""
+
+    job: JobRecord
+    pending: Pending
     images: list[StoredImage] = field(default_factory=list)
 
 
@@ -115,6 +124,11 @@ def _checked(
             400, f"output_format is only supported for gpt-image models, not {name}",
             param="output_format", code="invalid_value",
         )  # fmt: skip
+    if request.stream and s.family.value != "gpt-image":
+        raise OpenAIFailure(
+            400, f"streaming is only supported for gpt-image models, not {name}",
+            param="stream", code="invalid_value",
+        )  # fmt: skip
     if request.background == "transparent":
         raise OpenAIFailure(
             400, "imagegate's providers make opaque images; background 'transparent' is "
@@ -129,7 +143,7 @@ def _checked(
 
 
 def _b64(request: ImageRequest, name: str) -> bool:
-    if always_b64(name):
+    if always_b64(name) or request.stream:
         return True
     return request.response_format == "b64_json"
 
@@ -143,26 +157,23 @@ def _spec(request: ImageRequest, target: str, s: Shape, output_format: str, kind
 
 
 async def generate(
-    rt: Runtime, feed: EventFeed, principal: Principal, request: ImageRequest, present: Presenter
-) -> Finished:
+    rt: Runtime, principal: Principal, request: ImageRequest, present: Presenter
+) -> Pending:
     """``POST /v1/images/generations``: one imagine job, answered when it ends."""
     name, target, s, output_format = _checked(rt, request)
     spec = _spec(request, target, s, output_format, "generations")
     submitted = await jobs_service.submit(rt, principal, spec, present)
-    return await _finish(
-        rt, feed, principal, submitted, name, s, _b64(request, name), output_format
-    )
+    return Pending(submitted.job_id, name, s, _b64(request, name), output_format)
 
 
 async def edit(
     rt: Runtime,
-    feed: EventFeed,
     principal: Principal,
     request: ImageRequest,
     images: Sequence[Upload],
     mask: Upload | None,
     present: Presenter,
-) -> Finished:
+) -> Pending:
     """``POST /v1/images/edits``: img2img, a masked repaint or a blend (module docstring)."""
     name, target, s, output_format = _checked(rt, request)
     if not images:
@@ -187,24 +198,19 @@ async def edit(
     else:
         spec = _replace(spec, init_image=stored[0].id, strength=EDIT_STRENGTH)
         submitted = await jobs_service.submit(rt, principal, spec, present)
-    return await _finish(
-        rt, feed, principal, submitted, name, s, _b64(request, name), output_format
-    )
+    return Pending(submitted.job_id, name, s, _b64(request, name), output_format)
 
 
 async def variation(
-    rt: Runtime, feed: EventFeed, principal: Principal, request: ImageRequest,
-    image: Upload, present: Presenter,
-) -> Finished:  # fmt: skip
+    rt: Runtime, principal: Principal, request: ImageRequest, image: Upload, present: Presenter
+) -> Pending:
     """``POST /v1/images/variations``: img2img of the image with a neutral prompt."""
     name, target, s, output_format = _checked(rt, request, default="dall-e-2")
     upload = await _store(rt, principal, image)
     spec = _spec(request, target, s, output_format, "variations")
     spec = _replace(spec, prompt=VARIATION_PROMPT, init_image=upload.id, strength=EDIT_STRENGTH)
     submitted = await jobs_service.submit(rt, principal, spec, present)
-    return await _finish(
-        rt, feed, principal, submitted, name, s, _b64(request, name), output_format
-    )
+    return Pending(submitted.job_id, name, s, _b64(request, name), output_format)
 
 
 def _replace(spec: JobSpec, **changes: Any) -> JobSpec:
@@ -247,17 +253,10 @@ async def _masked_edit(
     return await jobs_service.record_and_queue(rt, principal, new, present, None)
 
 
-async def _finish(
-    rt: Runtime,
-    feed: EventFeed,
-    principal: Principal,
-    submitted: Submitted,
-    name: str,
-    s: Shape,
-    b64: bool,
-    output_format: str,
-) -> Finished:
-    job_id = submitted.job_id
+async def finish(rt: Runtime, feed: EventFeed, principal: Principal, pending: Pending) -> Finished:
+    """Wait for the job's end (on the event feed); raise OpenAIFailure unless it
+    completed."""
+    job_id = pending.job_id
     await event_feed.wait_for_end(
         feed, rt, workspace_id=principal.workspace_id, job_id=job_id,
         timeout_s=rt.settings.openai_wait_s,
@@ -271,7 +270,7 @@ async def _finish(
     if job.status is not JobStatus.COMPLETED:
         raise failure_for(job)
     images = sorted((i for i in job.images if i.kind == "image"), key=lambda i: i.index)
-    return Finished(job, name, s, b64, output_format, images)
+    return Finished(job, pending, images)
 
 
 # Job error codes that mean the request, not the service, was at fault.

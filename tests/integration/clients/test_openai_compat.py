@@ -279,6 +279,50 @@ def test_create_variation_is_img2img_with_a_neutral_prompt(
     )
 
 
+# -- streaming ----------------------------------------------------------------------
+
+
+def test_stream_generate_yields_completed_events_that_decode(
+    sdk: openai.OpenAI, server: ServerProcess
+) -> None:
+    stream = sdk.images.generate(
+        model="gpt-image-1", prompt="a lantern", n=2, quality="low", stream=True,
+        partial_images=2, output_format="jpeg",
+    )  # fmt: skip
+    events = list(stream)
+
+    # imagegate's providers hand over finished images only: no partials, which
+    # OpenAI allows ("the final image may be sent before the partial images").
+    assert [e.type for e in events] == ["image_generation.completed"] * 2
+    images = [decoded(e.b64_json) for e in events]
+    assert {i.format for i in images} == {"JPEG"}
+    assert all(e.output_format == "jpeg" and e.quality == "low" for e in events)
+    job_id = stream.response.headers["x-imagegate-job-id"]
+    with api_client(server.url, server.admin_key) as http:
+        assert http.get(f"/api/image/jobs/{job_id}").json()["status"] == "completed"
+
+
+async def test_async_stream_edit_with_a_mask(async_sdk: openai.AsyncOpenAI) -> None:
+    mask = Image.new("RGBA", (128, 128), (0, 0, 0, 255))
+    mask.paste((0, 0, 0, 0), (0, 0, 64, 128))
+    stream = await async_sdk.images.edit(
+        model="gpt-image-1", image=("scene.png", two_tone(128, 128), "image/png"),
+        mask=("mask.png", png(mask), "image/png"), prompt="a red sun", stream=True,
+        partial_images=1,
+    )  # fmt: skip
+    events = [event async for event in stream]
+
+    assert [e.type for e in events] == ["image_edit.completed"]
+    image = decoded(events[0].b64_json).convert("RGB")
+    assert near(image.getpixel((100, 64)), YELLOW, 4)
+
+
+def test_stream_with_a_dall_e_model_is_a_bad_request(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.images.generate(model="dall-e-3", prompt="a lantern", stream=True)
+    assert caught.value.param == "stream"
+
+
 # -- a server in front of the OpenAI emulator, with a tiny job rate ------------------
 
 
@@ -308,6 +352,19 @@ def test_a_prompt_the_provider_refuses_is_moderation_blocked(
             client.images.generate(model="gpt-image-1", prompt="sandbox:moderate a battle")
     assert caught.value.code == "moderation_blocked"
     assert "job_" in caught.value.message  # which job it was, for the job API
+
+
+def test_a_refused_prompt_in_a_stream_is_an_error_event(strict_server: ServerProcess) -> None:
+    with openai.OpenAI(
+        api_key=strict_server.admin_key, base_url=strict_server.url + "/v1", max_retries=0
+    ) as client:
+        stream = client.images.generate(
+            model="gpt-image-1", prompt="sandbox:moderate a battle", stream=True
+        )
+        with pytest.raises(openai.APIError) as caught:
+            list(stream)
+    assert isinstance(caught.value.body, dict)
+    assert caught.value.body["code"] == "moderation_blocked"
 
 
 def test_over_the_job_rate_is_a_rate_limit_error(strict_server: ServerProcess) -> None:

@@ -7,13 +7,15 @@ router alone."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -22,15 +24,22 @@ from starlette.exceptions import HTTPException
 from imagegate import errors
 from imagegate.api import errors as api_errors
 from imagegate.api.deps import PrincipalDep, RuntimeDep
-from imagegate.api.openai_schemas import ImageEditFields, ImageGenerate, ImageVariationFields
+from imagegate.api.openai_schemas import (
+    ImageEditFields,
+    ImageGenerate,
+    ImageVariationFields,
+    PromptedFields,
+)
 from imagegate.api.rate_limit_headers import headers_for
 from imagegate.api.schemas import JobPublic
 from imagegate.domain.openai_images import Family
+from imagegate.domain.records import Principal
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 from imagegate.services import openai_compat as service
+from imagegate.services.event_feed import EventFeed
 from imagegate.services.jobs import Presenter
-from imagegate.services.openai_compat import Finished, OpenAIFailure, Upload
+from imagegate.services.openai_compat import Finished, OpenAIFailure, Pending, Upload
 from imagegate.settings import Settings
 
 PREFIX = "/v1"
@@ -38,7 +47,8 @@ EDITS_PATH = PREFIX + "/images/edits"
 VARIATIONS_PATH = PREFIX + "/images/variations"
 MAX_FORM_FILES = 17  # up to 16 images and a mask; more is refused before any is read
 MAX_FORM_FIELDS = 32
-MAX_FORM_FIELD_BYTES = 64 * 1024  # a prompt of 32 000 characters, in UTF-8
+MAX_FORM_FIELD_BYTES = 128 * 1024  # a prompt of 32 000 characters, in UTF-8
+KEEPALIVE_S = 15
 log = get_logger("imagegate.openai_compat")
 _Form = TypeVar("_Form", ImageEditFields, ImageVariationFields)
 
@@ -119,25 +129,88 @@ def _present(rt: Runtime) -> Presenter:
 
 async def answer(rt: Runtime, done: Finished) -> JSONResponse:
     """OpenAI's ``ImagesResponse`` for a finished job."""
+    pending = done.pending
     data: list[dict[str, Any]] = []
     for image in done.images:
         item: dict[str, Any] = (
             {"b64_json": await service.image_bytes(rt, image)}
-            if done.b64 else {"url": rt.storage.url(image.storage_key)}
+            if pending.b64 else {"url": rt.storage.url(image.storage_key)}
         )  # fmt: skip
-        if done.shape.family is Family.DALL_E_3:
+        if pending.shape.family is Family.DALL_E_3:
             item["revised_prompt"] = done.job.prompt
         data.append(item)
-    ended = done.job.completed_at
     body: dict[str, Any] = {
-        "created": int(ended.timestamp() if ended else time.time()),
+        "created": _created(done),
         "data": data,
-        "size": done.shape.size,
-        "quality": done.shape.quality,
+        "size": pending.shape.size,
+        "quality": pending.shape.quality,
     }
-    if done.shape.family is Family.GPT_IMAGE:
-        body.update(output_format=done.output_format, background="opaque")
+    if pending.shape.family is Family.GPT_IMAGE:
+        body.update(output_format=pending.output_format, background="opaque")
     return JSONResponse(body, headers={"X-Imagegate-Job-Id": done.job.id})
+
+
+def _created(done: Finished) -> int:
+    ended = done.job.completed_at
+    return int(ended.timestamp() if ended else time.time())
+
+
+async def respond(
+    request: Request, rt: Runtime, principal: Principal, pending: Pending, events: str | None
+) -> Response:
+    """The answer once the job ends: JSON, or with ``events`` (``image_generation`` or
+    ``image_edit``) a stream of OpenAI's server-sent events."""
+    feed = request.app.state.event_feed
+    if events is None:
+        return await answer(rt, await service.finish(rt, feed, principal, pending))
+    return StreamingResponse(
+        _events(rt, feed, principal, pending, events),
+        media_type="text/event-stream",
+        headers={"X-Imagegate-Job-Id": pending.job_id, "Cache-Control": "no-store"},
+    )
+
+
+def _sse(event: str, data: dict[str, Any]) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def _events(
+    rt: Runtime, feed: EventFeed, principal: Principal, pending: Pending, prefix: str
+) -> AsyncIterator[bytes]:
+    """Comments while the job runs (so proxies keep the connection), then one
+    ``completed`` event per image, or an ``error`` event. No ``partial_image`` events:
+    imagegate's providers hand over finished images only, and OpenAI lets the final
+    image come before the partials asked for."""
+    waiting = asyncio.ensure_future(service.finish(rt, feed, principal, pending))
+    try:
+        while not waiting.done():
+            await asyncio.wait({waiting}, timeout=KEEPALIVE_S)
+            if not waiting.done():
+                yield b": waiting for the job\n\n"
+        done = waiting.result()
+    except Exception as error:
+        failure = failure_from(error) or OpenAIFailure(
+            500, "The server had an error while processing your request.", type_="server_error"
+        )
+        body = {"message": failure.message, "type": failure.type, "param": failure.param,
+                "code": failure.code}  # fmt: skip
+        yield _sse("error", {"type": "error", "error": body})
+        return
+    finally:
+        waiting.cancel()
+    for image in done.images:
+        yield _sse(
+            f"{prefix}.completed",
+            {
+                "type": f"{prefix}.completed",
+                "b64_json": await service.image_bytes(rt, image),
+                "created_at": _created(done),
+                "size": pending.shape.size,
+                "quality": pending.shape.quality,
+                "background": "opaque",
+                "output_format": pending.output_format,
+            },
+        )
 
 
 @router.get("/models", operation_id="openai_list_models")
@@ -163,9 +236,8 @@ async def create_image(
     request: Request, body: ImageGenerate, rt: RuntimeDep, principal: PrincipalDep
 ) -> Response:
     """Generate images from a prompt; answered when the imagegate job ends."""
-    feed = request.app.state.event_feed
-    done = await service.generate(rt, feed, principal, body.request(body.prompt), _present(rt))
-    return await answer(rt, done)
+    pending = await service.generate(rt, principal, body.request(body.prompt), _present(rt))
+    return await respond(request, rt, principal, pending, _stream(body, "image_generation"))
 
 
 @router.post("/images/edits", operation_id="openai_edit_image")
@@ -175,17 +247,11 @@ async def edit_image(request: Request, rt: RuntimeDep, principal: PrincipalDep) 
     body = _validated(ImageEditFields, fields)
     images = files.get("image", []) + files.get("image[]", [])
     masks = files.get("mask", [])
-    feed = request.app.state.event_feed
-    done = await service.edit(
-        rt,
-        feed,
-        principal,
-        body.request(body.prompt),
-        images,
-        masks[0] if masks else None,
-        _present(rt),
+    mask = masks[0] if masks else None
+    pending = await service.edit(
+        rt, principal, body.request(body.prompt), images, mask, _present(rt)
     )
-    return await answer(rt, done)
+    return await respond(request, rt, principal, pending, _stream(body, "image_edit"))
 
 
 @router.post("/images/variations", operation_id="openai_create_image_variation")
@@ -198,9 +264,12 @@ async def create_image_variation(
     images = files.get("image", [])
     if len(images) != 1:
         raise OpenAIFailure(400, "send one image", param="image", code="invalid_value")
-    feed = request.app.state.event_feed
-    done = await service.variation(rt, feed, principal, body.request(""), images[0], _present(rt))
-    return await answer(rt, done)
+    pending = await service.variation(rt, principal, body.request(""), images[0], _present(rt))
+    return await respond(request, rt, principal, pending, None)
+
+
+def _stream(body: PromptedFields, events: str) -> str | None:
+    return events if body.stream else None
 
 
 def _validated(model: type[_Form], fields: dict[str, str]) -> _Form:
