@@ -264,6 +264,20 @@ def test_an_edit_of_a_file_that_is_no_image_is_a_bad_request(sdk: openai.OpenAI)
     assert caught.value.param == "image"
 
 
+@pytest.mark.parametrize("count", [6, 7])
+def test_more_images_than_a_blend_takes_is_a_bad_request(sdk: openai.OpenAI, count: int) -> None:
+    files = [(f"{i}.png", two_tone(8, 8), "image/png") for i in range(count)]
+    with pytest.raises(openai.BadRequestError):
+        sdk.images.edit(model="gpt-image-1", prompt="x", image=files)
+
+
+def test_an_edit_that_is_not_a_form_is_a_bad_request(server: ServerProcess) -> None:
+    with api_client(server.url, server.admin_key) as http:
+        response = http.post("/v1/images/edits", json={"prompt": "x"})
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
 def test_create_variation_is_img2img_with_a_neutral_prompt(
     sdk: openai.OpenAI, server: ServerProcess
 ) -> None:

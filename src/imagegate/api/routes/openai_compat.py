@@ -32,6 +32,7 @@ from imagegate.api.openai_schemas import (
 )
 from imagegate.api.rate_limit_headers import headers_for
 from imagegate.api.schemas import JobPublic
+from imagegate.domain.actions import BLEND_MAX
 from imagegate.domain.openai_images import Family
 from imagegate.domain.records import Principal
 from imagegate.observability.logging import get_logger
@@ -45,7 +46,9 @@ from imagegate.settings import Settings
 PREFIX = "/v1"
 EDITS_PATH = PREFIX + "/images/edits"
 VARIATIONS_PATH = PREFIX + "/images/variations"
-MAX_FORM_FILES = 17  # up to 16 images and a mask; more is refused before any is read
+# A blend's most images and a mask (OpenAI takes 16 images; imagegate blends at most
+# BLEND_MAX): a form with more is refused before any file is read.
+MAX_FORM_FILES = BLEND_MAX + 1
 MAX_FORM_FIELDS = 32
 MAX_FORM_FIELD_BYTES = 128 * 1024  # a prompt of 32 000 characters, in UTF-8
 KEEPALIVE_S = 15
@@ -114,11 +117,13 @@ class OpenAIRoute(APIRoute):
         return handle
 
 
-router = APIRouter(prefix=PREFIX, tags=["openai"], route_class=OpenAIRoute)
+# Out of imagegate's OpenAPI document: these routes speak OpenAI's protocol (its
+# bodies, its error shape), which OpenAI's own document describes.
+router = APIRouter(prefix=PREFIX, tags=["openai"], route_class=OpenAIRoute, include_in_schema=False)
 
 
 def body_limits(settings: Settings) -> dict[str, int]:
-    """The body caps of the routes that take files: a mask and up to 16 images."""
+    """The body caps of the routes that take files: a mask and a blend's images."""
     cap = settings.upload_max_bytes * MAX_FORM_FILES + 256 * 1024
     return {EDITS_PATH: cap, VARIATIONS_PATH: settings.upload_max_bytes + 256 * 1024}
 
