@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import io
+import re
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,12 +19,13 @@ from PIL import Image
 
 from imagegate.sandbox.openai import API_KEY as EMULATOR_KEY
 from tests.support.api import client as api_client
-from tests.support.api import fetch_image
+from tests.support.api import fetch_image, wait_for_job
 from tests.support.pictures import BLUE, YELLOW, near, two_tone
 from tests.support.sandbox import SandboxProcess
 from tests.support.server import ServerProcess
 
-# The emulator behind a server of its own, allowing 3 jobs an hour per workspace.
+# The emulator behind a server of its own, allowing 3 jobs an hour per workspace and
+# waiting 4 s for a job.
 STRICT_CONFIG = """
 [providers.builtin]
 enabled = false
@@ -35,18 +38,24 @@ api_key_env = "COMPAT_TEST_OPENAI_KEY"
 
 
 @pytest.fixture
-def sdk(server: ServerProcess) -> Iterator[openai.OpenAI]:
+def key(workspace_key: str) -> str:
+    """Each test in a workspace of its own: its jobs are the ones it made."""
+    return workspace_key
+
+
+@pytest.fixture
+def sdk(server: ServerProcess, key: str) -> Iterator[openai.OpenAI]:
     # No retries unless a test asks: an error must surface as the SDK's exception.
     with openai.OpenAI(
-        api_key=server.admin_key, base_url=server.url + "/v1", max_retries=0, timeout=60
+        api_key=key, base_url=server.url + "/v1", max_retries=0, timeout=60
     ) as client:
         yield client
 
 
 @pytest.fixture
-async def async_sdk(server: ServerProcess) -> AsyncIterator[openai.AsyncOpenAI]:
+async def async_sdk(server: ServerProcess, key: str) -> AsyncIterator[openai.AsyncOpenAI]:
     async with openai.AsyncOpenAI(
-        api_key=server.admin_key, base_url=server.url + "/v1", max_retries=0, timeout=60
+        api_key=key, base_url=server.url + "/v1", max_retries=0, timeout=60
     ) as client:
         yield client
 
@@ -58,18 +67,18 @@ def decoded(b64: str | None) -> Image.Image:
     return image
 
 
-def job_of(server: ServerProcess, raw: Any) -> dict[str, Any]:
+def job_of(server: ServerProcess, key: str, raw: Any) -> dict[str, Any]:
     """The imagegate job behind a raw SDK response; it is listed in the job API too."""
     job_id = raw.http_response.headers["x-imagegate-job-id"]
-    with api_client(server.url, server.admin_key) as http:
+    with api_client(server.url, key) as http:
         job: dict[str, Any] = http.get(f"/api/image/jobs/{job_id}").json()
         listed = http.get("/api/image/jobs", params={"limit": 100}).json()["data"]
     assert job_id in [j["job_id"] for j in listed]
     return job
 
 
-def job_count(server: ServerProcess) -> int:
-    with api_client(server.url, server.admin_key) as http:
+def job_count(server: ServerProcess, key: str) -> int:
+    with api_client(server.url, key) as http:
         total, cursor = 0, None
         while True:
             params: dict[str, Any] = {"limit": 100, **({"cursor": cursor} if cursor else {})}
@@ -90,7 +99,7 @@ def png(image: Image.Image) -> bytes:
 
 
 def test_gpt_image_generate_b64_is_a_job_of_the_size_and_quality(
-    sdk: openai.OpenAI, server: ServerProcess
+    sdk: openai.OpenAI, server: ServerProcess, key: str
 ) -> None:
     raw = sdk.images.with_raw_response.generate(
         model="gpt-image-1", prompt="a lighthouse at dusk", size="1536x1024", quality="low"
@@ -100,7 +109,7 @@ def test_gpt_image_generate_b64_is_a_job_of_the_size_and_quality(
     assert (response.size, response.quality, response.output_format) == ("1536x1024", "low", "png")
     assert len(response.data or []) == 1
     image = decoded((response.data or [])[0].b64_json)
-    job = job_of(server, raw)
+    job = job_of(server, key, raw)
     assert job["status"] == "completed"
     # 1536x1024 is 3:2; low is imagegate's draft mode.
     assert (job["params"]["ratio"], job["params"]["mode"]) == ("3:2", "draft")
@@ -109,7 +118,7 @@ def test_gpt_image_generate_b64_is_a_job_of_the_size_and_quality(
 
 
 def test_dall_e_2_url_results_are_imagegate_signed_urls_n4(
-    sdk: openai.OpenAI, server: ServerProcess
+    sdk: openai.OpenAI, server: ServerProcess, key: str
 ) -> None:
     raw = sdk.images.with_raw_response.generate(
         model="dall-e-2", prompt="four paper boats", n=4, size="512x512", response_format="url"
@@ -120,12 +129,12 @@ def test_dall_e_2_url_results_are_imagegate_signed_urls_n4(
     assert len(urls) == 4 and all(u and u.startswith(server.url) for u in urls)
     images = [fetch_image(str(u)) for u in urls]
     assert {i.size for i in images} == {(512, 512)}
-    job = job_of(server, raw)
+    job = job_of(server, key, raw)
     assert job["params"]["variations"] == 4 and len(job["images"]) == 4
 
 
 async def test_async_dall_e_3_hd_wide_with_revised_prompt(
-    async_sdk: openai.AsyncOpenAI, server: ServerProcess
+    async_sdk: openai.AsyncOpenAI, server: ServerProcess, key: str
 ) -> None:
     raw = await async_sdk.images.with_raw_response.generate(
         model="dall-e-3", prompt="a wide harbour", size="1792x1024", quality="hd",
@@ -137,7 +146,7 @@ async def test_async_dall_e_3_hd_wide_with_revised_prompt(
     image = decoded(item.b64_json)
     assert image.width > image.height
     assert item.revised_prompt
-    job = job_of(server, raw)
+    job = job_of(server, key, raw)
     assert (job["params"]["ratio"], job["params"]["mode"]) == ("7:4", "standard")
 
 
@@ -166,14 +175,14 @@ async def test_async_gpt_image_four_webp(
     ],
 )
 def test_bad_values_are_bad_requests_naming_the_param_and_make_no_job(
-    sdk: openai.OpenAI, server: ServerProcess, fields: dict[str, Any], param: str
+    sdk: openai.OpenAI, server: ServerProcess, key: str, fields: dict[str, Any], param: str
 ) -> None:
-    before = job_count(server)
+    before = job_count(server, key)
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.images.generate(prompt="a kite", **fields)
     assert caught.value.status_code == 400
     assert (caught.value.param, caught.value.type) == (param, "invalid_request_error")
-    assert job_count(server) == before
+    assert job_count(server, key) == before
 
 
 def test_an_unknown_parameter_is_a_bad_request(sdk: openai.OpenAI) -> None:
@@ -200,7 +209,7 @@ def test_models_lists_the_configured_names(sdk: openai.OpenAI) -> None:
 
 
 def test_edit_with_a_mask_repaints_only_its_transparent_pixels(
-    sdk: openai.OpenAI, server: ServerProcess
+    sdk: openai.OpenAI, server: ServerProcess, key: str
 ) -> None:
     source = two_tone(256, 256)  # blue left, yellow right
     mask = Image.new("RGBA", (256, 256), (0, 0, 0, 255))
@@ -214,26 +223,26 @@ def test_edit_with_a_mask_repaints_only_its_transparent_pixels(
     assert image.size == (256, 256)  # a repaint keeps the source's size
     assert near(image.getpixel((200, 128)), YELLOW, 4)  # kept
     assert not near(image.getpixel((40, 128)), BLUE)  # repainted
-    job = job_of(server, raw)
+    job = job_of(server, key, raw)
     assert job["action"] == "vary_region" and job["parent_job_id"] is None
     assert job["metadata"]["openai_endpoint"] == "edits"
 
 
 def test_edit_without_a_mask_is_img2img_of_the_image(
-    sdk: openai.OpenAI, server: ServerProcess
+    sdk: openai.OpenAI, server: ServerProcess, key: str
 ) -> None:
     raw = sdk.images.with_raw_response.edit(
         model="gpt-image-1", image=("scene.png", two_tone(128, 128), "image/png"),
         prompt="the same, at night", size="1024x1024", quality="low",
     )  # fmt: skip
     decoded((raw.parse().data or [])[0].b64_json)
-    job = job_of(server, raw)
+    job = job_of(server, key, raw)
     assert job["action"] == "imagine"
     assert job["params"]["strength"] == 0.6 and job["params"]["source"]["upload_id"]
 
 
 async def test_async_edit_of_several_images_is_a_blend(
-    async_sdk: openai.AsyncOpenAI, server: ServerProcess, tmp_path: Path
+    async_sdk: openai.AsyncOpenAI, server: ServerProcess, key: str, tmp_path: Path
 ) -> None:
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     a.write_bytes(png(Image.new("RGB", (96, 96), BLUE)))
@@ -243,7 +252,7 @@ async def test_async_edit_of_several_images_is_a_blend(
             model="gpt-image-1", image=[first, second], prompt="both colours", quality="low"
         )
     decoded((raw.parse().data or [])[0].b64_json)
-    job = job_of(server, raw)
+    job = job_of(server, key, raw)
     assert job["action"] == "blend" and len(job["params"]["sources"]) == 2
 
 
@@ -279,7 +288,7 @@ def test_an_edit_that_is_not_a_form_is_a_bad_request(server: ServerProcess) -> N
 
 
 def test_create_variation_is_img2img_with_a_neutral_prompt(
-    sdk: openai.OpenAI, server: ServerProcess
+    sdk: openai.OpenAI, server: ServerProcess, key: str
 ) -> None:
     raw = sdk.images.with_raw_response.create_variation(
         image=("scene.png", two_tone(128, 128), "image/png"), n=2, size="256x256",
@@ -287,7 +296,7 @@ def test_create_variation_is_img2img_with_a_neutral_prompt(
     )  # fmt: skip
     images = [decoded(d.b64_json) for d in raw.parse().data or []]
     assert len(images) == 2
-    job = job_of(server, raw)
+    job = job_of(server, key, raw)
     assert (
         job["params"]["source"]["upload_id"] and job["metadata"]["openai_endpoint"] == "variations"
     )
@@ -297,7 +306,7 @@ def test_create_variation_is_img2img_with_a_neutral_prompt(
 
 
 def test_stream_generate_yields_completed_events_that_decode(
-    sdk: openai.OpenAI, server: ServerProcess
+    sdk: openai.OpenAI, server: ServerProcess, key: str
 ) -> None:
     stream = sdk.images.generate(
         model="gpt-image-1", prompt="a lantern", n=2, quality="low", stream=True,
@@ -312,7 +321,7 @@ def test_stream_generate_yields_completed_events_that_decode(
     assert {i.format for i in images} == {"JPEG"}
     assert all(e.output_format == "jpeg" and e.quality == "low" for e in events)
     job_id = stream.response.headers["x-imagegate-job-id"]
-    with api_client(server.url, server.admin_key) as http:
+    with api_client(server.url, key) as http:
         assert http.get(f"/api/image/jobs/{job_id}").json()["status"] == "completed"
 
 
@@ -351,6 +360,8 @@ def strict_server(
     proc = ServerProcess(
         data, IMAGEGATE_CONFIG=str(config), COMPAT_TEST_OPENAI_KEY=EMULATOR_KEY,
         IMAGEGATE_RATE_LIMIT_JOBS="3/hour", IMAGEGATE_MAX_ATTEMPTS="2",
+        # Under the emulator's 5 s of ``sandbox:slow`` latency.
+        IMAGEGATE_OPENAI_WAIT_S="4",
     ).start()  # fmt: skip
     yield proc
     proc.stop()
@@ -381,13 +392,30 @@ def test_a_refused_prompt_in_a_stream_is_an_error_event(strict_server: ServerPro
     assert caught.value.body["code"] == "moderation_blocked"
 
 
+def test_a_job_that_outlasts_the_wait_is_a_504_naming_it_and_goes_on(
+    strict_server: ServerProcess,
+) -> None:
+    with openai.OpenAI(
+        api_key=strict_server.admin_key, base_url=strict_server.url + "/v1", max_retries=0
+    ) as client:
+        with pytest.raises(openai.InternalServerError) as caught:
+            client.images.generate(model="gpt-image-1", prompt="sandbox:slow a kite")
+    assert (caught.value.status_code, caught.value.code) == (504, "timeout")
+    job_id = re.search(r"job_[A-Za-z0-9]+", caught.value.message)
+    assert job_id is not None
+    with api_client(strict_server.url, strict_server.admin_key) as http:
+        assert wait_for_job(http, job_id[0])["status"] == "completed"
+
+
 def test_over_the_job_rate_is_a_rate_limit_error(strict_server: ServerProcess) -> None:
+    # A workspace of its own: the tests above spend the admin's.
+    key = strict_server.create_key(f"ws-rate-{uuid.uuid4().hex[:8]}")
     sent: list[str] = []
     hooks: dict[str, list[Callable[[httpx.Request], None]]] = {
         "request": [lambda request: sent.append(request.url.path)]
     }
     with openai.OpenAI(
-        api_key=strict_server.admin_key, base_url=strict_server.url + "/v1", max_retries=2,
+        api_key=key, base_url=strict_server.url + "/v1", max_retries=2,
         http_client=httpx.Client(event_hooks=hooks),  # type: ignore[arg-type]
     ) as client:  # fmt: skip
         refused = None
