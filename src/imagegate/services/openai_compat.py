@@ -15,12 +15,19 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from imagegate.domain.actions import BLEND_MAX
 from imagegate.domain.jobs import JobAction, JobStatus
-from imagegate.domain.openai_images import DEFAULT_MODEL, OpenAIParamError, Shape, always_b64, shape
-from imagegate.domain.records import JobRecord, Principal, StoredImage
+from imagegate.domain.openai_images import (
+    DEFAULT_MODEL,
+    Family,
+    OpenAIParamError,
+    Shape,
+    always_b64,
+    shape,
+)
+from imagegate.domain.rates import Allowance
+from imagegate.domain.records import JobRecord, Principal, StoredImage, UploadRecord
 from imagegate.runtime import Runtime
 from imagegate.services import event_feed, sources
 from imagegate.services import jobs as jobs_service
@@ -87,6 +94,8 @@ class Pending:
     shape: Shape
     b64: bool
     output_format: str
+    # Where the workspace stands against the job rate (the answer's RateLimit headers).
+    rate_limit: Allowance | None = None
 
 
 @dataclass(frozen=True)
@@ -119,12 +128,12 @@ def _checked(
     except OpenAIParamError as error:
         raise OpenAIFailure(400, str(error), param=error.param, code="invalid_value") from error
     output_format = request.output_format or "png"
-    if s.family.value != "gpt-image" and output_format != "png":
+    if s.family is not Family.GPT_IMAGE and output_format != "png":
         raise OpenAIFailure(
             400, f"output_format is only supported for gpt-image models, not {name}",
             param="output_format", code="invalid_value",
         )  # fmt: skip
-    if request.stream and s.family.value != "gpt-image":
+    if request.stream and s.family is not Family.GPT_IMAGE:
         raise OpenAIFailure(
             400, f"streaming is only supported for gpt-image models, not {name}",
             param="stream", code="invalid_value",
@@ -163,7 +172,9 @@ async def generate(
     name, target, s, output_format = _checked(rt, request)
     spec = _spec(request, target, s, output_format, "generations")
     submitted = await jobs_service.submit(rt, principal, spec, present)
-    return Pending(submitted.job_id, name, s, _b64(request, name), output_format)
+    return Pending(
+        submitted.job_id, name, s, _b64(request, name), output_format, submitted.rate_limit
+    )
 
 
 async def edit(
@@ -193,12 +204,14 @@ async def edit(
         mask_upload = await _store(rt, principal, mask)
         submitted = await _masked_edit(rt, principal, spec, stored[0], mask_upload, present)
     elif len(stored) > 1:
-        spec = _replace(spec, action="blend", images=tuple(u.id for u in stored))
+        spec = replace(spec, action="blend", images=tuple(u.id for u in stored))
         submitted = await jobs_service.submit(rt, principal, spec, present)
     else:
-        spec = _replace(spec, init_image=stored[0].id, strength=EDIT_STRENGTH)
+        spec = replace(spec, init_image=stored[0].id, strength=EDIT_STRENGTH)
         submitted = await jobs_service.submit(rt, principal, spec, present)
-    return Pending(submitted.job_id, name, s, _b64(request, name), output_format)
+    return Pending(
+        submitted.job_id, name, s, _b64(request, name), output_format, submitted.rate_limit
+    )
 
 
 async def variation(
@@ -208,23 +221,26 @@ async def variation(
     name, target, s, output_format = _checked(rt, request, default="dall-e-2")
     upload = await _store(rt, principal, image)
     spec = _spec(request, target, s, output_format, "variations")
-    spec = _replace(spec, prompt=VARIATION_PROMPT, init_image=upload.id, strength=EDIT_STRENGTH)
+    spec = replace(spec, prompt=VARIATION_PROMPT, init_image=upload.id, strength=EDIT_STRENGTH)
     submitted = await jobs_service.submit(rt, principal, spec, present)
-    return Pending(submitted.job_id, name, s, _b64(request, name), output_format)
+    return Pending(
+        submitted.job_id, name, s, _b64(request, name), output_format, submitted.rate_limit
+    )
 
 
-def _replace(spec: JobSpec, **changes: Any) -> JobSpec:
-    return replace(spec, **changes)
-
-
-async def _store(rt: Runtime, principal: Principal, upload: Upload) -> Any:
+async def _store(rt: Runtime, principal: Principal, upload: Upload) -> UploadRecord:
     return await uploads_service.create_from_bytes(
         rt, principal, upload.data, upload.content_type, field=upload.field
     )
 
 
 async def _masked_edit(
-    rt: Runtime, principal: Principal, spec: JobSpec, image: Any, mask: Any, present: Presenter
+    rt: Runtime,
+    principal: Principal,
+    spec: JobSpec,
+    image: UploadRecord,
+    mask: UploadRecord,
+    present: Presenter,
 ) -> Submitted:
     """A ``vary_region`` job without a parent: the upload is its source, the mask (its
     transparent pixels, OpenAI's convention; engine.inputs normalises it) what is

@@ -115,6 +115,7 @@ def test_gpt_image_generate_b64_is_a_job_of_the_size_and_quality(
     assert (job["params"]["ratio"], job["params"]["mode"]) == ("3:2", "draft")
     assert image.size == (job["params"]["width"], job["params"]["height"])
     assert job["metadata"]["openai_endpoint"] == "generations"
+    assert "ratelimit-remaining" in raw.http_response.headers
 
 
 def test_dall_e_2_url_results_are_imagegate_signed_urls_n4(

@@ -30,7 +30,7 @@ from imagegate.api.openai_schemas import (
     ImageVariationFields,
     PromptedFields,
 )
-from imagegate.api.rate_limit_headers import headers_for
+from imagegate.api.rate_limit_headers import headers_for, remember
 from imagegate.api.schemas import JobPublic
 from imagegate.domain.actions import BLEND_MAX
 from imagegate.domain.openai_images import Family
@@ -165,6 +165,7 @@ async def respond(
 ) -> Response:
     """The answer once the job ends: JSON, or with ``events`` (``image_generation`` or
     ``image_edit``) a stream of OpenAI's server-sent events."""
+    remember(request, pending.rate_limit)
     feed = request.app.state.event_feed
     if events is None:
         return await answer(rt, await service.finish(rt, feed, principal, pending))
