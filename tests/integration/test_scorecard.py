@@ -145,6 +145,12 @@ def test_the_scorecard_figures_are_exact_and_error_text_stays_home(
             "at": latest_failure_at,
         },
     }
+    # The checklist's measured item: 20 ok of the 23 calls not moderated is 87 %, 2
+    # points (85 % or more); builtin has no facts configured, so that is the score.
+    with client(card_server.url, a.secret) as http:
+        [builtin] = http.get("/api/image/providers").json()["data"]
+    assert builtin["overall"] == {"score": 2.0, "items": {"reliability": 2}}
+    assert builtin["facts"] == {}
     # Another workspace, and the admin's, see the same figures and the error's code,
     # never its text.
     foreign = {**seen_by_a, "last_error": {**seen_by_a["last_error"], "message": None}}

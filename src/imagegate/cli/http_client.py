@@ -20,6 +20,7 @@ import httpx
 JOBS = "/api/image/jobs"
 UPLOADS = "/api/image/uploads"
 BATCHES = "/api/image/batches"
+PROVIDERS = "/api/image/providers"
 # A request that never reached the server (connection refused) is not retried: the
 # answer would be the same, and "is the server running?" should come back at once.
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -113,6 +114,9 @@ class ImagegateClient:
 
     def get_batch(self, batch_id: str) -> dict[str, Any]:
         return self._json("GET", f"{BATCHES}/{_segment(batch_id)}", retry=True)
+
+    def list_providers(self) -> dict[str, Any]:
+        return self._json("GET", PROVIDERS, retry=True)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
         return self._json("GET", f"{JOBS}/{_segment(job_id)}", retry=True)

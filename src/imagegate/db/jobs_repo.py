@@ -190,10 +190,13 @@ async def start_attempt(
     *,
     provider: str,
     model: str,
+    params: dict[str, Any] | None = None,
 ) -> JobRecord | None:
     """Mark a queued or running job running on ``worker_id`` with ``provider`` and
     count one more attempt, in one statement; ``None`` if the job is gone or already
-    finished."""
+    finished. ``params``, if given, replaces the job's (the routing reason rides on
+    this statement rather than costing one of its own)."""
+    extra = {"params": params} if params is not None else {}
     row = (
         (
             await conn.execute(
@@ -210,6 +213,7 @@ async def start_attempt(
                     model=model,
                     started_at=func.coalesce(jobs.c.started_at, now),
                     updated_at=now,
+                    **extra,
                 )
                 .returning(*jobs.c)
             )

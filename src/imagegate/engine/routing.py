@@ -10,7 +10,7 @@ which the breakers and the scorecard read."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,8 @@ from imagegate.db import providers_repo
 from imagegate.domain.circuit_breaker import Breaker, BreakerRules, BreakerState, should_open
 from imagegate.domain.params import Mode
 from imagegate.domain.records import JobRecord
-from imagegate.domain.routing import Candidate, ranked
+from imagegate.domain.routing import Candidate, Plan, explain, plan
+from imagegate.domain.scorecard import meets_floor
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import action_for_job
 from imagegate.providers.registry import ProviderEntry
@@ -44,6 +45,8 @@ class Route:
     model: str
     probe: bool = False
     slot_holder: str | None = None
+    # Why this provider (``params.routing_reason``); None: a resumed call keeps its own.
+    reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -63,14 +66,18 @@ def candidates_for(
     rt: Runtime, params: dict[str, Any], job_action: str = "imagine"
 ) -> list[tuple[ProviderEntry, str]]:
     """Every (provider, model) that can do a job of ``job_action`` with ``params``,
-    before health and policy."""
+    before health and policy. A provider below the job's ``min_compliance`` (its
+    workspace's floor, frozen into the job at submission) is never one of them."""
     requested = str(params.get("requested_model") or params.get("model") or "auto")
     mode = Mode(params["mode"])
     images = int(params["variations"])
     pixels = int(params["width"]) * int(params["height"])
     action = action_for_job(job_action, params)
+    floor = params.get("min_compliance")
     found = []
     for entry in rt.providers.entries():
+        if not meets_floor(entry.table.compliance, floor):
+            continue
         caps = entry.provider.capabilities()
         if action not in caps.actions:
             continue
@@ -100,30 +107,50 @@ async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
     if resuming:
         resumed = [(str(job.provider), str(job.model))]
         return await _first_available(rt, resumed, breakers, holder, now)
-    options = _fallback(
-        candidates_for(rt, job.params, job.action),
-        failed,
-        rt.providers.config.routing.max_providers,
-    )
+    able = candidates_for(rt, job.params, job.action)
+    options = _fallback(able, failed, rt.providers.config.routing.max_providers)
+    planned = await _plan(rt, job, able, policy)
+    allowed = {(e.name, m) for e, m in options}
+    ordered = [(c.provider, c.model) for c in planned.order if (c.provider, c.model) in allowed]
+    if not ordered:
+        return Wait(0.0, "no configured provider can do this job")
+    # Why providers ahead of the one chosen were passed over, for the routing reason.
+    passed = {c.provider: "failed" for c in planned.order if (c.provider, c.model) not in allowed}
+    route = await _first_available(rt, ordered, breakers, holder, now, passed)
+    if isinstance(route, Route):
+        return replace(route, reason=explain(planned, route.provider, passed))
+    return route
+
+
+async def _plan(
+    rt: Runtime, job: JobRecord, able: list[tuple[ProviderEntry, str]], policy: str
+) -> Plan:
+    """Every able candidate in the order to try them, with why the first is first.
+    A named provider has only itself; ``auto`` follows ``[routing.prefer]`` when the
+    job's action or style has a preference there, and the job's policy otherwise."""
+    requested = str(job.params.get("requested_model") or job.params.get("model") or "auto")
+    preference = None
+    if requested == "auto":
+        preset = job.params.get("preset")
+        preference = rt.providers.config.preference_for(
+            action_for_job(job.action, job.params).value,
+            str(job.params.get("style") or "") or None,
+            str(preset["name"]) if isinstance(preset, dict) and preset.get("name") else None,
+        )
+    wanted = preference.policy if preference and preference.policy else policy
     medians = (
-        await median_latencies(rt, sorted({e.name for e, _ in options}))
-        if policy == "fastest"
-        else {}
+        await median_latencies(rt, sorted({e.name for e, _ in able})) if wanted == "fastest" else {}
     )
     mode, action = str(job.params["mode"]), str(job.params.get("action") or "")
-    ranked_options = ranked(
-        [
-            Candidate(e.name, m, e.table.priority, e.order, _price(e, m, action, mode),
-                      medians.get(e.name))
-            for e, m in options
-        ],
-        policy,
-    )  # fmt: skip
-    if not ranked_options:
-        return Wait(0.0, "no configured provider can do this job")
-    return await _first_available(
-        rt, [(c.provider, c.model) for c in ranked_options], breakers, holder, now
-    )
+    candidates = [
+        Candidate(e.name, m, e.table.priority, e.order, _price(e, m, action, mode),
+                  medians.get(e.name))
+        for e, m in able
+    ]  # fmt: skip
+    planned = plan(candidates, policy, preference)
+    if requested != "auto":
+        return Plan(planned.order, f"requested {requested}")
+    return planned
 
 
 async def _first_available(
@@ -132,9 +159,12 @@ async def _first_available(
     breakers: dict[str, Breaker],
     holder: str,
     now: datetime,
+    passed: dict[str, str] | None = None,
 ) -> Route | Wait:
     """The first (provider, model) whose circuit lets a call through and that has a
-    free slot and rate; else how long to wait for one."""
+    free slot and rate; else how long to wait for one. Each provider passed over goes
+    into ``passed`` with why: its circuit is ``open``, or it is ``busy``."""
+    passed = {} if passed is None else passed
     wait_s = None
     for provider, model in ordered:
         entry = rt.providers.entry(provider)
@@ -145,6 +175,7 @@ async def _first_available(
             if not probe:
                 left = breaker.seconds_to_probe(now, rules(rt)) or BUSY_RETRY_S
                 wait_s = min(wait_s or left, left)
+                passed.setdefault(provider, "open")
                 continue
         refusal = await _take_capacity(rt, provider, holder, now)
         if refusal is not None:
@@ -152,6 +183,7 @@ async def _first_available(
             if probe:  # give the probe back for another attempt to use
                 async with rt.db.begin() as conn:
                     await providers_repo.reopen(conn, provider, breaker.opened_at or now)
+            passed.setdefault(provider, "busy")
             continue
         return Route(
             provider, model, probe=probe, slot_holder=holder if entry.table.concurrency else None

@@ -83,15 +83,23 @@ async def attempt(rt: Runtime, job_id: str, worker_id: str) -> Outcome:
     if isinstance(route, routing.Wait):
         return _unroutable(job, route)
     now = rt.clock.now()
+    # The params are this job's own while it runs (only the runner writes them), so the
+    # copy read above is the one to add the reason to.
+    reason = route.reason
+    params = None
+    if reason is not None and job.params.get("routing_reason") != reason:
+        params = {**job.params, "routing_reason": reason}
     async with rt.db.begin() as conn:
         started = await jobs_repo.start_attempt(
-            conn, job_id, now, worker_id, provider=route.provider, model=route.model
-        )
+            conn, job_id, now, worker_id, provider=route.provider, model=route.model,
+            params=params,
+        )  # fmt: skip
         if started is not None:
             await record(
                 conn, job_id=job_id, workspace_id=started.workspace_id, event="job.running",
                 now=now, user=started.user, provider=route.provider, model=route.model,
                 attempt=started.attempts, worker=worker_id, probe=route.probe or None,
+                reason=reason,
             )  # fmt: skip
     if started is None:
         if route.slot_holder:

@@ -6,18 +6,29 @@ variable that holds its key (``api_key_env``). See docs/providers.md."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from imagegate.domain import scorecard
 from imagegate.domain.jobs import JobAction
 from imagegate.domain.params import Mode
 from imagegate.domain.rates import Rate, parse_rate
+from imagegate.domain.routing import Preference
 from imagegate.errors import ImagegateError
+from imagegate.providers.base import Action
 
 ADAPTER_TYPES = (
     "builtin", "openai", "stability", "replicate", "fal", "bfl", "comfyui", "a1111", "diffusers",
@@ -47,6 +58,43 @@ class _Strict(BaseModel):
 PriceTable = dict[str, dict[str, float]]
 
 
+MAX_NOTE_CHARS = 200
+
+
+class Fact(_Strict):
+    """One checklist item an operator rates: 1-5, with a short note saying why."""
+
+    score: int = Field(ge=scorecard.MIN_POINTS, le=scorecard.MAX_POINTS, strict=True)
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS)
+
+
+class FactsTable(_Strict):
+    """``[providers.<name>.facts]``: the checklist items only an operator knows (see
+    domain/scorecard.py). Each is ``{score = 1..5, note = "..."}`` or a bare score."""
+
+    compliance_comfort: Fact | None = None
+    cost_predictability: Fact | None = None
+    output_quality: Fact | None = None
+    status_clarity: Fact | None = None
+    data_retention: Fact | None = None
+    support: Fact | None = None
+    commercial_terms: Fact | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_scores(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {
+                k: {"score": v} if isinstance(v, int) and not isinstance(v, bool) else v
+                for k, v in data.items()
+            }
+        return data
+
+    def given(self) -> dict[str, Fact]:
+        """The facts configured, in the checklist's order."""
+        return {name: fact for name in scorecard.FACTS if (fact := getattr(self, name)) is not None}
+
+
 class ProviderTable(_Strict):
     """One ``[providers.<name>]`` table."""
 
@@ -65,6 +113,12 @@ class ProviderTable(_Strict):
     breaker: bool | None = None
     prices: PriceTable = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
+    facts: FactsTable = Field(default_factory=FactsTable)
+
+    @property
+    def compliance(self) -> int | None:
+        fact = self.facts.compliance_comfort
+        return fact.score if fact is not None else None
 
     @field_validator("prices")
     @classmethod
@@ -101,14 +155,81 @@ class BreakerTable(_Strict):
     open_s: float = Field(default=30.0, gt=0)
 
 
+ComplianceFloor = int | None
+_FLOOR = Field(default=None, ge=scorecard.MIN_POINTS, le=scorecard.MAX_POINTS, strict=True)
+
+
 class WorkspaceRouting(_Strict):
-    policy: Policy
+    policy: Policy | None = None
+    # Providers whose compliance_comfort is below this (or unrated) do none of the
+    # workspace's jobs.
+    min_compliance: ComplianceFloor = _FLOOR
+
+
+# A preference: a policy over every capable provider, or providers to try first.
+PreferValue = Policy | tuple[str, ...]
+MAX_PREFERRED = 16
+MAX_PREFER_STYLES = 256
+_STYLE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")  # a style preset's name
+
+
+class PreferTable(_Strict):
+    """``[routing.prefer]``: per style preset (or base style) and per action, which
+    providers take ``auto`` jobs first, or which policy orders them."""
+
+    styles: dict[str, PreferValue] = Field(default_factory=dict, max_length=MAX_PREFER_STYLES)
+    actions: dict[str, PreferValue] = Field(default_factory=dict)
+
+    @field_validator("styles", "actions", mode="before")
+    @classmethod
+    def _values(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        for key, wanted in value.items():
+            if isinstance(wanted, str) and wanted not in {p.value for p in Policy}:
+                raise ValueError(
+                    f"{key}: {wanted!r} is not a policy ({', '.join(p.value for p in Policy)});"
+                    f' list providers as ["{wanted}"]'
+                )
+            if isinstance(wanted, list):
+                if not 1 <= len(wanted) <= MAX_PREFERRED:
+                    raise ValueError(f"{key}: list 1 to {MAX_PREFERRED} providers")
+                if len(set(map(str, wanted))) != len(wanted):
+                    raise ValueError(f"{key}: a provider is listed twice")
+        return value
+
+    @field_validator("styles")
+    @classmethod
+    def _style_names(cls, value: dict[str, PreferValue]) -> dict[str, PreferValue]:
+        bad = sorted(name for name in value if not _STYLE_NAME.match(name))
+        if bad:
+            raise ValueError(f"not a style preset name: {', '.join(bad)}")
+        return value
+
+    @field_validator("actions")
+    @classmethod
+    def _action_names(cls, value: dict[str, PreferValue]) -> dict[str, PreferValue]:
+        known = {a.value for a in Action}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown action(s) {', '.join(unknown)}; one of {', '.join(sorted(known))}"
+            )
+        return value
+
+    def providers(self) -> set[str]:
+        """Every provider a preference names."""
+        named = [*self.styles.values(), *self.actions.values()]
+        return {name for value in named if isinstance(value, tuple) for name in value}
 
 
 class RoutingTable(_Strict):
     policy: Policy = Policy.PRIORITY
     # Try at most this many different providers for one job (the fallback chain).
     max_providers: int = Field(default=3, ge=1)
+    # The floor for every workspace without its own.
+    min_compliance: ComplianceFloor = _FLOOR
+    prefer: PreferTable = Field(default_factory=PreferTable)
     workspaces: dict[str, WorkspaceRouting] = Field(default_factory=dict)
 
 
@@ -130,12 +251,48 @@ class ConfigFile(_Strict):
                 raise ValueError(f"providers.{name}: a provider name may not contain ':'")
         return providers
 
+    @model_validator(mode="after")
+    def _preferred_exist(self) -> ConfigFile:
+        # builtin exists unless its table disables it; a disabled provider may be named
+        # (it is skipped), a misspelt one would be a preference silently never applied.
+        known = {*self.providers, "builtin"}
+        unknown = sorted(self.routing.prefer.providers() - known)
+        if unknown:
+            raise ValueError(f"routing.prefer names unknown provider(s): {', '.join(unknown)}")
+        return self
+
     def adapter_type(self, name: str) -> str:
         return self.providers[name].type or name
 
     def policy_for(self, workspace_name: str) -> Policy:
         override = self.routing.workspaces.get(workspace_name)
-        return override.policy if override else self.routing.policy
+        if override is not None and override.policy is not None:
+            return override.policy
+        return self.routing.policy
+
+    def min_compliance_for(self, workspace_name: str) -> int | None:
+        override = self.routing.workspaces.get(workspace_name)
+        if override is not None and override.min_compliance is not None:
+            return override.min_compliance
+        return self.routing.min_compliance
+
+    def preference_for(
+        self, action: str, style: str | None, preset: str | None
+    ) -> Preference | None:
+        """The preference for a job doing ``action`` (a provider action) with base
+        ``style`` and style ``preset``: the action's, else the preset's, else the base
+        style's (an upscale is chosen for what it does, whatever the picture's style)."""
+        prefer = self.routing.prefer
+        for subject, found in (
+            (action, prefer.actions.get(action)),
+            (f"style {preset}", prefer.styles.get(preset) if preset else None),
+            (f"style {style}", prefer.styles.get(style) if style else None),
+        ):
+            if isinstance(found, Policy):
+                return Preference(subject, policy=found.value)
+            if found is not None:
+                return Preference(subject, providers=found)
+        return None
 
 
 def load(path: Path | None) -> ConfigFile:

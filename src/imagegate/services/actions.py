@@ -67,6 +67,7 @@ async def act(
         prompt, params = await _child_params(rt, principal, parent, action, spec)
     except ParamError as error:
         raise InvalidRequest(str(error), field=error.field) from error
+    params.update(jobs_service.compliance_floor(rt, principal))
     requested = spec.model or _inherited_model(rt, parent, params, action)
     params["requested_model"] = requested
     choice = jobs_service.choose_model(rt, requested, params, action)

@@ -89,6 +89,7 @@ async def submit(
     p = {**resolved.params, **images, "requested_model": requested}
     if action is not JobAction.IMAGINE:
         p["action"] = action.value
+    p.update(compliance_floor(rt, principal))
     choice = choose_model(rt, requested, p, action)
     estimate = estimate_credits(rt, choice, resolved.prompt, resolved.negative_prompt, p, action)
     repeat = int(p.pop("repeat", 1) or 1)
@@ -117,6 +118,13 @@ async def submit(
     return await record_and_queue(rt, principal, new, present, idempotency, repeat=repeat)
 
 
+def compliance_floor(rt: Runtime, principal: Principal) -> dict[str, int]:
+    """The workspace's ``min_compliance``, as a job's params freeze it (routing reads it
+    there, as it reads the policy), or nothing when it has none."""
+    floor = rt.providers.config.min_compliance_for(principal.workspace_name)
+    return {"min_compliance": floor} if floor is not None else {}
+
+
 def choose_model(
     rt: Runtime, requested: str, params: dict[str, Any], action: JobAction
 ) -> ModelChoice:
@@ -130,6 +138,15 @@ def choose_model(
             field="model",
         )
     if not routing.candidates_for(rt, params, action):
+        floor = params.get("min_compliance")
+        if floor is not None and routing.candidates_for(
+            rt, {**params, "min_compliance": None}, action
+        ):
+            raise UnsupportedModel(
+                f"your workspace's min_compliance of {floor} keeps out every provider that "
+                f"can do this job with model {requested!r}",
+                field="model",
+            )
         able = [
             e.name
             for e in rt.providers.entries()

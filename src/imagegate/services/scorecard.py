@@ -1,5 +1,6 @@
 """Each provider's capabilities, breaker and scorecard, from imagegate's own telemetry
-(``provider_calls``): the brief's provider checklist, with measured values."""
+(``provider_calls``): the brief's provider checklist, with measured values beside the
+configured facts and the overall score (domain/scorecard.py has the formula)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from imagegate.db import providers_repo
 from imagegate.db.providers_repo import CallCounts, CallError
+from imagegate.domain import scorecard as checklist
 from imagegate.domain.circuit_breaker import Breaker
 from imagegate.providers.registry import ModelChoice, ProviderEntry
 from imagegate.runtime import Runtime
@@ -28,6 +30,8 @@ class Scorecard:
     p95_ms: float | None
     mean_cost_per_image_usd: float | None
     last_error: dict[str, Any] | None
+    # The checklist's measured item, 1-5 (None over too few calls).
+    reliability: int | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,11 @@ class ProviderReport:
     entry: ProviderEntry
     breaker: Breaker
     scorecard: Scorecard
+
+    @property
+    def overall(self) -> checklist.Overall:
+        facts = {name: fact.score for name, fact in self.entry.table.facts.given().items()}
+        return checklist.overall(facts, self.scorecard.reliability)
 
 
 async def report(rt: Runtime, workspace_id: str) -> list[ProviderReport]:
@@ -82,6 +91,7 @@ def score(
             round(counts.cost_usd / counts.images, 6) if counts.images else None
         ),
         last_error=_error(error, workspace_id) if error else None,
+        reliability=checklist.reliability_points(counts.calls, counts.ok, counts.moderated),
     )
 
 

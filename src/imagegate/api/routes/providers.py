@@ -25,6 +25,10 @@ class ProviderPublic(BaseModel):
     prices_usd_per_image: dict[str, dict[str, float]]
     breaker: dict[str, Any]
     scorecard: dict[str, Any]
+    # The checklist items an operator configured: {item: {"score": 1-5, "note"}}.
+    facts: dict[str, dict[str, Any]]
+    # The checklist's overall 1-5 (None: nothing rated or measured) and its items.
+    overall: dict[str, Any]
 
 
 class ProvidersPublic(BaseModel):
@@ -40,7 +44,8 @@ class ProvidersPublic(BaseModel):
 )
 async def list_providers(rt: RuntimeDep, principal: PrincipalDep) -> ProvidersPublic:
     """Capabilities, prices, circuit breaker and a live scorecard (last 24 h; latency
-    over the 1,000 latest successful calls) for every configured provider. An error's
+    over the 1,000 latest successful calls) for every configured provider, with the
+    configured facts and the overall 1-5 score of the provider checklist. An error's
     text is shown only to the workspace whose job it was; others see its code."""
     reports = await scorecard.report(rt, principal.workspace_id)
     config = rt.providers.config
@@ -49,6 +54,8 @@ async def list_providers(rt: RuntimeDep, principal: PrincipalDep) -> ProvidersPu
         routing={
             "policy": config.policy_for(principal.workspace_name).value,
             "max_providers": config.routing.max_providers,
+            "min_compliance": config.min_compliance_for(principal.workspace_name),
+            "prefer": config.routing.prefer.model_dump(mode="json"),
             "breaker": config.breaker.model_dump(),
         },
     )
@@ -57,6 +64,7 @@ async def list_providers(rt: RuntimeDep, principal: PrincipalDep) -> ProvidersPu
 def _public(r: scorecard.ProviderReport) -> ProviderPublic:
     caps = r.entry.provider.capabilities()
     card = r.scorecard
+    overall = r.overall
     return ProviderPublic(
         name=r.entry.name,
         type=r.entry.type,
@@ -86,4 +94,6 @@ def _public(r: scorecard.ProviderReport) -> ProviderPublic:
             "mean_cost_per_image_usd": card.mean_cost_per_image_usd,
             "last_error": card.last_error,
         },
+        facts={name: fact.model_dump() for name, fact in r.entry.table.facts.given().items()},
+        overall={"score": overall.score, "items": overall.items},
     )
