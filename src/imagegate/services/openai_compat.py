@@ -253,6 +253,8 @@ async def _masked_edit(
         "mask": sources.reference(mask),
         "width": image.width,
         "height": image.height,
+        # The workspace's compliance floor binds this job as it binds any other.
+        **jobs_service.compliance_floor(rt, principal),
     }
     requested = str(params.get("requested_model") or "auto")
     choice = jobs_service.choose_model(rt, requested, params, JobAction.VARY_REGION)
