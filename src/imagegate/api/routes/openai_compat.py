@@ -67,7 +67,8 @@ _PARAMS = {"ratio": "size", "mode": "quality", "variations": "n", "init_image": 
 
 
 def failure_from(error: Exception) -> OpenAIFailure | None:
-    """OpenAI's answer to one of imagegate's errors; None for a bug (the app's 500)."""
+    """OpenAI's answer to one of imagegate's errors; None for a bug (logged, then a
+    500 ``server_error``)."""
     if isinstance(error, OpenAIFailure):
         return error
     if isinstance(error, RequestValidationError):
