@@ -22,6 +22,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from imagegate.domain.flags import DEFAULT_VERSION_MODELS, parse_version_models
+from imagegate.domain.openai_images import DEFAULT_MODELS as DEFAULT_OPENAI_MODELS
+from imagegate.domain.openai_images import parse_models as parse_openai_models
 from imagegate.domain.rates import Rate, parse_rate
 from imagegate.domain.webhooks import parse_schedule
 
@@ -107,6 +109,12 @@ class Settings(BaseSettings):
     # The longest a create may wait for its job with ``Prefer: wait=N``.
     prefer_wait_max_s: int = Field(default=60, ge=0, le=600)
     key_cache_ttl_s: float = Field(default=30.0, ge=0)
+    # The OpenAI-compatible /v1 images API (docs/openai-compat.md): OpenAI model names
+    # and the imagegate model each maps to ("name=auto|provider:model", comma-separated;
+    # added to the gpt-image-*/dall-e-* defaults), and how long a /v1 request waits for
+    # its job before answering 504 (the job goes on; the job API has it).
+    openai_models: str = ""
+    openai_wait_s: int = Field(default=300, ge=1, le=3600)
 
     # Shared counters and rate limits (docs/configuration.md#rate-limits). With a Redis
     # URL every API process shares the counts; without one, each process counts alone.
@@ -163,6 +171,20 @@ class Settings(BaseSettings):
         except ValueError as error:
             raise ValueError(f"IMAGEGATE_MODEL_VERSIONS: {error}") from None
         return value
+
+    @field_validator("openai_models")
+    @classmethod
+    def _check_openai_models(cls, value: str) -> str:
+        try:
+            parse_openai_models(value)
+        except ValueError as error:
+            raise ValueError(f"IMAGEGATE_OPENAI_MODELS: {error}") from None
+        return value
+
+    @cached_property
+    def openai_models_map(self) -> dict[str, str]:
+        """Each OpenAI model name the /v1 API accepts, and the imagegate model it asks for."""
+        return {**DEFAULT_OPENAI_MODELS, **parse_openai_models(self.openai_models)}
 
     @cached_property
     def version_models(self) -> dict[str, str]:

@@ -20,6 +20,7 @@ from imagegate.api.routes import (
     events,
     jobs,
     mj_proxy,
+    openai_compat,
     providers,
     styles,
     system,
@@ -124,6 +125,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(webhooks.jobs_router)
     app.include_router(system.router)
     app.include_router(mj_proxy.router)
+    app.include_router(openai_compat.router)
     app.add_middleware(
         BodySizeLimit,
         max_bytes=MAX_BODY_BYTES,
@@ -131,6 +133,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
             uploads.PATH: uploads.max_body_bytes(rt.settings),
             batches.PATH: batches.MAX_BODY_BYTES,
             **mj_proxy.body_caps(rt.settings),
+            **openai_compat.body_limits(rt.settings),
         },
     )
     app.add_middleware(RateLimitHeaders)
