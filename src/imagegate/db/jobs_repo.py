@@ -93,17 +93,23 @@ async def _images_of(conn: AsyncConnection, job_ids: list[str]) -> dict[str, lis
 
 
 async def get_job(
-    conn: AsyncConnection, job_id: str, workspace_id: str | None = None
+    conn: AsyncConnection, job_id: str, workspace_id: str | None = None, *, children: bool = True
 ) -> JobRecord | None:
-    """The job with its images; ``None`` if absent or in another workspace."""
+    """The job with its images (and, unless ``children`` is false, its children: what
+    the job's public form shows, a query the engine's own reads skip); ``None`` if
+    absent or in another workspace."""
     query = select(jobs).where(jobs.c.id == job_id)
     if workspace_id is not None:
         query = query.where(jobs.c.workspace_id == workspace_id)
     row = (await conn.execute(query)).mappings().first()
     if row is None:
         return None
-    children = (await _children_of(conn, row["workspace_id"], [job_id])).get(job_id, [])
-    return to_record(row, (await _images_of(conn, [job_id])).get(job_id, []), children)
+    kids = (
+        (await _children_of(conn, row["workspace_id"], [job_id])).get(job_id, [])
+        if children
+        else []
+    )
+    return to_record(row, (await _images_of(conn, [job_id])).get(job_id, []), kids)
 
 
 async def _children_of(

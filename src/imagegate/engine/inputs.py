@@ -67,7 +67,7 @@ async def _parent_provider_job_id(
     if not parent_id or not job.provider:
         return None
     async with rt.db.connect() as conn:
-        parent = await jobs_repo.get_job(conn, str(parent_id), job.workspace_id)
+        parent = await jobs_repo.get_job(conn, str(parent_id), job.workspace_id, children=False)
     if parent is None or parent.provider != job.provider:
         return None
     return parent.provider_job_id

@@ -76,7 +76,7 @@ async def attempt(rt: Runtime, job_id: str, worker_id: str) -> Outcome:
     call the provider, store the images and complete the job. Failures come back as
     data for the retry policy; a job no provider can take now comes back deferred."""
     async with rt.db.connect() as conn:
-        job = await jobs_repo.get_job(conn, job_id)
+        job = await jobs_repo.get_job(conn, job_id, children=False)
     if job is None or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
         return SKIPPED
     route = await routing.choose(rt, job, holder=f"{job_id}:{job.attempts + 1}")
@@ -425,7 +425,7 @@ async def _complete(
 
 async def _canceled(rt: Runtime, job_id: str) -> bool:
     async with rt.db.connect() as conn:
-        job = await jobs_repo.get_job(conn, job_id)
+        job = await jobs_repo.get_job(conn, job_id, children=False)
     return job is not None and job.status is JobStatus.CANCELED
 
 
@@ -433,7 +433,7 @@ async def fail(rt: Runtime, job_id: str, outcome: Outcome) -> None:
     """The job gave up: failed, in the dead-letter queue, not charged."""
     now = rt.clock.now()
     async with rt.db.begin() as conn:
-        job = await jobs_repo.get_job(conn, job_id)
+        job = await jobs_repo.get_job(conn, job_id, children=False)
         if job is None:
             return
         moved = await jobs_repo.move(
@@ -453,7 +453,7 @@ async def fail(rt: Runtime, job_id: str, outcome: Outcome) -> None:
 async def note_retry(rt: Runtime, job_id: str, outcome: Outcome, delay_s: float) -> None:
     now = rt.clock.now()
     async with rt.db.begin() as conn:
-        job = await jobs_repo.get_job(conn, job_id)
+        job = await jobs_repo.get_job(conn, job_id, children=False)
         if job is None or job.status is not JobStatus.RUNNING:
             return
         await record(

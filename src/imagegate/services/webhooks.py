@@ -166,7 +166,10 @@ async def list_deliveries(
     before = decode_cursor(cursor, "dlv") if cursor else None
     async with rt.db.connect() as conn:
         workspace = principal.workspace_id
-        if job_id is not None and await jobs_repo.get_job(conn, job_id, workspace) is None:
+        if (
+            job_id is not None
+            and await jobs_repo.get_job(conn, job_id, workspace, children=False) is None
+        ):
             raise JobNotFound()
         if endpoint_id is not None and (
             await repo.get_endpoint(conn, endpoint_id, principal.workspace_id) is None
