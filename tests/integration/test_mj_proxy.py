@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -308,3 +309,21 @@ def test_hostile_input_earns_a_code_never_a_5xx(mj: httpx.Client) -> None:
     listed = mj.post("/task/list-by-condition", json={"ids": ["x"] * 101})
     assert listed.status_code == 200 and listed.json()["code"] == 4
     assert mj.post("/task/list-by-condition", json={"ids": ["\x00", "job_1"]}).json() == []
+
+
+def test_another_workspace_sees_nothing(server: ServerProcess, mj: httpx.Client) -> None:
+    task_id = _submitted(mj.post("/submit/imagine", json={"prompt": "a private cat" + FAST}))
+    done = _until_done(mj, task_id)
+    button = next(b["customId"] for b in done["buttons"] if b["label"] == "U1")
+    stranger = server.create_key(f"ws-{uuid.uuid4().hex[:10]}")
+    with httpx.Client(
+        base_url=f"{server.url}/mj", headers={"mj-api-secret": stranger}, timeout=30
+    ) as other:
+        fetched = other.get(f"/task/{task_id}/fetch")
+        assert fetched.status_code == 404 and fetched.json()["code"] == 3
+        assert other.post("/task/list-by-condition", json={"ids": [task_id]}).json() == []
+        assert task_id not in {t["id"] for t in other.get("/task/list").json()}
+        pressed = other.post("/submit/action", json={"taskId": task_id, "customId": button})
+        assert pressed.json()["code"] == 3, pressed.text
+        assert other.get(f"/task/{task_id}/image-seed").status_code == 404
+        assert other.post(f"/task/{task_id}/cancel").json()["code"] == 3
