@@ -4,7 +4,11 @@ created."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+
+import httpx
+from PIL import Image
 
 from tests.support.api import client, wait_for_job
 from tests.support.sandbox import SandboxProcess
@@ -31,6 +35,14 @@ type = "openai"
 base_url = "{url}/v1"
 api_key_env = "ACTION_TEST_KEY"
 """
+
+
+def _upload(http: httpx.Client) -> str:
+    out = io.BytesIO()
+    Image.new("RGB", (256, 256), (200, 30, 30)).save(out, format="PNG")
+    answer = http.post("/api/image/uploads", files={"file": ("a.png", out.getvalue(), "image/png")})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["upload_id"])
 
 
 def test_actions_route_to_capable_providers_only(tmp_path: Path) -> None:
@@ -64,6 +76,19 @@ def test_actions_route_to_capable_providers_only(tmp_path: Path) -> None:
             named = http.post(f"/api/image/jobs/{root['job_id']}/actions", json=body)
             assert named.status_code == 422 and named.json()["code"] == "unsupported_action"
             assert "builtin" in named.json()["detail"]
+            # A describe, which OpenAI cannot do at any size: only the builtin can take it.
+            upload = _upload(http)
+            described = http.post(
+                "/api/image/jobs", json={"action": "describe", "images": [upload]}
+            )
+            assert described.status_code == 202, described.text
+            done = wait_for_job(http, described.json()["job_id"])
+            assert done["status"] == "completed" and done["provider"] == "builtin", done
+            refused = http.post(
+                "/api/image/jobs",
+                json={"action": "describe", "images": [upload], "model": "openai"},
+            )
+            assert refused.status_code == 422 and refused.json()["code"] == "unsupported_action"
         with client(servers[1].url, servers[1].admin_key) as http:
             root = http.post(
                 "/api/image/jobs", json={"prompt": "a kite", "mode": "draft", "variations": 1}
@@ -74,6 +99,13 @@ def test_actions_route_to_capable_providers_only(tmp_path: Path) -> None:
                                 json={"action": "upscale", "index": 1})  # fmt: skip
             assert refused.status_code == 422, refused.text
             assert refused.json()["code"] == "unsupported_action"
+            assert http.get("/api/image/jobs").json()["data"] == before
+            upload = _upload(http)
+            described = http.post(
+                "/api/image/jobs", json={"action": "describe", "images": [upload]}
+            )
+            assert described.status_code == 422, described.text
+            assert described.json()["code"] == "unsupported_action"
             assert http.get("/api/image/jobs").json()["data"] == before
     finally:
         for server in servers:
