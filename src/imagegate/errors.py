@@ -157,6 +157,13 @@ class UnsupportedAction(InvalidRequest):
     title = "Unsupported action"
 
 
+class ContentPolicyViolation(InvalidRequest):
+    """The prompt was refused by this workspace's content policy."""
+
+    code = "content_policy_violation"
+    title = "Content policy violation"
+
+
 class UnsafeUrl(InvalidRequest):
     """This URL may not be called: it must be https and reach a public address."""
 

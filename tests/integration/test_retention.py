@@ -14,8 +14,17 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select, update
 
-from imagegate.db import jobs_repo, providers_repo
-from imagegate.db.models import Job, JobEvent, ProviderCall, WebhookAttempt, WebhookDelivery
+from imagegate.db import jobs_repo, moderation_repo, providers_repo
+from imagegate.db.models import (
+    Job,
+    JobEvent,
+    ModerationDecision,
+    ProviderCall,
+    WebhookAttempt,
+    WebhookDelivery,
+)
+from imagegate.domain.ids import new_id
+from imagegate.domain.records import ModerationRecord
 from imagegate.runtime import Runtime
 from imagegate.services import retention
 from imagegate.services.keys import create_key
@@ -175,3 +184,22 @@ async def test_a_sweep_runs_once_per_interval_for_the_whole_fleet(w: World) -> N
     w.clock.advance(seconds=w.rt.settings.retention_interval_s + 1)
     assert await retention.run_if_due(w.rt, "proc-b") == retention.Swept(provider_calls=1)
     assert await ids(w, ProviderCall.__table__) == set()
+
+
+async def test_moderation_decisions_go_after_their_own_period(w: World) -> None:
+    now = w.clock.now()
+
+    async def decision(at: datetime) -> str:
+        record = ModerationRecord(
+            id=new_id("mod"), workspace_id=w.workspace_id, stage="prompt", category="sexual",
+            reason="nude", job_id=None, key_id=w.key_id, end_user=None, excerpt="nude",
+            created_at=at,
+        )  # fmt: skip
+        async with w.rt.db.begin() as conn:
+            await moderation_repo.insert_decision(conn, record)
+        return record.id
+
+    await decision(now - 91 * DAY)
+    kept = {await decision(now - 89 * DAY), await decision(now - 40 * DAY)}
+    assert await retention.sweep(w.rt) == retention.Swept(moderation_decisions=1)
+    assert await ids(w, ModerationDecision.__table__) == kept

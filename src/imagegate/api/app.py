@@ -20,6 +20,7 @@ from imagegate.api.routes import (
     events,
     jobs,
     mj_proxy,
+    moderation,
     openai_compat,
     providers,
     styles,
@@ -119,6 +120,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(uploads.router)
     app.include_router(styles.router)
     app.include_router(batches.router)
+    app.include_router(moderation.router)
     app.include_router(providers.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)

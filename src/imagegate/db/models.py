@@ -157,6 +157,32 @@ class Upload(Base):
     created_at: Mapped[datetime]
 
 
+class ModerationDecision(Base):
+    """A refusal by the moderation pipeline (a prompt refused at create, a provider's
+    verdict on a job), for the workspace's admins; retained for
+    ``IMAGEGATE_RETENTION_MODERATION_DAYS``."""
+
+    __tablename__ = "moderation_decisions"
+    __table_args__ = (
+        Index("ix_moderation_decisions_workspace_id", "workspace_id", "id"),
+        Index("ix_moderation_decisions_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(40))
+    # prompt | provider | output
+    stage: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(40))
+    # The listed term that matched, or the provider's own reason.
+    reason: Mapped[str | None] = mapped_column(String(500))
+    job_id: Mapped[str | None] = mapped_column(String(40))
+    key_id: Mapped[str | None] = mapped_column(String(40))
+    end_user: Mapped[str | None] = mapped_column(String(200))
+    # The refused prompt's first characters.
+    excerpt: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+
+
 class Style(Base):
     """A workspace's own style preset (the built-in ones live in domain.presets)."""
 

@@ -3,7 +3,8 @@
 Each function deletes at most ``limit`` rows and returns how many it deleted, so the
 caller loops until a batch comes back short. Every batch is chosen through an index
 (``ix_provider_calls_started_at``, ``ix_job_events_created_at``,
-``ix_webhook_deliveries_finished_at``, ``ix_uploads_created_at``), and
+``ix_webhook_deliveries_finished_at``, ``ix_uploads_created_at``,
+``ix_moderation_decisions_created_at``), and
 ``DELETE … WHERE id IN (SELECT … LIMIT n)`` reads the same on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from imagegate.db.models import (
     Job,
     JobEvent,
+    ModerationDecision,
     ProviderCall,
     Upload,
     WebhookAttempt,
@@ -29,6 +31,7 @@ jobs: Table = Job.__table__  # type: ignore[assignment]
 deliveries: Table = WebhookDelivery.__table__  # type: ignore[assignment]
 attempts: Table = WebhookAttempt.__table__  # type: ignore[assignment]
 uploads: Table = Upload.__table__  # type: ignore[assignment]
+decisions: Table = ModerationDecision.__table__  # type: ignore[assignment]
 
 
 async def delete_provider_calls(conn: AsyncConnection, before: datetime, limit: int) -> int:
@@ -36,6 +39,13 @@ async def delete_provider_calls(conn: AsyncConnection, before: datetime, limit: 
     batch = select(calls.c.id).where(calls.c.started_at < before).limit(limit)
     result = await conn.execute(delete(calls).where(calls.c.id.in_(batch.scalar_subquery())))
     return int(result.rowcount or 0)
+
+
+async def delete_moderation_decisions(conn: AsyncConnection, before: datetime, limit: int) -> int:
+    """Moderation decisions made before ``before``."""
+    batch = select(decisions.c.id).where(decisions.c.created_at < before).limit(limit)
+    query = delete(decisions).where(decisions.c.id.in_(batch.scalar_subquery()))
+    return int((await conn.execute(query)).rowcount or 0)
 
 
 async def delete_job_events(

@@ -105,6 +105,22 @@ class UploadRecord:
 
 
 @dataclass(frozen=True)
+class ModerationRecord:
+    """A refusal by the moderation pipeline, as an admin lists it."""
+
+    id: str
+    workspace_id: str
+    stage: str  # prompt | provider | output
+    category: str | None
+    reason: str | None
+    job_id: str | None
+    key_id: str | None
+    end_user: str | None
+    excerpt: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class EventRecord:
     """One entry of a job's lifecycle log, as the feeds (SSE, ``Prefer: wait``) read it."""
 

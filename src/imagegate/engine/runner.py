@@ -17,11 +17,12 @@ from typing import Any
 
 from PIL import Image
 
-from imagegate.db import jobs_repo
+from imagegate.db import jobs_repo, moderation_repo
 from imagegate.db.providers_repo import FAILED, MODERATED, OK
+from imagegate.domain.ids import new_id
 from imagegate.domain.jobs import JobStatus
 from imagegate.domain.params import OutputFormat
-from imagegate.domain.records import JobRecord
+from imagegate.domain.records import JobRecord, ModerationRecord
 from imagegate.engine import inputs, routing
 from imagegate.engine.lifecycle import record
 from imagegate.imaging import cell_size, encode, make_grid
@@ -448,6 +449,9 @@ async def fail(rt: Runtime, job_id: str, outcome: Outcome) -> None:
                 duration_ms=_elapsed_ms(job, now), error_code=outcome.error_code,
                 error_message=outcome.error_message,
             )  # fmt: skip
+            if outcome.error_code == ModeratedError.code:
+                # In the failing transaction, guarded by the move: recorded once.
+                await moderation_repo.insert_decision(conn, _provider_verdict(job, outcome, now))
 
 
 async def note_retry(rt: Runtime, job_id: str, outcome: Outcome, delay_s: float) -> None:
@@ -461,6 +465,15 @@ async def note_retry(rt: Runtime, job_id: str, outcome: Outcome, delay_s: float)
             now=now, provider=job.provider, attempt=job.attempts, delay_s=delay_s,
             error_code=outcome.error_code, error_message=outcome.error_message,
         )  # fmt: skip
+
+
+def _provider_verdict(job: JobRecord, outcome: Outcome, now: datetime) -> ModerationRecord:
+    """A provider's refusal of the job, for the workspace's moderation log."""
+    return ModerationRecord(
+        id=new_id("mod"), workspace_id=job.workspace_id, stage="provider", category=None,
+        reason=(outcome.error_message or "")[:500] or None, job_id=job.id,
+        key_id=job.api_key_id, end_user=job.user, excerpt=job.prompt[:500], created_at=now,
+    )  # fmt: skip
 
 
 def _elapsed_ms(job: JobRecord, now: datetime) -> int | None:

@@ -1,8 +1,9 @@
 """The provider configuration file (TOML, named by ``IMAGEGATE_CONFIG``).
 
 It says which providers exist, how to reach them, what they cost and how jobs are
-routed among them. Secrets never appear in it: a provider names the environment
-variable that holds its key (``api_key_env``). See docs/providers.md."""
+routed among them, and which prompts are refused (``[moderation]``, docs/moderation.md).
+Secrets never appear in it: a provider names the environment variable that holds its
+key (``api_key_env``). See docs/providers.md."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from imagegate.domain import scorecard
+from imagegate.domain import moderation, scorecard
 from imagegate.domain.jobs import JobAction
 from imagegate.domain.params import Mode
 from imagegate.domain.rates import Rate, parse_rate
@@ -234,7 +236,87 @@ class RoutingTable(_Strict):
     workspaces: dict[str, WorkspaceRouting] = Field(default_factory=dict)
 
 
+Terms = dict[str, tuple[str, ...]]
+_TERMS: Any = Field(default_factory=dict)
+_ALLOW = Field(default=(), max_length=moderation.MAX_TERMS)
+
+
+def _check_terms(value: Terms) -> Terms:
+    unknown = sorted(set(value) - set(moderation.CATEGORIES))
+    if unknown:
+        raise ValueError(
+            f"unknown moderation categor(ies) {', '.join(unknown)}; "
+            f"one of {', '.join(moderation.CATEGORIES)}"
+        )
+    if sum(len(terms) for terms in value.values()) > moderation.MAX_TERMS:
+        raise ValueError(f"at most {moderation.MAX_TERMS} terms")
+    for category, terms in value.items():
+        for term in terms:
+            found = moderation.term_words(term)
+            if not found or len(found) > moderation.MAX_TERM_WORDS:
+                raise ValueError(
+                    f"{category}: {term!r} must be 1 to {moderation.MAX_TERM_WORDS} words"
+                )
+    return value
+
+
+class WorkspaceModeration(_Strict):
+    """A workspace's changes to ``[moderation]``: unset fields inherit; its terms and
+    allowed phrases are added to the global ones."""
+
+    prompt: bool | None = None
+    builtin: bool | None = None
+    terms: Terms = _TERMS
+    allow: tuple[str, ...] = _ALLOW
+
+    @field_validator("terms")
+    @classmethod
+    def _terms(cls, value: Terms) -> Terms:
+        return _check_terms(value)
+
+
+class ModerationTable(_Strict):
+    """``[moderation]``: the prompt stage (docs/moderation.md)."""
+
+    # Whether prompts are screened at all, and whether the built-in lists take part.
+    prompt: bool = True
+    builtin: bool = True
+    terms: Terms = _TERMS
+    allow: tuple[str, ...] = _ALLOW
+    workspaces: dict[str, WorkspaceModeration] = Field(default_factory=dict)
+    # Compiled rules by workspace name (None: a workspace without its own table).
+    _compiled: dict[str | None, moderation.Rules | None] = PrivateAttr(default_factory=dict)
+
+    @field_validator("terms")
+    @classmethod
+    def _terms(cls, value: Terms) -> Terms:
+        return _check_terms(value)
+
+    def rules_for(self, workspace_name: str) -> moderation.Rules | None:
+        """The compiled rules that screen the workspace's prompts; None when its
+        prompt stage is off. Bounded: one entry per configured workspace, plus one."""
+        key = workspace_name if workspace_name in self.workspaces else None
+        if key not in self._compiled:
+            self._compiled[key] = self._compile(self.workspaces.get(key or ""))
+        return self._compiled[key]
+
+    def _compile(self, own: WorkspaceModeration | None) -> moderation.Rules | None:
+        on = own.prompt if own is not None and own.prompt is not None else self.prompt
+        if not on:
+            return None
+        builtin = own.builtin if own is not None and own.builtin is not None else self.builtin
+        terms: dict[str, list[str]] = {c: list(t) for c, t in self.terms.items()}
+        allow = list(self.allow)
+        if own is not None:
+            for category, listed in own.terms.items():
+                terms.setdefault(category, []).extend(listed)
+            allow.extend(own.allow)
+        rules = moderation.Rules.build(terms, allow, builtin=builtin)
+        return None if rules.empty else rules
+
+
 class ConfigFile(_Strict):
+    moderation: ModerationTable = Field(default_factory=ModerationTable)
     routing: RoutingTable = Field(default_factory=RoutingTable)
     breaker: BreakerTable = Field(default_factory=BreakerTable)
     providers: dict[str, ProviderTable] = Field(default_factory=dict)

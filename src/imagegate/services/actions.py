@@ -22,8 +22,8 @@ from imagegate.errors import InvalidRequest, InvalidState
 from imagegate.providers.base import action_for_job
 from imagegate.runtime import Runtime
 from imagegate.services import jobs as jobs_service
+from imagegate.services import moderation, webhooks
 from imagegate.services import uploads as uploads_service
-from imagegate.services import webhooks
 from imagegate.services.idempotency import IdempotentRequest
 from imagegate.services.jobs import NewJob, Presenter, Submitted
 
@@ -67,6 +67,8 @@ async def act(
         prompt, params = await _child_params(rt, principal, parent, action, spec)
     except ParamError as error:
         raise InvalidRequest(str(error), field=error.field) from error
+    if params.get("remix"):  # a new prompt: screened like a create's
+        await moderation.screen_prompt(rt, principal, prompt, user=parent.user)
     params.update(jobs_service.compliance_floor(rt, principal))
     requested = spec.model or _inherited_model(rt, parent, params, action)
     params["requested_model"] = requested

@@ -1,5 +1,6 @@
-"""Retention: provider calls, job events and finished webhook deliveries (with their
-attempts) are deleted once older than their ``IMAGEGATE_RETENTION_*_DAYS``, uploads
+"""Retention: provider calls, job events, finished webhook deliveries (with their
+attempts) and moderation decisions are deleted once older than their
+``IMAGEGATE_RETENTION_*_DAYS``, uploads
 (with their files) once older than ``IMAGEGATE_UPLOAD_RETENTION_DAYS``.
 
 The process that holds the reaper lease calls :func:`run_if_due` on every reaper
@@ -39,6 +40,7 @@ class Swept:
     job_events: int = 0
     webhook_deliveries: int = 0
     uploads: int = 0
+    moderation_decisions: int = 0
     # False: a table had more to delete than the budget allowed.
     complete: bool = True
 
@@ -67,6 +69,10 @@ async def sweep(rt: Runtime, *, batch: int = BATCH, max_batches: int = MAX_BATCH
             _in_transaction(rt, retention_repo.delete_webhook_deliveries),
         ),
         (s.upload_retention_days, functools.partial(_delete_uploads, rt)),
+        (
+            s.retention_moderation_days,
+            _in_transaction(rt, retention_repo.delete_moderation_decisions),
+        ),
     ]
     counts: list[int] = []
     complete = True
@@ -77,13 +83,13 @@ async def sweep(rt: Runtime, *, batch: int = BATCH, max_batches: int = MAX_BATCH
             deleted, done = await _drain(deleter, before, batch, max_batches)
         counts.append(deleted)
         complete = complete and done
-    provider_calls, job_events, webhook_deliveries, uploads = counts
-    swept = Swept(provider_calls, job_events, webhook_deliveries, uploads, complete)
+    provider_calls, job_events, webhook_deliveries, uploads, decisions = counts
+    swept = Swept(provider_calls, job_events, webhook_deliveries, uploads, decisions, complete)
     if any(counts):
         log.info(
             "retention.swept", provider_calls=swept.provider_calls, job_events=swept.job_events,
             webhook_deliveries=swept.webhook_deliveries, uploads=swept.uploads,
-            complete=complete,
+            moderation_decisions=swept.moderation_decisions, complete=complete,
         )  # fmt: skip
     return swept
 

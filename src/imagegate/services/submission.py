@@ -32,7 +32,7 @@ from imagegate.domain.presets import BUILTIN_PRESETS, Preset
 from imagegate.domain.records import Principal
 from imagegate.errors import InvalidRequest
 from imagegate.runtime import Runtime
-from imagegate.services import styles
+from imagegate.services import moderation, styles
 
 # The prompt of a blend sent without one.
 BLEND_PROMPT = "one coherent picture blending the subjects, styles and colours of the images"
@@ -82,7 +82,8 @@ class Resolved:
 
 async def resolve_for(rt: Runtime, principal: Principal, spec: JobSpec) -> Resolved:
     """:func:`resolve` with what it needs from the database (the workspace's presets)
-    and the settings (the ``--v``/``--niji`` model aliases)."""
+    and the settings (the ``--v``/``--niji`` model aliases), the prompt screened by
+    the workspace's moderation rules (refused: ContentPolicyViolation, recorded)."""
     presets: dict[str, Preset] = dict(BUILTIN_PRESETS)
     name = _style_name(spec)
     if name is not None and name not in presets:
@@ -91,7 +92,9 @@ async def resolve_for(rt: Runtime, principal: Principal, spec: JobSpec) -> Resol
         presets.update(
             {found.name: found} if found else await styles.workspace_presets(rt, principal)
         )
-    return resolve(spec, presets=presets, version_models=rt.settings.version_models)
+    resolved = resolve(spec, presets=presets, version_models=rt.settings.version_models)
+    await moderation.screen_prompt(rt, principal, resolved.prompt, user=spec.user)
+    return resolved
 
 
 def _style_name(spec: JobSpec) -> str | None:
