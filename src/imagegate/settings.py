@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     retention_webhook_deliveries_days: int = Field(default=30, ge=0, le=36_500)
     # Moderation decisions (GET /api/image/moderation), kept longer for audits.
     retention_moderation_days: int = Field(default=90, ge=0, le=36_500)
+    # The audit log (GET /api/image/audit).
+    retention_audit_days: int = Field(default=365, ge=0, le=36_500)
     retention_interval_s: float = Field(default=3600.0, gt=0)
     # The longest a create may wait for its job with ``Prefer: wait=N``.
     prefer_wait_max_s: int = Field(default=60, ge=0, le=600)

@@ -16,6 +16,7 @@ from sqlalchemy import insert, select, update
 
 from imagegate.db import jobs_repo, moderation_repo, providers_repo
 from imagegate.db.models import (
+    AuditEvent,
     Job,
     JobEvent,
     ModerationDecision,
@@ -26,7 +27,7 @@ from imagegate.db.models import (
 from imagegate.domain.ids import new_id
 from imagegate.domain.records import ModerationRecord
 from imagegate.runtime import Runtime
-from imagegate.services import retention
+from imagegate.services import audit, retention
 from imagegate.services.keys import create_key
 from tests.support.jobs import insert_unqueued_job
 from tests.support.runtime import MovableClock, migrated_runtime
@@ -203,3 +204,17 @@ async def test_moderation_decisions_go_after_their_own_period(w: World) -> None:
     kept = {await decision(now - 89 * DAY), await decision(now - 40 * DAY)}
     assert await retention.sweep(w.rt) == retention.Swept(moderation_decisions=1)
     assert await ids(w, ModerationDecision.__table__) == kept
+
+
+async def test_audit_entries_go_after_a_year(w: World) -> None:
+    now = w.clock.now()
+    actor = audit.Actor(w.key_id, "127.0.0.1", "test")
+    for age in (366, 364):
+        w.clock.at = now - age * DAY
+        async with w.rt.sessions.begin() as session:
+            await audit.record(session, w.rt, w.workspace_id, actor, "key.revoked", f"k{age}")
+    w.clock.at = now
+    swept = await retention.sweep(w.rt)
+    assert swept.audit_events == 1
+    left = await ids(w, AuditEvent.__table__, "target_id")
+    assert "k364" in left and "k366" not in left  # (and the fixture key's key.created)

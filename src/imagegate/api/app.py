@@ -19,6 +19,7 @@ from imagegate.api.routes import (
     batches,
     events,
     jobs,
+    keys,
     mj_proxy,
     moderation,
     openai_compat,
@@ -27,6 +28,7 @@ from imagegate.api.routes import (
     system,
     uploads,
     webhooks,
+    workspaces,
 )
 from imagegate.api.schemas import JobPublic
 from imagegate.domain.records import JobPresenter, OwnUrlBody
@@ -121,6 +123,9 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(styles.router)
     app.include_router(batches.router)
     app.include_router(moderation.router)
+    app.include_router(keys.router)
+    app.include_router(keys.audit_router)
+    app.include_router(workspaces.router)
     app.include_router(providers.router)
     app.include_router(events.router)
     app.include_router(webhooks.router)

@@ -1,4 +1,4 @@
-"""Dependencies as ``Annotated`` aliases: ``RuntimeDep``, ``PrincipalDep``."""
+"""Dependencies as ``Annotated`` aliases: ``RuntimeDep``, ``PrincipalDep``, ``ActorDep``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from imagegate.api.rate_limit_headers import remember
 from imagegate.domain.records import Principal
-from imagegate.errors import Unauthenticated
+from imagegate.errors import Forbidden, Unauthenticated
 from imagegate.runtime import Runtime
 from imagegate.services import rate_limits
+from imagegate.services.audit import Actor
 from imagegate.services.keys import Authenticator
+
+# What a viewer key may send: it reads, it never changes anything.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _bearer = HTTPBearer(auto_error=False, description="An imagegate API key")
 
@@ -28,9 +32,20 @@ async def get_principal(
 ) -> Principal:
     authenticate: Authenticator = request.app.state.authenticator
     principal = await authenticate(credentials.credentials if credentials else None)
+    if not principal.can_write and request.method not in READ_METHODS:
+        raise Forbidden("this is a viewer key: it may only read")
     # Every authenticated request counts against its key's rate, whichever the route.
     remember(request, await rate_limits.check_request(get_runtime(request), principal))
     return principal
+
+
+async def get_actor(
+    request: Request, principal: Annotated[Principal, Depends(get_principal)]
+) -> Actor:
+    """Who makes a change, for the audit log: the key, the client's address and
+    User-Agent."""
+    ip = request.client.host if request.client else None
+    return Actor.of(principal, ip, request.headers.get("user-agent"))
 
 
 async def get_admin_or_anonymous(
@@ -52,3 +67,4 @@ async def get_admin_or_anonymous(
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 AdminCallerDep = Annotated[bool, Depends(get_admin_or_anonymous)]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+ActorDep = Annotated[Actor, Depends(get_actor)]

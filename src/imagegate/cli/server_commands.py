@@ -6,6 +6,7 @@ commands, so the client commands, which need none of them, start quickly."""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import typer
@@ -170,18 +171,31 @@ async def _before_start(rt: Runtime, role: str | None) -> tuple[str | None, Memb
 def keys_create(
     workspace: str = typer.Option(..., "--workspace", "-w", help="Workspace name (created if new)"),
     name: str = typer.Option("key", "--name", "-n", help="A label for the key"),
-    admin: bool = typer.Option(False, "--admin", help="Allow requeueing dead-lettered jobs"),
+    role: str = typer.Option(
+        "member", "--role", help="viewer (reads only), member, or admin (manages the workspace)"
+    ),
+    admin: bool = typer.Option(False, "--admin", help="Same as --role admin"),
+    operator: bool = typer.Option(
+        False, "--operator", help="A key that manages every workspace (/api/image/workspaces)"
+    ),
+    expires_in_days: int | None = typer.Option(
+        None, "--expires-in-days", min=1, max=3650, help="The key stops working after this"
+    ),
 ) -> None:
     """Create an API key and print it (the only time it is shown)."""
+    from datetime import UTC, datetime, timedelta
+
     from imagegate.errors import ImagegateError
     from imagegate.runtime import Runtime
     from imagegate.services.keys import create_key
 
+    chosen = "operator" if operator else "admin" if admin else role
+    expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     rt = Runtime.build(_prepared_settings(), with_providers=False)
 
     async def _create() -> NewKey:
         try:
-            return await create_key(rt, workspace, name, role="admin" if admin else "member")
+            return await create_key(rt, workspace, name, role=chosen, expires_at=expires)
         finally:
             await rt.close()
 
@@ -211,11 +225,15 @@ def keys_list(
         finally:
             await rt.close()
 
-    table = Table("id", "workspace", "name", "prefix", "role", "created", "revoked")
+    def when(at: datetime | None) -> str:
+        return f"{at:%Y-%m-%d %H:%M}" if at else ""
+
+    table = Table("id", "workspace", "name", "prefix", "role", "created", "last used",
+                  "expires", "revoked")  # fmt: skip
     for key in asyncio.run(_list()):
-        revoked = f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else ""
         table.add_row(key.key_id, key.workspace, key.name, key.prefix + "…", key.role,
-                      f"{key.created_at:%Y-%m-%d %H:%M}", revoked)  # fmt: skip
+                      when(key.created_at), when(key.last_used_at), when(key.expires_at),
+                      when(key.revoked_at))  # fmt: skip
     Console().print(table)
 
 

@@ -63,6 +63,37 @@ class ApiKey(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    # Written when a server first authenticates the key after its auth cache expired:
+    # accurate to IMAGEGATE_KEY_CACHE_TTL_S, and no write per request.
+    last_used_at: Mapped[datetime | None]
+    # After a rotation, the old secret's hash, accepted until previous_expires_at.
+    previous_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    previous_expires_at: Mapped[datetime | None]
+    rotated_at: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(String(40))
+
+
+class AuditEvent(Base):
+    """Who did what to a workspace: keys created, rotated and revoked, jobs canceled
+    and requeued, workspaces created. Kept IMAGEGATE_RETENTION_AUDIT_DAYS."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_workspace_id", "workspace_id", "id"),
+        Index("ix_audit_events_created_at", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(40))
+    # The key that did it (None: the command line, on the database).
+    actor_key_id: Mapped[str | None] = mapped_column(String(40))
+    target_id: Mapped[str | None] = mapped_column(String(40))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
 
 
 class Job(Base):

@@ -4,7 +4,7 @@ Each function deletes at most ``limit`` rows and returns how many it deleted, so
 caller loops until a batch comes back short. Every batch is chosen through an index
 (``ix_provider_calls_started_at``, ``ix_job_events_created_at``,
 ``ix_webhook_deliveries_finished_at``, ``ix_uploads_created_at``,
-``ix_moderation_decisions_created_at``), and
+``ix_moderation_decisions_created_at``, ``ix_audit_events_created_at``), and
 ``DELETE … WHERE id IN (SELECT … LIMIT n)`` reads the same on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy import Table, delete, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db.models import (
+    AuditEvent,
     Job,
     JobEvent,
     ModerationDecision,
@@ -32,6 +33,7 @@ deliveries: Table = WebhookDelivery.__table__  # type: ignore[assignment]
 attempts: Table = WebhookAttempt.__table__  # type: ignore[assignment]
 uploads: Table = Upload.__table__  # type: ignore[assignment]
 decisions: Table = ModerationDecision.__table__  # type: ignore[assignment]
+audit_events: Table = AuditEvent.__table__  # type: ignore[assignment]
 
 
 async def delete_provider_calls(conn: AsyncConnection, before: datetime, limit: int) -> int:
@@ -45,6 +47,13 @@ async def delete_moderation_decisions(conn: AsyncConnection, before: datetime, l
     """Moderation decisions made before ``before``."""
     batch = select(decisions.c.id).where(decisions.c.created_at < before).limit(limit)
     query = delete(decisions).where(decisions.c.id.in_(batch.scalar_subquery()))
+    return int((await conn.execute(query)).rowcount or 0)
+
+
+async def delete_audit_events(conn: AsyncConnection, before: datetime, limit: int) -> int:
+    """Audit entries written before ``before``."""
+    batch = select(audit_events.c.id).where(audit_events.c.created_at < before).limit(limit)
+    query = delete(audit_events).where(audit_events.c.id.in_(batch.scalar_subquery()))
     return int((await conn.execute(query)).rowcount or 0)
 
 

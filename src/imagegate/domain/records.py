@@ -21,7 +21,18 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        """Admins manage their workspace (keys, the audit and moderation logs); the
+        operator manages every workspace, its own included."""
+        return self.role in ("admin", "operator")
+
+    @property
+    def is_operator(self) -> bool:
+        return self.role == "operator"
+
+    @property
+    def can_write(self) -> bool:
+        """A viewer key reads only."""
+        return self.role != "viewer"
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,12 @@ class KeyInfo:
     role: str
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    rotated_at: datetime | None = None
+    # Until when the secret before the last rotation is still accepted.
+    previous_expires_at: datetime | None = None
+    created_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,21 @@ class UploadRecord:
     sha256: str
     created_at: datetime
     source_url: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One entry of a workspace's audit log."""
+
+    id: str
+    workspace_id: str
+    action: str
+    actor_key_id: str | None
+    target_id: str | None
+    ip: str | None
+    user_agent: str | None
+    details: dict[str, Any]
+    created_at: datetime
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ from imagegate.observability.logging import get_logger
 from imagegate.providers.base import GenerationRequest, action_for_job
 from imagegate.providers.registry import ModelChoice
 from imagegate.runtime import Runtime
+from imagegate.services import audit, rate_limits, sources, webhooks
 from imagegate.services import idempotency as idempotency_service
-from imagegate.services import rate_limits, sources, webhooks
+from imagegate.services.audit import Actor
 from imagegate.services.idempotency import Answer, Claim, IdempotentRequest
 from imagegate.services.pagination import decode_cursor, encode_cursor
 from imagegate.services.submission import JobSpec, resolve_for
@@ -333,7 +334,9 @@ async def list_jobs(
     return Page(jobs, encode_cursor(jobs[-1].id) if more and jobs else None)
 
 
-async def cancel(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
+async def cancel(
+    rt: Runtime, principal: Principal, job_id: str, actor: Actor | None = None
+) -> JobRecord:
     if not well_formed(job_id, "job"):
         raise JobNotFound()
     now = rt.clock.now()
@@ -362,11 +365,15 @@ async def cancel(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
             provider=job.provider,
             attempt=job.attempts,
         )
+        who = actor or Actor(principal.key_id)
+        await audit.record(conn, rt, job.workspace_id, who, "job.canceled", job_id)
     await dbos_engine.cancel(job_id, job.runs)
     return await get(rt, principal, job_id)
 
 
-async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
+async def requeue(
+    rt: Runtime, principal: Principal, job_id: str, actor: Actor | None = None
+) -> JobRecord:
     """Give a dead-lettered job another run (admin keys only)."""
     if not principal.is_admin:
         raise Forbidden("Only an admin key can requeue a dead-lettered job.")
@@ -405,6 +412,8 @@ async def requeue(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
             run=run,
             by_key=principal.key_id,
         )
+        who = actor or Actor(principal.key_id)
+        await audit.record(conn, rt, job.workspace_id, who, "job.requeued", job_id, run=run)
     await _enqueue_or_leave_to_sweep(job_id, job.workspace_id, run)
     return await get(rt, principal, job_id)
 

@@ -1,5 +1,5 @@
 """Retention: provider calls, job events, finished webhook deliveries (with their
-attempts) and moderation decisions are deleted once older than their
+attempts), moderation decisions and audit entries are deleted once older than their
 ``IMAGEGATE_RETENTION_*_DAYS``, uploads
 (with their files) once older than ``IMAGEGATE_UPLOAD_RETENTION_DAYS``.
 
@@ -41,6 +41,7 @@ class Swept:
     webhook_deliveries: int = 0
     uploads: int = 0
     moderation_decisions: int = 0
+    audit_events: int = 0
     # False: a table had more to delete than the budget allowed.
     complete: bool = True
 
@@ -58,39 +59,39 @@ async def sweep(rt: Runtime, *, batch: int = BATCH, max_batches: int = MAX_BATCH
     async def events(conn: AsyncConnection, before: datetime, limit: int) -> int:
         return await retention_repo.delete_job_events(conn, before, limit, FINISHED)
 
-    plan: list[tuple[int, Batch]] = [
-        (
+    # Swept's field -> (days kept, one batch of deletes)
+    plan: dict[str, tuple[int, Batch]] = {
+        "provider_calls": (
             s.retention_provider_calls_days,
             _in_transaction(rt, retention_repo.delete_provider_calls),
         ),
-        (s.retention_job_events_days, _in_transaction(rt, events)),
-        (
+        "job_events": (s.retention_job_events_days, _in_transaction(rt, events)),
+        "webhook_deliveries": (
             s.retention_webhook_deliveries_days,
             _in_transaction(rt, retention_repo.delete_webhook_deliveries),
         ),
-        (s.upload_retention_days, functools.partial(_delete_uploads, rt)),
-        (
+        "uploads": (s.upload_retention_days, functools.partial(_delete_uploads, rt)),
+        "moderation_decisions": (
             s.retention_moderation_days,
             _in_transaction(rt, retention_repo.delete_moderation_decisions),
         ),
-    ]
-    counts: list[int] = []
+        "audit_events": (
+            s.retention_audit_days,
+            _in_transaction(rt, retention_repo.delete_audit_events),
+        ),
+    }
+    counts: dict[str, int] = {}
     complete = True
-    for days, deleter in plan:
+    for name, (days, deleter) in plan.items():
         deleted, done = 0, True
         if days > 0:
             before = now - timedelta(days=days)
             deleted, done = await _drain(deleter, before, batch, max_batches)
-        counts.append(deleted)
+        counts[name] = deleted
         complete = complete and done
-    provider_calls, job_events, webhook_deliveries, uploads, decisions = counts
-    swept = Swept(provider_calls, job_events, webhook_deliveries, uploads, decisions, complete)
-    if any(counts):
-        log.info(
-            "retention.swept", provider_calls=swept.provider_calls, job_events=swept.job_events,
-            webhook_deliveries=swept.webhook_deliveries, uploads=swept.uploads,
-            moderation_decisions=swept.moderation_decisions, complete=complete,
-        )  # fmt: skip
+    swept = Swept(**counts, complete=complete)
+    if any(counts.values()):
+        log.info("retention.swept", **counts, complete=complete)
     return swept
 
 

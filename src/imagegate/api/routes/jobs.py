@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 
-from imagegate.api.deps import PrincipalDep, RuntimeDep
+from imagegate.api.deps import ActorDep, PrincipalDep, RuntimeDep
 from imagegate.api.idempotency import IdempotencyKeyHeader, idempotent, respond
 from imagegate.api.openapi import AUTHENTICATED, WITH_BODY, problems
 from imagegate.api.rate_limit_headers import remember
@@ -175,12 +175,13 @@ async def cancel_job(
     job_id: str,
     rt: RuntimeDep,
     principal: PrincipalDep,
+    actor: ActorDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Cancel a queued or running job."""
 
     async def cancel() -> Answer:
-        job = await jobs_service.cancel(rt, principal, job_id)
+        job = await jobs_service.cancel(rt, principal, job_id, actor)
         return Answer(200, JobPublic.from_record(job, rt.storage).model_dump(mode="json"), job_id)
 
     request = idempotent(idempotency_key, "cancel_job", job_id=job_id)
@@ -198,12 +199,13 @@ async def retry_job(
     job_id: str,
     rt: RuntimeDep,
     principal: PrincipalDep,
+    actor: ActorDep,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> JSONResponse:
     """Requeue a dead-lettered job (admin keys only)."""
 
     async def requeue() -> Answer:
-        job = await jobs_service.requeue(rt, principal, job_id)
+        job = await jobs_service.requeue(rt, principal, job_id, actor)
         return Answer(202, JobPublic.from_record(job, rt.storage).model_dump(mode="json"), job.id)
 
     request = idempotent(idempotency_key, "retry_job", job_id=job_id)
