@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     retention_webhook_deliveries_days: int = Field(default=30, ge=0, le=36_500)
     # Moderation decisions (GET /api/image/moderation), kept longer for audits.
     retention_moderation_days: int = Field(default=90, ge=0, le=36_500)
+    # Finished jobs, with their images (and everything of theirs that DELETE
+    # /api/image/jobs/{id} removes); 0 keeps them. [workspaces.<name>] retention_days
+    # in the configuration file overrides it per workspace.
+    retention_jobs_days: int = Field(default=0, ge=0, le=36_500)
     # The audit log (GET /api/image/audit).
     retention_audit_days: int = Field(default=365, ge=0, le=36_500)
     retention_interval_s: float = Field(default=3600.0, gt=0)

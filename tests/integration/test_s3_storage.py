@@ -102,6 +102,21 @@ async def test_missing_keys(storage: Storage) -> None:
     assert str(raised.value) == "no stored object under 'ws_1/job_404/1.png'"
 
 
+async def test_delete_prefix_removes_one_job_s_folder(storage: Storage) -> None:
+    for job in ("job_1", "job_10", "job_2"):
+        for name in ("1.png", "grid.png", "previews/1.jpg"):
+            await storage.put(f"ws_1/{job}/{name}", png(), "image/png")
+    assert await storage.delete_prefix("ws_1/job_1/") == 3
+    for name in ("1.png", "grid.png", "previews/1.jpg"):
+        with pytest.raises(ObjectNotFound):
+            await storage.get(f"ws_1/job_1/{name}")
+        # job_10 shares the prefix's letters but not its folder: it stays.
+        assert await storage.get(f"ws_1/job_10/{name}") == png()
+        assert await storage.get(f"ws_1/job_2/{name}") == png()
+    assert await storage.delete_prefix("ws_1/job_1/") == 0
+    assert await storage.delete_prefix("ws_1/job_404/") == 0
+
+
 async def test_objects_land_under_the_prefix(
     s3: S3Server, s3_storage: S3Storage, prefix: str
 ) -> None:

@@ -190,6 +190,16 @@ async def list_workspaces(
     return [(r[0], r[1], r[2], int(r[3])) for r in rows]
 
 
+async def workspace_ids(session: AsyncSession, names: list[str]) -> dict[str, str]:
+    """Name -> id of those of ``names`` that exist."""
+    if not names:
+        return {}
+    rows = await session.execute(
+        select(Workspace.name, Workspace.id).where(Workspace.name.in_(names))
+    )
+    return {str(r[0]): str(r[1]) for r in rows}
+
+
 async def workspace_exists(session: AsyncSession, name: str) -> bool:
     return (await session.scalar(select(Workspace.id).where(Workspace.name == name))) is not None
 

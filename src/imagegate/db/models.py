@@ -105,6 +105,7 @@ class Job(Base):
         Index("ix_jobs_workspace_parent", "workspace_id", "parent_job_id", "id"),
         Index("ix_jobs_workspace_root", "workspace_id", "root_job_id", "id"),
         Index("ix_jobs_batch", "batch_id", "id"),
+        Index("ix_jobs_completed_at", "completed_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

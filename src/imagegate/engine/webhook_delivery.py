@@ -83,7 +83,9 @@ class Deliverer:
         """Attempt number ``number`` (1-based) of the delivery."""
         now = self.rt.clock.now()
         loaded = await self._load(delivery_id)
-        if loaded is None:
+        if loaded is None or (loaded.job is None and not loaded.delivery.status.is_final()):
+            # The delivery, or its job, was deleted (DELETE /api/image/jobs/{id}, or
+            # the workspace's retention): there is nothing left to send.
             return Step(done=True, status="gone")
         delivery, endpoint = loaded.delivery, loaded.endpoint
         if delivery.status.is_final():
@@ -134,7 +136,7 @@ class Deliverer:
             keys = await self._keys(loaded, now)
         except SecretUnreadable as error:
             return AttemptResult(None, 0, None, str(error))
-        assert loaded.job is not None, "jobs are never deleted"
+        assert loaded.job is not None  # attempt() stops when the job is gone
         # The job as it is now: a late retry carries fresh links.
         own = None
         if loaded.endpoint is None and self._own_url_body is not None:

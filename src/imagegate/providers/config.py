@@ -315,7 +315,16 @@ class ModerationTable(_Strict):
         return None if rules.empty else rules
 
 
+class WorkspaceTable(_Strict):
+    """``[workspaces.<name>]``: a workspace's own account settings."""
+
+    # Finished jobs (with their files) are deleted this many days after they ended;
+    # None: IMAGEGATE_RETENTION_JOBS_DAYS; 0: kept.
+    retention_days: int | None = Field(default=None, ge=0, le=36_500)
+
+
 class ConfigFile(_Strict):
+    workspaces: dict[str, WorkspaceTable] = Field(default_factory=dict)
     moderation: ModerationTable = Field(default_factory=ModerationTable)
     routing: RoutingTable = Field(default_factory=RoutingTable)
     breaker: BreakerTable = Field(default_factory=BreakerTable)

@@ -1,5 +1,6 @@
 """Retention: provider calls, job events, finished webhook deliveries (with their
-attempts), moderation decisions and audit entries are deleted once older than their
+attempts), moderation decisions, audit entries and finished jobs (services.erasure,
+by workspace) are deleted once older than their
 ``IMAGEGATE_RETENTION_*_DAYS``, uploads
 (with their files) once older than ``IMAGEGATE_UPLOAD_RETENTION_DAYS``.
 
@@ -24,6 +25,7 @@ from imagegate.db import retention_repo, workers_repo
 from imagegate.domain.jobs import JobStatus
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
+from imagegate.services import erasure
 
 log = get_logger("imagegate.retention")
 
@@ -42,6 +44,7 @@ class Swept:
     uploads: int = 0
     moderation_decisions: int = 0
     audit_events: int = 0
+    jobs: int = 0
     # False: a table had more to delete than the budget allowed.
     complete: bool = True
 
@@ -89,6 +92,10 @@ async def sweep(rt: Runtime, *, batch: int = BATCH, max_batches: int = MAX_BATCH
             deleted, done = await _drain(deleter, before, batch, max_batches)
         counts[name] = deleted
         complete = complete and done
+    counts["jobs"], done = await erasure.sweep_expired(
+        rt, now, batch=batch, max_batches=max_batches
+    )
+    complete = complete and done
     swept = Swept(**counts, complete=complete)
     if any(counts.values()):
         log.info("retention.swept", **counts, complete=complete)

@@ -30,6 +30,11 @@ class Storage(Protocol):
         """Remove ``key``; absent keys are fine."""
         ...
 
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix`` (a job's folder,
+        ``<workspace>/<job>/``); returns how many."""
+        ...
+
     def url(self, key: str) -> str:
         """An absolute URL a client can GET the object from, valid for a while."""
         ...

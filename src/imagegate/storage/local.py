@@ -79,6 +79,25 @@ class LocalStorage:
         if path is not None:
             await asyncio.to_thread(path.unlink, True)
 
+    async def delete_prefix(self, prefix: str) -> int:
+        return await asyncio.to_thread(self._delete_folder, prefix)
+
+    def _delete_folder(self, prefix: str) -> int:
+        # A job's keys are files in one folder (storage.base.image_key): the prefix,
+        # which ends in "/", names that folder.
+        folder = self.path_for(prefix.rstrip("/"))
+        if folder is None or not folder.is_dir():
+            return 0
+        removed = 0
+        for path in sorted(folder.rglob("*"), reverse=True):  # files before their folders
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+                removed += 1
+        folder.rmdir()
+        return removed
+
     def url(self, key: str) -> str:
         return self._public_url + self.signer.path(key)
 

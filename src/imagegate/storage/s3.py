@@ -20,6 +20,7 @@ from imagegate.storage.base import ObjectNotFound
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
 
 # A readiness probe must answer quickly even when S3 does not; load balancers probe
 # often, so one answer serves for a few seconds.
@@ -109,6 +110,25 @@ class S3Storage:
         await asyncio.to_thread(
             self.client.delete_object, Bucket=self.bucket, Key=self.object_key(key)
         )
+
+    async def delete_prefix(self, prefix: str) -> int:
+        return await asyncio.to_thread(self._delete_prefix, prefix)
+
+    def _delete_prefix(self, prefix: str) -> int:
+        # Listed and deleted a page (at most 1,000 keys, one DeleteObjects call) at a
+        # time; a job has a handful of objects, so this is one round trip or two.
+        removed = 0
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.object_key(prefix)):
+            found: list[ObjectIdentifierTypeDef] = [
+                {"Key": item["Key"]} for item in page.get("Contents", []) if "Key" in item
+            ]
+            if found:
+                self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": found, "Quiet": True}
+                )
+                removed += len(found)
+        return removed
 
     def url(self, key: str) -> str:
         if self._public_base_url is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import ActorDep, PrincipalDep, RuntimeDep
@@ -15,7 +15,7 @@ from imagegate.api.schemas import ActionCreate, JobCreate, JobPublic, JobsPublic
 from imagegate.domain.jobs import JobStatus
 from imagegate.errors import InvalidRequest
 from imagegate.services import actions as actions_service
-from imagegate.services import event_feed, idempotency
+from imagegate.services import erasure, event_feed, idempotency
 from imagegate.services import jobs as jobs_service
 from imagegate.services.idempotency import Answer
 
@@ -128,6 +128,22 @@ async def list_jobs(
 async def get_job(job_id: str, rt: RuntimeDep, principal: PrincipalDep) -> JobPublic:
     """One job: status, progress, images."""
     return JobPublic.from_record(await jobs_service.get(rt, principal, job_id), rt.storage)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    operation_id="delete_job",
+    responses=problems(*AUTHENTICATED, 403, 404, 409),
+)
+async def delete_job(
+    job_id: str, rt: RuntimeDep, principal: PrincipalDep, actor: ActorDep
+) -> Response:
+    """Delete a finished job with its images, events, webhook deliveries and
+    idempotency records (409 `invalid_state` while it is queued or running: cancel it
+    first). Its children stay; the job answers 404 from then on."""
+    await erasure.delete_job(rt, principal, actor, job_id)
+    return Response(status_code=204)
 
 
 @router.post(

@@ -1,4 +1,5 @@
-"""API keys: expiry, last use, rotation with a grace period; the audit log
+"""API keys: expiry, last use, rotation with a grace period; the audit log; jobs by
+completion time (for the retention of jobs)
 
 Revision ID: 0013
 Revises: 0012
@@ -41,9 +42,11 @@ def upgrade() -> None:
     )  # fmt: skip
     op.create_index("ix_audit_events_workspace_id", "audit_events", ["workspace_id", "id"])
     op.create_index("ix_audit_events_created_at", "audit_events", ["created_at"])
+    op.create_index("ix_jobs_completed_at", "jobs", ["completed_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_jobs_completed_at", table_name="jobs")
     op.drop_index("ix_audit_events_created_at", table_name="audit_events")
     op.drop_index("ix_audit_events_workspace_id", table_name="audit_events")
     op.drop_table("audit_events")
