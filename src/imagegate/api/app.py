@@ -7,6 +7,7 @@ import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
@@ -31,7 +32,8 @@ from imagegate.api.routes import (
     workspaces,
 )
 from imagegate.api.schemas import JobPublic
-from imagegate.domain.records import JobPresenter, OwnUrlBody
+from imagegate.domain.records import JobPresenter, JobRecord, OwnUrlBody
+from imagegate.domain.webhooks import without_prompts
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 from imagegate.services import jobs as jobs_service
@@ -64,13 +66,24 @@ async def _housekeeping(rt: Runtime) -> None:
 
 
 def job_presenter(rt: Runtime) -> JobPresenter:
-    """Webhook bodies carry the job as the API shows it."""
-    return lambda job: JobPublic.from_record(job, rt.storage).model_dump(mode="json")
+    """Webhook bodies carry the job as the API shows it (without its prompts, for a
+    workspace with ``private_prompts``)."""
+
+    def present(job: JobRecord) -> dict[str, Any]:
+        body = JobPublic.from_record(job, rt.storage).model_dump(mode="json")
+        return without_prompts(body) if job.params.get("private_prompts") else body
+
+    return present
 
 
 def own_url_body(rt: Runtime) -> OwnUrlBody:
     """A /mj task's notifyHook gets the protocol's task, not the event envelope."""
-    return lambda job: mj_tasks.notify_body(job, rt.storage)
+
+    def body(job: JobRecord) -> dict[str, Any] | None:
+        task = mj_tasks.notify_body(job, rt.storage)
+        return without_prompts(task) if task and job.params.get("private_prompts") else task
+
+    return body
 
 
 def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:

@@ -107,6 +107,23 @@ def decide(
     return Decision(DeliveryStatus.PENDING, delay)
 
 
+# Where a webhook body carries prompt text: the job's fields, its frozen preset, and a
+# /mj task's (prompt, promptEn, description, properties.finalPrompt).
+PROMPT_FIELDS = frozenset(
+    {"prompt", "negative_prompt", "promptEn", "description", "finalPrompt", "revised_prompt"}
+)
+
+
+def without_prompts(body: Any) -> Any:
+    """``body`` with every prompt field, at any depth, set to None (a workspace with
+    ``private_prompts``)."""
+    if isinstance(body, dict):
+        return {k: None if k in PROMPT_FIELDS else without_prompts(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [without_prompts(item) for item in body]
+    return body
+
+
 def encode_body(body: dict[str, Any], limit: int = MAX_BODY_BYTES) -> bytes:
     """The body as compact JSON of at most ``limit`` bytes. A job whose free-text
     fields make it larger loses its ``metadata``, then the tail of its

@@ -472,7 +472,8 @@ def _provider_verdict(job: JobRecord, outcome: Outcome, now: datetime) -> Modera
     return ModerationRecord(
         id=new_id("mod"), workspace_id=job.workspace_id, stage="provider", category=None,
         reason=(outcome.error_message or "")[:500] or None, job_id=job.id,
-        key_id=job.api_key_id, end_user=job.user, excerpt=job.prompt[:500], created_at=now,
+        key_id=job.api_key_id, end_user=job.user, created_at=now,
+        excerpt=None if job.params.get("private_prompts") else job.prompt[:500],
     )  # fmt: skip
 
 

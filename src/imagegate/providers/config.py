@@ -321,6 +321,9 @@ class WorkspaceTable(_Strict):
     # Finished jobs (with their files) are deleted this many days after they ended;
     # None: IMAGEGATE_RETENTION_JOBS_DAYS; 0: kept.
     retention_days: int | None = Field(default=None, ge=0, le=36_500)
+    # Keep the workspace's prompts out of webhook bodies and the moderation log (no
+    # workspace's prompts are ever written to the server's logs).
+    private_prompts: bool = False
 
 
 class ConfigFile(_Strict):
@@ -355,6 +358,10 @@ class ConfigFile(_Strict):
 
     def adapter_type(self, name: str) -> str:
         return self.providers[name].type or name
+
+    def private_prompts(self, workspace_name: str) -> bool:
+        table = self.workspaces.get(workspace_name)
+        return table is not None and table.private_prompts
 
     def policy_for(self, workspace_name: str) -> Policy:
         override = self.routing.workspaces.get(workspace_name)

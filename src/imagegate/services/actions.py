@@ -69,7 +69,7 @@ async def act(
         raise InvalidRequest(str(error), field=error.field) from error
     if params.get("remix"):  # a new prompt: screened like a create's
         await moderation.screen_prompt(rt, principal, prompt, user=parent.user)
-    params.update(jobs_service.compliance_floor(rt, principal))
+    params.update(jobs_service.workspace_params(rt, principal))
     requested = spec.model or _inherited_model(rt, parent, params, action)
     params["requested_model"] = requested
     choice = jobs_service.choose_model(rt, requested, params, action)

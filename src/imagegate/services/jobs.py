@@ -90,7 +90,7 @@ async def submit(
     p = {**resolved.params, **images, "requested_model": requested}
     if action is not JobAction.IMAGINE:
         p["action"] = action.value
-    p.update(compliance_floor(rt, principal))
+    p.update(workspace_params(rt, principal))
     choice = choose_model(rt, requested, p, action)
     estimate = estimate_credits(rt, choice, resolved.prompt, resolved.negative_prompt, p, action)
     repeat = int(p.pop("repeat", 1) or 1)
@@ -119,11 +119,16 @@ async def submit(
     return await record_and_queue(rt, principal, new, present, idempotency, repeat=repeat)
 
 
-def compliance_floor(rt: Runtime, principal: Principal) -> dict[str, int]:
-    """The workspace's ``min_compliance``, as a job's params freeze it (routing reads it
-    there, as it reads the policy), or nothing when it has none."""
-    floor = rt.providers.config.min_compliance_for(principal.workspace_name)
-    return {"min_compliance": floor} if floor is not None else {}
+def workspace_params(rt: Runtime, principal: Principal) -> dict[str, int | bool]:
+    """The workspace's settings a job's params freeze: ``min_compliance`` (routing
+    reads it there, as it reads the policy) and ``private_prompts`` (the webhook
+    bodies read it), each only when set."""
+    config = rt.providers.config
+    floor = config.min_compliance_for(principal.workspace_name)
+    frozen: dict[str, int | bool] = {"min_compliance": floor} if floor is not None else {}
+    if config.private_prompts(principal.workspace_name):
+        frozen["private_prompts"] = True
+    return frozen
 
 
 def choose_model(

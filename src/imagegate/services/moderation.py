@@ -36,11 +36,12 @@ async def screen_prompt(
     verdict = moderation.screen(rules, prompt)
     if verdict is None:
         return
+    private = rt.providers.config.private_prompts(principal.workspace_name)
     decision = ModerationRecord(
         id=new_id(PREFIX), workspace_id=principal.workspace_id,
         stage="prompt", category=verdict.category, reason=verdict.term[:EXCERPT_CHARS],
         job_id=None, key_id=principal.key_id, end_user=user,
-        excerpt=prompt[:EXCERPT_CHARS], created_at=rt.clock.now(),
+        excerpt=None if private else prompt[:EXCERPT_CHARS], created_at=rt.clock.now(),
     )  # fmt: skip
     async with rt.db.begin() as conn:
         await moderation_repo.insert_decision(conn, decision)

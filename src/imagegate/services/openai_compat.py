@@ -254,7 +254,7 @@ async def _masked_edit(
         "width": image.width,
         "height": image.height,
         # The workspace's compliance floor binds this job as it binds any other.
-        **jobs_service.compliance_floor(rt, principal),
+        **jobs_service.workspace_params(rt, principal),
     }
     requested = str(params.get("requested_model") or "auto")
     choice = jobs_service.choose_model(rt, requested, params, JobAction.VARY_REGION)
