@@ -136,6 +136,13 @@ class RateLimited(ImagegateError):
         self.allowance = allowance
 
 
+class InsufficientCredits(ImagegateError):
+    """The workspace's available credits do not cover this job's estimate."""
+
+    code = "insufficient_credits"
+    title = "Insufficient credits"
+
+
 class PayloadTooLarge(ImagegateError):
     """The request body is too large."""
 

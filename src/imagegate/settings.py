@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     retention_webhook_deliveries_days: int = Field(default=30, ge=0, le=36_500)
     # Moderation decisions (GET /api/image/moderation), kept longer for audits.
     retention_moderation_days: int = Field(default=90, ge=0, le=36_500)
+    # Whether jobs spend credits from the workspace's ledger (docs/credits.md); per
+    # workspace with [workspaces.<name>] credits in the configuration file.
+    credits_required: bool = False
     # Finished jobs, with their images (and everything of theirs that DELETE
     # /api/image/jobs/{id} removes); 0 keeps them. [workspaces.<name>] retention_days
     # in the configuration file overrides it per workspace.

@@ -18,6 +18,7 @@ from imagegate.api.limits import BodySizeLimit
 from imagegate.api.rate_limit_headers import RateLimitHeaders
 from imagegate.api.routes import (
     batches,
+    credits,
     events,
     jobs,
     keys,
@@ -137,6 +138,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(batches.router)
     app.include_router(moderation.router)
     app.include_router(keys.router)
+    app.include_router(credits.router)
     app.include_router(keys.audit_router)
     app.include_router(workspaces.router)
     app.include_router(providers.router)

@@ -26,6 +26,7 @@ STATUS: dict[type[errors.ImagegateError], int] = {
     errors.IdempotencyKeyReused: 422,
     errors.IdempotencyKeyInUse: 409,
     errors.RateLimited: 429,
+    errors.InsufficientCredits: 402,
     errors.PayloadTooLarge: 413,
     errors.FileLinkInvalid: 403,
     errors.UnsupportedImage: 415,

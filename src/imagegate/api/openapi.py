@@ -17,6 +17,7 @@ Responses = dict[int | str, dict[str, Any]]
 _WHY = {
     400: "Bad request: an invalid cursor or Idempotency-Key, or a body that is not JSON",
     401: "No valid API key (send Authorization: Bearer <key>)",
+    402: "The workspace's credits do not cover the job's estimate (`insufficient_credits`)",
     403: "Forbidden: this key may not do that, or a file link was altered or expired",
     404: "No such resource in your workspace",
     409: "The resource's state does not allow this, or the Idempotency-Key is in use",

@@ -215,6 +215,46 @@ class ModerationDecision(Base):
     created_at: Mapped[datetime]
 
 
+class CreditAccount(Base):
+    """A workspace's credits: granted in all, charged in all, held by jobs not yet
+    finished. Available = granted - charged - reserved, never below zero (a reserve
+    is a guarded update). Changed only with an entry in ``credit_entries``."""
+
+    __tablename__ = "credit_accounts"
+
+    workspace_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    granted: Mapped[int] = mapped_column(BigInteger)
+    charged: Mapped[int] = mapped_column(BigInteger)
+    reserved: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
+
+
+class CreditEntry(Base):
+    """The append-only ledger: grants, and per job one reserve then one settle or
+    void. ``entry_key`` is unique per workspace (``<job>:reserve``, ``<job>:final``,
+    ``grant:<key>``), so a step replayed after a crash writes nothing twice."""
+
+    __tablename__ = "credit_entries"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "entry_key", name="uq_credit_entries_key"),
+        Index("ix_credit_entries_workspace_id", "workspace_id", "id"),
+        Index("ix_credit_entries_job", "job_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(String(40))
+    # grant | reserve | settle | void
+    kind: Mapped[str] = mapped_column(String(16))
+    # grant: added; reserve: held; settle: charged (the rest of the hold released);
+    # void: released.
+    amount: Mapped[int] = mapped_column(BigInteger)
+    entry_key: Mapped[str] = mapped_column(String(300))
+    job_id: Mapped[str | None] = mapped_column(String(40))
+    actor_key_id: Mapped[str | None] = mapped_column(String(40))
+    note: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+
+
 class Style(Base):
     """A workspace's own style preset (the built-in ones live in domain.presets)."""
 

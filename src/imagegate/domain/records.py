@@ -122,6 +122,19 @@ class UploadRecord:
 
 
 @dataclass(frozen=True)
+class LedgerEntry:
+    """One entry of a workspace's credits ledger (domain.ledger)."""
+
+    id: int
+    kind: str
+    amount: int
+    job_id: str | None
+    actor_key_id: str | None
+    note: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     """One entry of a workspace's audit log."""
 

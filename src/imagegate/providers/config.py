@@ -324,6 +324,9 @@ class WorkspaceTable(_Strict):
     # Keep the workspace's prompts out of webhook bodies and the moderation log (no
     # workspace's prompts are ever written to the server's logs).
     private_prompts: bool = False
+    # Jobs spend the workspace's credits (docs/credits.md): None follows
+    # IMAGEGATE_CREDITS_REQUIRED.
+    credits: bool | None = None
 
 
 class ConfigFile(_Strict):
@@ -358,6 +361,10 @@ class ConfigFile(_Strict):
 
     def adapter_type(self, name: str) -> str:
         return self.providers[name].type or name
+
+    def credits_for(self, workspace_name: str, default: bool) -> bool:
+        table = self.workspaces.get(workspace_name)
+        return default if table is None or table.credits is None else table.credits
 
     def private_prompts(self, workspace_name: str) -> bool:
         table = self.workspaces.get(workspace_name)

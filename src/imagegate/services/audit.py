@@ -22,7 +22,7 @@ from imagegate.services.pagination import decode_cursor, encode_cursor
 PREFIX = "aud"
 ACTIONS = (
     "key.created", "key.rotated", "key.revoked", "workspace.created", "job.created",
-    "job.canceled", "job.requeued", "job.deleted",
+    "job.canceled", "job.requeued", "job.deleted", "credits.granted",
 )  # fmt: skip
 MAX_USER_AGENT = 300
 
