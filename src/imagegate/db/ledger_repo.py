@@ -83,15 +83,20 @@ async def grant(
 
 
 async def reserve(
-    conn: AsyncConnection, workspace_id: str, job_id: str, amount: int, now: datetime
+    conn: AsyncConnection,
+    workspace_id: str,
+    job_id: str,
+    amount: int,
+    now: datetime,
+    run: int = 1,
 ) -> bool:
     """Hold ``amount`` for the job, once; raises NotEnoughCredits when it does not fit
     (the caller's transaction must then roll back, taking the entry with it)."""
     await _open(conn, workspace_id, now)
     added = await _append(conn, {
         "workspace_id": workspace_id, "kind": EntryKind.RESERVE.value, "amount": amount,
-        "entry_key": reserve_key(job_id), "job_id": job_id, "actor_key_id": None,
-        "note": None, "created_at": now,
+        "entry_key": reserve_key(job_id, run), "job_id": job_id, "actor_key_id": None,
+        "note": None if run <= 1 else f"run {run}", "created_at": now,
     })  # fmt: skip
     if not added:
         return False
@@ -113,13 +118,15 @@ async def finish(
     kind: EntryKind,
     cost: int,
     now: datetime,
+    run: int = 1,
 ) -> tuple[int, int] | None:
     """End the job's hold with a settle (charging ``cost``, at most what it held) or a
     void (``cost`` ignored): (charged, released), or None when there is nothing to end
     (no reserve: the job was made without the ledger; or it ended already)."""
     held = await conn.scalar(
         select(entries.c.amount).where(
-            entries.c.workspace_id == workspace_id, entries.c.entry_key == reserve_key(job_id)
+            entries.c.workspace_id == workspace_id,
+            entries.c.entry_key == reserve_key(job_id, run),
         )
     )
     if held is None:
@@ -128,7 +135,7 @@ async def finish(
     added = await _append(conn, {
         "workspace_id": workspace_id, "kind": kind.value,
         "amount": charged if kind is EntryKind.SETTLE else released,
-        "entry_key": final_key(job_id), "job_id": job_id, "actor_key_id": None,
+        "entry_key": final_key(job_id, run), "job_id": job_id, "actor_key_id": None,
         "note": f"released {released}" if kind is EntryKind.SETTLE and released else None,
         "created_at": now,
     })  # fmt: skip

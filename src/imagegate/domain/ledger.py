@@ -33,13 +33,18 @@ class Balance:
         return self.granted - self.charged - self.reserved
 
 
-def reserve_key(job_id: str) -> str:
-    return f"{job_id}:reserve"
+def _run(job_id: str, run: int) -> str:
+    # A requeued job (run 2, 3, …) holds and ends again, under keys of its own.
+    return job_id if run <= 1 else f"{job_id}#{run}"
 
 
-def final_key(job_id: str) -> str:
-    """One key for a job's settle and void alike: a job ends one way, once."""
-    return f"{job_id}:final"
+def reserve_key(job_id: str, run: int = 1) -> str:
+    return f"{_run(job_id, run)}:reserve"
+
+
+def final_key(job_id: str, run: int = 1) -> str:
+    """One key for a run's settle and void alike: a run ends one way, once."""
+    return f"{_run(job_id, run)}:final"
 
 
 def grant_key(key: str) -> str:

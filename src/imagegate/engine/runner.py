@@ -17,10 +17,11 @@ from typing import Any
 
 from PIL import Image
 
-from imagegate.db import jobs_repo, moderation_repo
+from imagegate.db import jobs_repo, ledger_repo, moderation_repo
 from imagegate.db.providers_repo import FAILED, MODERATED, OK
 from imagegate.domain.ids import new_id
 from imagegate.domain.jobs import JobStatus
+from imagegate.domain.ledger import EntryKind
 from imagegate.domain.params import OutputFormat
 from imagegate.domain.records import JobRecord, ModerationRecord
 from imagegate.engine import inputs, routing
@@ -410,6 +411,16 @@ async def _complete(
         )  # fmt: skip
         if moved:
             await jobs_repo.add_images(conn, job.id, stored, now)
+            # Guarded by the move, and keyed by the run: charged once.
+            await ledger_repo.finish(
+                conn,
+                job.workspace_id,
+                job.id,
+                EntryKind.SETTLE,
+                job.estimated_credits,
+                now,
+                job.runs,
+            )
             await record(
                 conn, job_id=job.id, workspace_id=job.workspace_id, event="job.completed",
                 now=now, user=job.user, provider=job.provider, model=job.model,
@@ -449,6 +460,10 @@ async def fail(rt: Runtime, job_id: str, outcome: Outcome) -> None:
                 duration_ms=_elapsed_ms(job, now), error_code=outcome.error_code,
                 error_message=outcome.error_message,
             )  # fmt: skip
+            # Failed for good: not charged, whatever the provider cost us.
+            await ledger_repo.finish(
+                conn, job.workspace_id, job_id, EntryKind.VOID, 0, now, job.runs
+            )
             if outcome.error_code == ModeratedError.code:
                 # In the failing transaction, guarded by the move: recorded once.
                 await moderation_repo.insert_decision(conn, _provider_verdict(job, outcome, now))

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from imagegate.db import accounts_repo, ledger_repo
-from imagegate.domain.ledger import MAX_GRANT, Balance, grant_key
-from imagegate.domain.records import LedgerEntry, Principal
+from imagegate.domain.ledger import MAX_GRANT, Balance, EntryKind, grant_key
+from imagegate.domain.records import JobRecord, LedgerEntry, Principal
 from imagegate.errors import Forbidden, InsufficientCredits, InvalidRequest, NotFound
 from imagegate.runtime import Runtime
 from imagegate.services import audit
@@ -33,14 +33,20 @@ def required(rt: Runtime, principal: Principal) -> bool:
 
 
 async def reserve(
-    conn: AsyncConnection, rt: Runtime, principal: Principal, job_id: str, amount: int
+    conn: AsyncConnection,
+    rt: Runtime,
+    principal: Principal,
+    job_id: str,
+    amount: int,
+    run: int = 1,
 ) -> None:
-    """Hold the job's estimate, in the creating transaction (a workspace that does
-    not spend credits holds nothing). InsufficientCredits rolls the create back."""
+    """Hold the job's estimate (for its ``run``: a requeue holds again), in the
+    creating transaction; a workspace that does not spend credits holds nothing.
+    InsufficientCredits rolls the transaction back."""
     if not required(rt, principal):
         return
     try:
-        await ledger_repo.reserve(conn, principal.workspace_id, job_id, amount, rt.clock.now())
+        await ledger_repo.reserve(conn, principal.workspace_id, job_id, amount, rt.clock.now(), run)
     except ledger_repo.NotEnoughCredits as short:
         raise InsufficientCredits(
             f"this job needs {short.needed} credits; the workspace has "
@@ -56,6 +62,14 @@ class Account:
     balance: Balance
     recent: list[LedgerEntry]
     required: bool
+
+
+async def void(conn: AsyncConnection, rt: Runtime, job: JobRecord) -> None:
+    """Release the hold of the job's current run (canceled), in the caller's
+    transaction; nothing if it held nothing or has ended already."""
+    await ledger_repo.finish(
+        conn, job.workspace_id, job.id, EntryKind.VOID, 0, rt.clock.now(), job.runs
+    )
 
 
 async def account(rt: Runtime, principal: Principal) -> Account:

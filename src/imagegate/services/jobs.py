@@ -30,7 +30,7 @@ from imagegate.observability.logging import get_logger
 from imagegate.providers.base import GenerationRequest, action_for_job
 from imagegate.providers.registry import ModelChoice
 from imagegate.runtime import Runtime
-from imagegate.services import audit, rate_limits, sources, webhooks
+from imagegate.services import audit, credits, rate_limits, sources, webhooks
 from imagegate.services import idempotency as idempotency_service
 from imagegate.services.audit import Actor
 from imagegate.services.idempotency import Answer, Claim, IdempotentRequest
@@ -221,7 +221,7 @@ async def record_and_queue(
         async with rt.db.begin() as conn:
             jobs = [
                 await _insert(
-                    conn, principal, new, job_id, now, batch_id, _repeated(new, k, repeat)
+                    conn, rt, principal, new, job_id, now, batch_id, _repeated(new, k, repeat)
                 )
                 for k, job_id in enumerate(job_ids)
             ]
@@ -259,6 +259,7 @@ def _repeated(new: NewJob, k: int, repeat: int) -> dict[str, Any]:
 
 async def _insert(
     conn: AsyncConnection,
+    rt: Runtime,
     principal: Principal,
     new: NewJob,
     job_id: str,
@@ -286,6 +287,8 @@ async def _insert(
         estimated_credits=new.estimate, action=new.action.value,
         parent_job_id=new.parent_job_id, batch_id=batch_id,
     )  # fmt: skip
+    # In the creating transaction: a job that cannot hold its estimate is not made.
+    await credits.reserve(conn, rt, principal, job_id, new.estimate)
     return job
 
 
@@ -370,6 +373,7 @@ async def cancel(
             provider=job.provider,
             attempt=job.attempts,
         )
+        await credits.void(conn, rt, job)
         who = actor or Actor(principal.key_id)
         await audit.record(conn, rt, job.workspace_id, who, "job.canceled", job_id)
     await dbos_engine.cancel(job_id, job.runs)
@@ -417,6 +421,8 @@ async def requeue(
             run=run,
             by_key=principal.key_id,
         )
+        # The new run holds the estimate again (the failed one's hold was released).
+        await credits.reserve(conn, rt, principal, job_id, job.estimated_credits, run)
         who = actor or Actor(principal.key_id)
         await audit.record(conn, rt, job.workspace_id, who, "job.requeued", job_id, run=run)
     await _enqueue_or_leave_to_sweep(job_id, job.workspace_id, run)
