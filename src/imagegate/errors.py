@@ -143,6 +143,24 @@ class InsufficientCredits(ImagegateError):
     title = "Insufficient credits"
 
 
+class QuotaExceeded(RateLimited):
+    """The workspace's plan allows no more of this in the current period."""
+
+    code = "quota_exceeded"
+    title = "Quota exceeded"
+
+    def __init__(self, detail: str, allowance: Allowance, **extra: Any) -> None:
+        ImagegateError.__init__(self, detail, retry_after=allowance.retry_after_s, **extra)
+        self.allowance = allowance
+
+
+class NotInPlan(Forbidden):
+    """The workspace's plan does not allow this kind of job."""
+
+    code = "not_in_plan"
+    title = "Not in your plan"
+
+
 class PayloadTooLarge(ImagegateError):
     """The request body is too large."""
 

@@ -26,6 +26,7 @@ from imagegate.api.routes import (
     moderation,
     openai_compat,
     providers,
+    quotas,
     styles,
     system,
     uploads,
@@ -139,6 +140,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(moderation.router)
     app.include_router(keys.router)
     app.include_router(credits.router)
+    app.include_router(quotas.router)
     app.include_router(keys.audit_router)
     app.include_router(workspaces.router)
     app.include_router(providers.router)

@@ -71,7 +71,7 @@ async def principal_for_hash(
     previous = (ApiKey.previous_hash == key_hash) & (ApiKey.previous_expires_at > now)
     row = (
         await session.execute(
-            select(ApiKey.id, ApiKey.workspace_id, Workspace.name, ApiKey.role)
+            select(ApiKey.id, ApiKey.workspace_id, Workspace.name, ApiKey.role, Workspace.plan)
             .join(Workspace, Workspace.id == ApiKey.workspace_id)
             .where(
                 or_(current, previous),
@@ -83,7 +83,9 @@ async def principal_for_hash(
     if row is None:
         return None
     await session.execute(update(ApiKey).where(ApiKey.id == row[0]).values(last_used_at=now))
-    return Principal(key_id=row[0], workspace_id=row[1], workspace_name=row[2], role=row[3])
+    return Principal(
+        key_id=row[0], workspace_id=row[1], workspace_name=row[2], role=row[3], plan=row[4]
+    )
 
 
 async def has_any_key(session: AsyncSession) -> bool:
@@ -198,6 +200,16 @@ async def workspace_ids(session: AsyncSession, names: list[str]) -> dict[str, st
         select(Workspace.name, Workspace.id).where(Workspace.name.in_(names))
     )
     return {str(r[0]): str(r[1]) for r in rows}
+
+
+async def set_plan(session: AsyncSession, name: str, plan: str | None) -> str | None:
+    """Assign ``plan`` to the workspace; its id, or None if there is no such one."""
+    workspace_id = await session.scalar(select(Workspace.id).where(Workspace.name == name))
+    if workspace_id is not None:
+        await session.execute(
+            update(Workspace).where(Workspace.id == workspace_id).values(plan=plan)
+        )
+    return workspace_id
 
 
 async def workspace_exists(session: AsyncSession, name: str) -> bool:

@@ -50,6 +50,8 @@ class Workspace(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime]
+    # The plan the operator assigned (None: the configuration file's).
+    plan: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApiKey(Base):
@@ -213,6 +215,21 @@ class ModerationDecision(Base):
     # The refused prompt's first characters.
     excerpt: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime]
+
+
+class QuotaUsage(Base):
+    """What a workspace (subject ``workspace``) or one of its end users (``user:<id>``)
+    spent in a calendar period (``2026-12-04``, ``2026-12``): counted in the
+    transaction that creates each job, against the plan's limits."""
+
+    __tablename__ = "quota_usage"
+
+    workspace_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(220), primary_key=True)
+    period: Mapped[str] = mapped_column(String(10), primary_key=True)
+    images: Mapped[int] = mapped_column(BigInteger)
+    credits: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]
 
 
 class CreditAccount(Base):

@@ -18,6 +18,8 @@ class Principal:
     workspace_id: str
     workspace_name: str
     role: str
+    # The plan the operator assigned the workspace (None: the configuration's).
+    plan: str | None = None
 
     @property
     def is_admin(self) -> bool:

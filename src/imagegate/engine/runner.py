@@ -27,6 +27,7 @@ from imagegate.domain.records import JobRecord, ModerationRecord
 from imagegate.engine import inputs, routing
 from imagegate.engine.lifecycle import record
 from imagegate.imaging import cell_size, encode, make_grid
+from imagegate.imaging.watermark import watermarked
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import (
     Action,
@@ -323,16 +324,19 @@ async def _store(rt: Runtime, job: JobRecord, made: list[GeneratedImage]) -> lis
     grid is built from the shrunk cells, so no two full bitmaps are held at once."""
     stored: list[dict[str, Any]] = []
     fmt = OutputFormat(job.params.get("output_format", OutputFormat.PNG))
+    mark = bool(job.params.get("watermark"))  # a plan's (services.quotas)
     grid_size = (made[0].width, made[0].height)
     cells: list[Image.Image] = []
     for index, image in enumerate(made, start=1):
         data = image.data
         # Providers answer in the formats they know; the client asked for one.
-        transcode = image.content_type != fmt.content_type
+        transcode = image.content_type != fmt.content_type or mark
         cell = cell_size(index - 1, grid_size) if len(made) > 1 else None
         if transcode or cell:
             async with rt.decodes:
-                data, shrunk = await asyncio.to_thread(_decode, image.data, fmt, transcode, cell)
+                data, shrunk = await asyncio.to_thread(
+                    _decode, image.data, fmt, transcode, cell, mark
+                )
             if shrunk is not None:
                 cells.append(shrunk)
         key = image_key(job.workspace_id, job.id, f"{index}.{fmt.extension}")
@@ -366,12 +370,18 @@ def _row(
 
 
 def _decode(
-    data: bytes, fmt: OutputFormat, transcode: bool, cell: tuple[int, int] | None
+    data: bytes,
+    fmt: OutputFormat,
+    transcode: bool,
+    cell: tuple[int, int] | None,
+    mark: bool = False,
 ) -> tuple[bytes, Image.Image | None]:
     """One decode of ``data``: the bytes to store (re-encoded in ``fmt`` if
-    ``transcode``) and, if ``cell``, the image shrunk to its grid cell."""
-    with Image.open(io.BytesIO(data)) as image:
-        image.load()
+    ``transcode``, watermarked first if ``mark``) and, if ``cell``, the image shrunk
+    to its grid cell."""
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.load()
+        image = watermarked(opened) if mark else opened
         out = encode(image, fmt) if transcode else data
         if cell is None:
             return out, None

@@ -15,22 +15,26 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-from imagegate.domain import moderation, scorecard
+from imagegate.domain import plans as plan_rules
+from imagegate.domain import scorecard
 from imagegate.domain.jobs import JobAction
 from imagegate.domain.params import Mode
 from imagegate.domain.rates import Rate, parse_rate
 from imagegate.domain.routing import Preference
 from imagegate.errors import ImagegateError
 from imagegate.providers.base import Action
+from imagegate.providers.workspace_config import (
+    ModerationTable,
+    PlanTable,
+    WorkspaceTable,
+)
+from imagegate.providers.workspace_config import Strict as _Strict
 
 ADAPTER_TYPES = (
     "builtin", "openai", "stability", "replicate", "fal", "bfl", "comfyui", "a1111", "diffusers",
@@ -51,10 +55,6 @@ class Policy(StrEnum):
     PRIORITY = "priority"  # highest ``priority`` first, then file order
     CHEAPEST = "cheapest"  # lowest price for the job's model, mode and action
     FASTEST = "fastest"  # lowest measured median latency (priority until measured)
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # USD per image: {model: {mode or action: price}}, e.g. {"gpt-image-1": {"draft": 0.011}}.
@@ -236,100 +236,10 @@ class RoutingTable(_Strict):
     workspaces: dict[str, WorkspaceRouting] = Field(default_factory=dict)
 
 
-Terms = dict[str, tuple[str, ...]]
-_TERMS: Any = Field(default_factory=dict)
-_ALLOW = Field(default=(), max_length=moderation.MAX_TERMS)
-
-
-def _check_terms(value: Terms) -> Terms:
-    unknown = sorted(set(value) - set(moderation.CATEGORIES))
-    if unknown:
-        raise ValueError(
-            f"unknown moderation categor(ies) {', '.join(unknown)}; "
-            f"one of {', '.join(moderation.CATEGORIES)}"
-        )
-    if sum(len(terms) for terms in value.values()) > moderation.MAX_TERMS:
-        raise ValueError(f"at most {moderation.MAX_TERMS} terms")
-    for category, terms in value.items():
-        for term in terms:
-            found = moderation.term_words(term)
-            if not found or len(found) > moderation.MAX_TERM_WORDS:
-                raise ValueError(
-                    f"{category}: {term!r} must be 1 to {moderation.MAX_TERM_WORDS} words"
-                )
-    return value
-
-
-class WorkspaceModeration(_Strict):
-    """A workspace's changes to ``[moderation]``: unset fields inherit; its terms and
-    allowed phrases are added to the global ones."""
-
-    prompt: bool | None = None
-    builtin: bool | None = None
-    terms: Terms = _TERMS
-    allow: tuple[str, ...] = _ALLOW
-
-    @field_validator("terms")
-    @classmethod
-    def _terms(cls, value: Terms) -> Terms:
-        return _check_terms(value)
-
-
-class ModerationTable(_Strict):
-    """``[moderation]``: the prompt stage (docs/moderation.md)."""
-
-    # Whether prompts are screened at all, and whether the built-in lists take part.
-    prompt: bool = True
-    builtin: bool = True
-    terms: Terms = _TERMS
-    allow: tuple[str, ...] = _ALLOW
-    workspaces: dict[str, WorkspaceModeration] = Field(default_factory=dict)
-    # Compiled rules by workspace name (None: a workspace without its own table).
-    _compiled: dict[str | None, moderation.Rules | None] = PrivateAttr(default_factory=dict)
-
-    @field_validator("terms")
-    @classmethod
-    def _terms(cls, value: Terms) -> Terms:
-        return _check_terms(value)
-
-    def rules_for(self, workspace_name: str) -> moderation.Rules | None:
-        """The compiled rules that screen the workspace's prompts; None when its
-        prompt stage is off. Bounded: one entry per configured workspace, plus one."""
-        key = workspace_name if workspace_name in self.workspaces else None
-        if key not in self._compiled:
-            self._compiled[key] = self._compile(self.workspaces.get(key or ""))
-        return self._compiled[key]
-
-    def _compile(self, own: WorkspaceModeration | None) -> moderation.Rules | None:
-        on = own.prompt if own is not None and own.prompt is not None else self.prompt
-        if not on:
-            return None
-        builtin = own.builtin if own is not None and own.builtin is not None else self.builtin
-        terms: dict[str, list[str]] = {c: list(t) for c, t in self.terms.items()}
-        allow = list(self.allow)
-        if own is not None:
-            for category, listed in own.terms.items():
-                terms.setdefault(category, []).extend(listed)
-            allow.extend(own.allow)
-        rules = moderation.Rules.build(terms, allow, builtin=builtin)
-        return None if rules.empty else rules
-
-
-class WorkspaceTable(_Strict):
-    """``[workspaces.<name>]``: a workspace's own account settings."""
-
-    # Finished jobs (with their files) are deleted this many days after they ended;
-    # None: IMAGEGATE_RETENTION_JOBS_DAYS; 0: kept.
-    retention_days: int | None = Field(default=None, ge=0, le=36_500)
-    # Keep the workspace's prompts out of webhook bodies and the moderation log (no
-    # workspace's prompts are ever written to the server's logs).
-    private_prompts: bool = False
-    # Jobs spend the workspace's credits (docs/credits.md): None follows
-    # IMAGEGATE_CREDITS_REQUIRED.
-    credits: bool | None = None
-
-
 class ConfigFile(_Strict):
+    plans: dict[str, PlanTable] = Field(default_factory=dict)
+    # The plan of a workspace that has none of its own (None: no plan, no limits).
+    default_plan: str | None = None
     workspaces: dict[str, WorkspaceTable] = Field(default_factory=dict)
     moderation: ModerationTable = Field(default_factory=ModerationTable)
     routing: RoutingTable = Field(default_factory=RoutingTable)
@@ -348,6 +258,26 @@ class ConfigFile(_Strict):
             if ":" in name:
                 raise ValueError(f"providers.{name}: a provider name may not contain ':'")
         return providers
+
+    @model_validator(mode="after")
+    def _plans_exist(self) -> ConfigFile:
+        named = {t.plan for t in self.workspaces.values() if t.plan is not None}
+        if self.default_plan is not None:
+            named.add(self.default_plan)
+        unknown = sorted(named - set(self.plans))
+        if unknown:
+            raise ValueError(f"unknown plan(s) {', '.join(unknown)}; define [plans.<name>]")
+        return self
+
+    def plan_named(self, name: str | None) -> plan_rules.Plan | None:
+        table = self.plans.get(name) if name is not None else None
+        return table.plan(name) if table is not None and name is not None else None
+
+    def configured_plan(self, workspace_name: str) -> str | None:
+        table = self.workspaces.get(workspace_name)
+        if table is not None and table.plan is not None:
+            return table.plan
+        return self.default_plan
 
     @model_validator(mode="after")
     def _preferred_exist(self) -> ConfigFile:

@@ -22,7 +22,7 @@ from imagegate.errors import InvalidRequest, InvalidState
 from imagegate.providers.base import action_for_job
 from imagegate.runtime import Runtime
 from imagegate.services import jobs as jobs_service
-from imagegate.services import moderation, webhooks
+from imagegate.services import moderation, quotas, webhooks
 from imagegate.services import uploads as uploads_service
 from imagegate.services.idempotency import IdempotentRequest
 from imagegate.services.jobs import NewJob, Presenter, Submitted
@@ -70,6 +70,12 @@ async def act(
     if params.get("remix"):  # a new prompt: screened like a create's
         await moderation.screen_prompt(rt, principal, prompt, user=parent.user)
     params.update(jobs_service.workspace_params(rt, principal))
+    params.update(
+        quotas.check_job(
+            rt, principal, mode=str(params.get("mode", "standard")), action=action.value,
+            variations=int(params.get("variations", 1)),
+        )
+    )  # fmt: skip
     requested = spec.model or _inherited_model(rt, parent, params, action)
     params["requested_model"] = requested
     choice = jobs_service.choose_model(rt, requested, params, action)

@@ -23,6 +23,7 @@ PREFIX = "aud"
 ACTIONS = (
     "key.created", "key.rotated", "key.revoked", "workspace.created", "job.created",
     "job.canceled", "job.requeued", "job.deleted", "credits.granted",
+    "plan.changed",
 )  # fmt: skip
 MAX_USER_AGENT = 300
 

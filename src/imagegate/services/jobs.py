@@ -30,7 +30,7 @@ from imagegate.observability.logging import get_logger
 from imagegate.providers.base import GenerationRequest, action_for_job
 from imagegate.providers.registry import ModelChoice
 from imagegate.runtime import Runtime
-from imagegate.services import audit, credits, rate_limits, sources, webhooks
+from imagegate.services import audit, credits, quotas, rate_limits, sources, webhooks
 from imagegate.services import idempotency as idempotency_service
 from imagegate.services.audit import Actor
 from imagegate.services.idempotency import Answer, Claim, IdempotentRequest
@@ -91,6 +91,12 @@ async def submit(
     if action is not JobAction.IMAGINE:
         p["action"] = action.value
     p.update(workspace_params(rt, principal))
+    p.update(
+        quotas.check_job(
+            rt, principal, mode=str(p["mode"]), action=action.value,
+            variations=int(p["variations"]),
+        )
+    )  # fmt: skip
     choice = choose_model(rt, requested, p, action)
     estimate = estimate_credits(rt, choice, resolved.prompt, resolved.negative_prompt, p, action)
     repeat = int(p.pop("repeat", 1) or 1)
@@ -289,6 +295,8 @@ async def _insert(
     )  # fmt: skip
     # In the creating transaction: a job that cannot hold its estimate is not made.
     await credits.reserve(conn, rt, principal, job_id, new.estimate)
+    images = 0 if new.action is JobAction.DESCRIBE else int(params.get("variations", 1))
+    await quotas.spend(conn, rt, principal, user=new.user, images=images, credits=new.estimate)
     return job
 
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from imagegate.db import retention_repo, workers_repo
+from imagegate.db import quotas_repo, retention_repo, workers_repo
 from imagegate.domain.jobs import JobStatus
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
@@ -33,6 +33,8 @@ RETENTION_LEASE = "retention"
 BATCH = 1000
 # Batches per table per sweep: about 20,000 rows, then the next reaper tick goes on.
 MAX_BATCHES = 20
+# Longer than the longest quota period (a month).
+QUOTA_USAGE_DAYS = 62
 FINISHED = tuple(status.value for status in JobStatus if status.is_terminal())
 
 
@@ -45,6 +47,7 @@ class Swept:
     moderation_decisions: int = 0
     audit_events: int = 0
     jobs: int = 0
+    quota_usage: int = 0
     # False: a table had more to delete than the budget allowed.
     complete: bool = True
 
@@ -82,6 +85,8 @@ async def sweep(rt: Runtime, *, batch: int = BATCH, max_batches: int = MAX_BATCH
             s.retention_audit_days,
             _in_transaction(rt, retention_repo.delete_audit_events),
         ),
+        # Past periods' quota counts: nothing reads a period once it is over.
+        "quota_usage": (QUOTA_USAGE_DAYS, _in_transaction(rt, quotas_repo.delete_before)),
     }
     counts: dict[str, int] = {}
     complete = True

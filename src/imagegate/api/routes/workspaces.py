@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
 from imagegate.api.deps import ActorDep, PrincipalDep, RuntimeDep
@@ -19,7 +19,8 @@ from imagegate.api.key_schemas import (
     WorkspacesPublic,
 )
 from imagegate.api.openapi import AUTHENTICATED, WITH_BODY, problems
-from imagegate.services import idempotency, keys
+from imagegate.api.plan_schemas import PlanAssign
+from imagegate.services import idempotency, keys, quotas
 from imagegate.services import workspaces as service
 from imagegate.services.idempotency import Answer
 
@@ -67,3 +68,14 @@ async def create_workspace(
     request = idempotent(idempotency_key, "create_workspace", body)
     answer = await idempotency.run(rt, principal, request, create, sealed=("admin_key",))
     return respond(answer)
+
+
+@router.put("/{name}/plan", status_code=204, operation_id="assign_plan",
+            responses=problems(*AUTHENTICATED, *WITH_BODY, 403, 404))  # fmt: skip
+async def assign_plan(
+    name: str, body: PlanAssign, rt: RuntimeDep, principal: PrincipalDep, actor: ActorDep
+) -> Response:
+    """Put the workspace on a plan of the configuration file (`null`: back to the
+    file's own choice); its keys see it within the key cache's TTL. Audited."""
+    await quotas.assign(rt, principal, actor, name, body.plan)
+    return Response(status_code=204)
