@@ -107,6 +107,8 @@ class Settings(BaseSettings):
     retention_webhook_deliveries_days: int = Field(default=30, ge=0, le=36_500)
     # Moderation decisions (GET /api/image/moderation), kept longer for audits.
     retention_moderation_days: int = Field(default=90, ge=0, le=36_500)
+    # What a stored GB costs (a month) in the usage report's cost per final image.
+    storage_usd_per_gb: float = Field(default=0.023, ge=0)
     # Whether jobs spend credits from the workspace's ledger (docs/credits.md); per
     # workspace with [workspaces.<name>] credits in the configuration file.
     credits_required: bool = False

@@ -30,6 +30,7 @@ from imagegate.api.routes import (
     styles,
     system,
     uploads,
+    usage,
     webhooks,
     workspaces,
 )
@@ -141,6 +142,8 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(keys.router)
     app.include_router(credits.router)
     app.include_router(quotas.router)
+    app.include_router(usage.router)
+    app.include_router(usage.jobs_router)
     app.include_router(keys.audit_router)
     app.include_router(workspaces.router)
     app.include_router(providers.router)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -108,6 +109,7 @@ class Job(Base):
         Index("ix_jobs_workspace_root", "workspace_id", "root_job_id", "id"),
         Index("ix_jobs_batch", "batch_id", "id"),
         Index("ix_jobs_completed_at", "completed_at"),
+        Index("ix_jobs_workspace_created", "workspace_id", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -165,6 +167,9 @@ class Image(Base):
     content_type: Mapped[str] = mapped_column(String(32))
     size_bytes: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
+    # Marked as a final, usable image by the client (an upscale's images count as
+    # final without a mark): the denominator of cost per final usable image.
+    final: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Upload(Base):
