@@ -14,11 +14,13 @@ from fastapi_offline import FastAPIOffline
 from imagegate import __version__
 from imagegate.api import errors, openapi
 from imagegate.api.limits import BodySizeLimit
+from imagegate.api.observe import Observe
 from imagegate.api.rate_limit_headers import RateLimitHeaders
 from imagegate.api.routes import (
     batches,
     events,
     jobs,
+    metrics,
     mj_proxy,
     openai_compat,
     providers,
@@ -36,6 +38,7 @@ from imagegate.services import mj_proxy as mj_tasks
 from imagegate.services import process_lifecycle
 from imagegate.services.event_feed import EventFeed
 from imagegate.services.keys import Authenticator
+from imagegate.services.scrape import Exposition
 from imagegate.services.workers import Membership
 
 MAX_BODY_BYTES = 256 * 1024
@@ -113,6 +116,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.state.runtime = rt
     app.state.event_feed = feed
     app.state.authenticator = Authenticator(rt)
+    app.state.exposition = Exposition(rt)
     errors.install(app)
     openapi.install(app)
     app.include_router(jobs.router)
@@ -124,6 +128,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(webhooks.jobs_router)
     app.include_router(system.router)
+    app.include_router(metrics.router)
     app.include_router(mj_proxy.router)
     app.include_router(openai_compat.router)
     app.add_middleware(
@@ -137,4 +142,6 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
         },
     )
     app.add_middleware(RateLimitHeaders)
+    # Outermost: the trace and the HTTP series cover everything inside, errors too.
+    app.add_middleware(Observe)
     return app
