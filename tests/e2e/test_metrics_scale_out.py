@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -121,10 +122,12 @@ class Cluster:
     collector: Collector
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, sandboxes: Callable[[str], SandboxProcess]) -> Iterator[Cluster]:
+@contextmanager
+def _cluster(
+    root: Path, sandboxes: Callable[[str], SandboxProcess], **extra: str
+) -> Iterator[Cluster]:
     emulator = sandboxes("openai")
-    config = tmp_path / "imagegate.toml"
+    config = root / "imagegate.toml"
     config.write_text(CONFIG.format(url=emulator.url))
     collector = Collector().start()
     port = free_port()
@@ -135,10 +138,11 @@ def cluster(tmp_path: Path, sandboxes: Callable[[str], SandboxProcess]) -> Itera
             "METRICS_TEST_KEY": "sk-sandbox",
             "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
             "OTEL_BSP_SCHEDULE_DELAY": "100",
+            **extra,
         }
-        api = ServerProcess(tmp_path / "data", command="api", **env).start()
+        api = ServerProcess(root / "data", command="api", **env).start()
         worker = ServerProcess(
-            tmp_path / "data", command="worker", IMAGEGATE_WORKER_ID="metrics-w1",
+            root / "data", command="worker", IMAGEGATE_WORKER_ID="metrics-w1",
             IMAGEGATE_METRICS_PORT=str(port), **env,
         ).start()  # fmt: skip
         try:
@@ -149,18 +153,29 @@ def cluster(tmp_path: Path, sandboxes: Callable[[str], SandboxProcess]) -> Itera
             collector.stop()
 
 
+@pytest.fixture
+def cluster(tmp_path: Path, sandboxes: Callable[[str], SandboxProcess]) -> Iterator[Cluster]:
+    with _cluster(tmp_path, sandboxes) as started:
+        yield started
+
+
+def _create(cluster: Cluster, **headers: str) -> str:
+    with client(cluster.api.url, cluster.api.admin_key) as http:
+        body = {"prompt": "a traced harbour", "variations": 1, "model": "openai:gpt-image-1"}
+        created = http.post("/api/image/jobs", json=body, headers=headers)
+        assert created.status_code == 202, created.text
+        job_id: str = created.json()["job_id"]
+        assert wait_for_job(http, job_id)["status"] == "completed"
+    return job_id
+
+
 def _settled(now: Scrape) -> bool:
     return now.value("imagegate_state_up") == 1 and now.value("imagegate_queue_depth") == 0
 
 
 def test_one_job_is_one_trace_and_each_process_counts_its_part(cluster: Cluster) -> None:
     api_before, worker_before = scrape(f"{cluster.api.url}/metrics"), scrape(cluster.worker_metrics)
-    with client(cluster.api.url, cluster.api.admin_key) as http:
-        body = {"prompt": "a traced harbour", "variations": 1, "model": "openai:gpt-image-1"}
-        created = http.post("/api/image/jobs", json=body, headers={"traceparent": PARENT})
-        assert created.status_code == 202, created.text
-        job_id = created.json()["job_id"]
-        assert wait_for_job(http, job_id)["status"] == "completed"
+    job_id = _create(cluster, traceparent=PARENT)
     expected = trace_id(PARENT)
 
     # The API accepted it, the worker ran it: each logs it in the same trace.
@@ -211,3 +226,23 @@ def test_the_worker_port_serves_metrics_only(cluster: Cluster) -> None:
     assert httpx.get(f"{base}/", timeout=5).status_code == 404
     assert httpx.post(cluster.worker_metrics, timeout=5).status_code == 405
     assert httpx.head(cluster.worker_metrics, timeout=5).status_code == 200
+
+
+def test_in_multiprocess_mode_every_process_shows_the_hosts_sums(
+    tmp_path: Path, sandboxes: Callable[[str], SandboxProcess]
+) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR shared, the API's scrape includes the job the
+    worker ran (and the worker's, the job the API accepted)."""
+    shared = tmp_path / "prometheus"
+    shared.mkdir()
+    with _cluster(tmp_path, sandboxes, PROMETHEUS_MULTIPROC_DIR=str(shared)) as cluster:
+        _create(cluster)
+        done = {"status": "completed", "provider": "openai"}
+        for url in (f"{cluster.api.url}/metrics", cluster.worker_metrics):
+            now = scrape(url)
+            assert now.value("imagegate_jobs_created_total", provider="openai") == 1
+            wait_until(
+                lambda u=url: scrape(u).value("imagegate_jobs_finished_total", **done) == 1,
+                30, 0.1, f"the worker's completion in {url}",
+            )  # fmt: skip
+            assert now.value("imagegate_job_dispatch_seconds_count") == 1
