@@ -153,9 +153,11 @@ def _cluster(
             collector.stop()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, sandboxes: Callable[[str], SandboxProcess]) -> Iterator[Cluster]:
-    with _cluster(tmp_path, sandboxes) as started:
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, sandboxes: Callable[[str], SandboxProcess]
+) -> Iterator[Cluster]:
+    with _cluster(tmp_path_factory.mktemp("cluster"), sandboxes) as started:
         yield started
 
 
