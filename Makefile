@@ -8,7 +8,7 @@ UV     := $(BIN)/uv
 # with their hashes, so a fresh machine installs what CI tested.
 #   requirements/tools.txt  uv, the installer (pip bootstraps it, hash-checked)
 #   requirements/run.txt    what `make run` needs, on any platform
-#   requirements/test.txt   the same pins plus the dev and diffusers extras, for CPython
+#   requirements/test.txt   the same pins plus the dev, diffusers and tracing extras, for CPython
 #                           3.11 on x86_64 Linux: torch is the CPU build that these
 #                           machines keep in /opt/wheels (pip's find-links there)
 # One stamp per lock and pyproject.toml content: a new lock reinstalls, nothing else does.
@@ -38,7 +38,8 @@ $(STAMP): $(UV) requirements/run.txt pyproject.toml
 	touch $(STAMP)
 
 # The suite also runs the local diffusers adapter (on a tiny pipeline it builds), so the
-# test lock adds the diffusers extra; run and the helpers install only what they need.
+# test lock adds the diffusers extra (and tracing, for its exporter test); run and the
+# helpers install only what they need.
 $(TEST_STAMP): $(UV) requirements/test.txt pyproject.toml
 	$(INSTALL) --require-hashes -r requirements/test.txt
 	$(INSTALL) --no-deps -e .
@@ -76,7 +77,7 @@ bench: $(STAMP)
 lock: $(UV)
 	$(COMPILE) --universal requirements/tools.in -o requirements/tools.txt
 	$(COMPILE) --universal pyproject.toml -o requirements/run.txt
-	$(COMPILE) pyproject.toml --extra dev --extra diffusers -c requirements/run.txt \
+	$(COMPILE) pyproject.toml --extra dev --extra diffusers --extra tracing -c requirements/run.txt \
 	    --python-platform x86_64-manylinux_2_28 --find-links /opt/wheels --emit-find-links \
 	    -o requirements/test.txt
 

@@ -156,6 +156,17 @@ class Settings(BaseSettings):
     # How often each worker looks for new deliveries to start.
     webhook_dispatch_interval_s: float = Field(default=0.05, gt=0, le=60)
 
+    # Metrics and traces (docs/observability.md). /metrics on the API port is open
+    # unless a token is set (Prometheus then sends it as a bearer token) or it is
+    # turned off; a worker serves it on its own port only when one is given.
+    metrics_enabled: bool = True
+    metrics_token: SecretStr | None = None
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str | None = None  # unset: IMAGEGATE_HOST
+    # Where spans go over OTLP HTTP (needs the ``tracing`` extra); OpenTelemetry's own
+    # OTEL_EXPORTER_OTLP_* variables work as well.
+    otlp_endpoint: str | None = None
+
     @field_validator("ssrf_allowlist")
     @classmethod
     def _check_allowlist(cls, value: str) -> str:

@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 from imagegate import __version__
 from imagegate.api import errors, openapi
 from imagegate.api.limits import BodySizeLimit
+from imagegate.api.observe import Observe
 from imagegate.api.rate_limit_headers import RateLimitHeaders
 from imagegate.api.routes import (
     batches,
@@ -22,6 +23,7 @@ from imagegate.api.routes import (
     events,
     jobs,
     keys,
+    metrics,
     mj_proxy,
     moderation,
     openai_compat,
@@ -44,6 +46,7 @@ from imagegate.services import mj_proxy as mj_tasks
 from imagegate.services import process_lifecycle
 from imagegate.services.event_feed import EventFeed
 from imagegate.services.keys import Authenticator
+from imagegate.services.scrape import Exposition
 from imagegate.services.workers import Membership
 
 MAX_BODY_BYTES = 256 * 1024
@@ -132,6 +135,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.state.runtime = rt
     app.state.event_feed = feed
     app.state.authenticator = Authenticator(rt)
+    app.state.exposition = Exposition(rt)
     errors.install(app)
     openapi.install(app)
     app.include_router(jobs.router)
@@ -151,6 +155,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(webhooks.jobs_router)
     app.include_router(system.router)
+    app.include_router(metrics.router)
     app.include_router(mj_proxy.router)
     app.include_router(openai_compat.router)
     app.add_middleware(
@@ -164,4 +169,6 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
         },
     )
     app.add_middleware(RateLimitHeaders)
+    # Outermost: the trace and the HTTP series cover everything inside, errors too.
+    app.add_middleware(Observe)
     return app

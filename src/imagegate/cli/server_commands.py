@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from imagegate.domain.records import KeyInfo
     from imagegate.runtime import Runtime
     from imagegate.services.keys import NewKey
+    from imagegate.services.metrics_listener import MetricsListener
     from imagegate.services.workers import Membership
 
 console = Console(stderr=True)
@@ -52,12 +53,26 @@ def api() -> None:
 def worker() -> None:
     """Run a worker: it executes jobs and serves no HTTP. Stops on SIGTERM after
     finishing (or handing back) its running jobs."""
+    from imagegate.observability import otel
     from imagegate.observability.logging import configure
 
     settings = load_settings()
     configure(settings.log_level)
+    otel.configure(settings.otlp_endpoint, "imagegate-worker")
     rt = _runtime(_prepared_settings(settings))
-    raise typer.Exit(asyncio.run(_work(rt)))
+    try:
+        raise typer.Exit(asyncio.run(_work(rt)))
+    finally:
+        _observability_done()
+
+
+def _observability_done() -> None:
+    """At exit: flush the spans still buffered, and leave the host's metric sums."""
+    from imagegate.observability import otel
+    from imagegate.services.scrape import mark_process_dead
+
+    otel.shutdown()
+    mark_process_dead()
 
 
 def _runtime(settings: Settings) -> Runtime:
@@ -88,6 +103,7 @@ async def _work(rt: Runtime) -> int:
     running = await process_lifecycle.start(
         rt, membership, present_job=job_presenter(rt), own_url_body=own_url_body(rt)
     )
+    listener = await _metrics_listener(rt)
     console.print(f"imagegate worker {membership.worker_id} is taking jobs")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -96,10 +112,26 @@ async def _work(rt: Runtime) -> int:
     await stopping.wait()
     console.print(f"worker {membership.worker_id} stopping: draining running jobs")
     try:
+        if listener is not None:
+            await listener.stop()
         await process_lifecycle.stop(running)
     finally:
         await rt.close()
     return 0
+
+
+async def _metrics_listener(rt: Runtime) -> MetricsListener | None:
+    """The worker's /metrics port, when IMAGEGATE_METRICS_PORT is set."""
+    from imagegate.services.metrics_listener import MetricsListener
+    from imagegate.services.scrape import Exposition
+
+    settings = rt.settings
+    if settings.metrics_port is None or not settings.metrics_enabled:
+        return None
+    listener = MetricsListener(rt, Exposition(rt))
+    port = await listener.start(settings.metrics_host or settings.host, settings.metrics_port)
+    console.print(f"metrics on http://{settings.metrics_host or settings.host}:{port}/metrics")
+    return listener
 
 
 async def _join(rt: Runtime, role: str) -> Membership | None:
@@ -118,10 +150,12 @@ def _run_http(*, runs_jobs: bool) -> None:
 
     from imagegate.api.app import create_app
     from imagegate.cli.exclusive import AlreadyInUse, bind, lock_data_dir
+    from imagegate.observability import otel
     from imagegate.observability.logging import configure
 
     settings = load_settings()
     configure(settings.log_level)
+    otel.configure(settings.otlp_endpoint, "imagegate-serve" if runs_jobs else "imagegate-api")
     settings.ensure_data_dir()
     try:
         # The one-process default owns its data dir; `api` processes may share one.
@@ -150,6 +184,7 @@ def _run_http(*, runs_jobs: bool) -> None:
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        _observability_done()
         if lock is not None:
             lock.close()
 

@@ -65,6 +65,7 @@ def to_record(
         batch_id=row.get("batch_id"),
         result_texts=tuple(row.get("result_texts") or ()),
         children=tuple(children),
+        traceparent=row.get("traceparent"),
         images=tuple(
             StoredImage(**{c: i[c] for c in _IMAGE_COLUMNS})
             for i in sorted(stored, key=lambda i: (i["kind"], i["index"]))
@@ -78,7 +79,7 @@ async def insert_job(conn: AsyncConnection, values: dict[str, Any]) -> JobRecord
         "progress": 0, "attempts": 0, "runs": 1, "dead_letter": False, "charged_credits": 0,
         "error_code": None, "error_message": None, "started_at": None, "completed_at": None,
         "provider_job_id": None, "parent_job_id": None, "root_job_id": None,
-        "batch_id": None, "result_texts": None, **values,
+        "batch_id": None, "result_texts": None, "traceparent": None, **values,
     }  # fmt: skip
     await conn.execute(insert(jobs), row)
     return to_record(row)

@@ -146,6 +146,9 @@ class Job(Base):
     result_texts: Mapped[list[str] | None] = mapped_column(JSON)
     # The worker that started the latest attempt: operators' "where is this running".
     worker_id: Mapped[str | None] = mapped_column(String(100))
+    # The W3C traceparent of the request that created the job: every process that
+    # works on it logs and propagates this trace (observability/tracing.py).
+    traceparent: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]

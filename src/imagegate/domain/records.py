@@ -105,6 +105,8 @@ class JobRecord:
     result_texts: tuple[str, ...] = ()
     # The jobs made from this one: (job id, action), oldest first (a bounded list).
     children: tuple[tuple[str, str], ...] = ()
+    # The trace it was created in (W3C traceparent), for its logs and outgoing calls.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from imagegate.domain.params import Mode
 from imagegate.domain.records import JobRecord
 from imagegate.domain.routing import Candidate, Plan, explain, plan
 from imagegate.domain.scorecard import meets_floor
+from imagegate.observability import metrics
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import action_for_job
 from imagegate.providers.registry import ProviderEntry
@@ -311,6 +312,7 @@ async def record(rt: Runtime, route: Route, report: CallReport) -> None:
     """Keep the call in the telemetry, move the breaker, free the slot."""
     now = rt.clock.now()
     duration_ms = int((time.monotonic() - report.started_mono) * 1000)
+    metrics.provider_call(route.provider, report.outcome, report.error_code, duration_ms / 1000)
     r = rules(rt)
     async with rt.db.begin() as conn:
         await providers_repo.add_call(

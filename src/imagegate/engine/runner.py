@@ -28,6 +28,7 @@ from imagegate.engine import inputs, routing
 from imagegate.engine.lifecycle import record
 from imagegate.imaging import cell_size, encode, make_grid
 from imagegate.imaging.watermark import watermarked
+from imagegate.observability import metrics, tracing
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import (
     Action,
@@ -74,6 +75,7 @@ class Outcome:
 SKIPPED = Outcome(ok=False, skipped=True)
 
 
+@tracing.job_step("job.attempt")
 async def attempt(rt: Runtime, job_id: str, worker_id: str) -> Outcome:
     """One attempt on ``worker_id``: route the job to a provider, mark it running,
     call the provider, store the images and complete the job. Failures come back as
@@ -82,6 +84,7 @@ async def attempt(rt: Runtime, job_id: str, worker_id: str) -> Outcome:
         job = await jobs_repo.get_job(conn, job_id, children=False)
     if job is None or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
         return SKIPPED
+    tracing.enter_job(job, worker=worker_id)
     route = await routing.choose(rt, job, holder=f"{job_id}:{job.attempts + 1}")
     if isinstance(route, routing.Wait):
         return _unroutable(job, route)
@@ -104,6 +107,7 @@ async def attempt(rt: Runtime, job_id: str, worker_id: str) -> Outcome:
                 attempt=started.attempts, worker=worker_id, probe=route.probe or None,
                 reason=reason,
             )  # fmt: skip
+            metrics.job_started(started, now)
     if started is None:
         if route.slot_holder:
             await routing.release(rt, route.provider, route.slot_holder)
@@ -438,6 +442,8 @@ async def _complete(
                 estimated_credits=job.estimated_credits,
                 stored_keys=[i["storage_key"] for i in stored],
             )  # fmt: skip
+    if moved:
+        metrics.job_finished(job, JobStatus.COMPLETED.value, now)
     if not moved and await _canceled(rt, job.id):
         # Canceled while generating: the files have no job to belong to. (Not moved for
         # another reason, a later attempt on another worker owns the job and its keys.)
@@ -458,6 +464,7 @@ async def fail(rt: Runtime, job_id: str, outcome: Outcome) -> None:
         job = await jobs_repo.get_job(conn, job_id, children=False)
         if job is None:
             return
+        tracing.enter_job(job)
         moved = await jobs_repo.move(
             conn, job_id, JobStatus.FAILED, attempt=outcome.attempt or None,
             dead_letter=True, completed_at=now, updated_at=now,
@@ -477,6 +484,7 @@ async def fail(rt: Runtime, job_id: str, outcome: Outcome) -> None:
             if outcome.error_code == ModeratedError.code:
                 # In the failing transaction, guarded by the move: recorded once.
                 await moderation_repo.insert_decision(conn, _provider_verdict(job, outcome, now))
+            metrics.job_finished(job, JobStatus.FAILED.value, now)
 
 
 async def note_retry(rt: Runtime, job_id: str, outcome: Outcome, delay_s: float) -> None:
@@ -485,6 +493,7 @@ async def note_retry(rt: Runtime, job_id: str, outcome: Outcome, delay_s: float)
         job = await jobs_repo.get_job(conn, job_id, children=False)
         if job is None or job.status is not JobStatus.RUNNING:
             return
+        tracing.enter_job(job)
         await record(
             conn, job_id=job_id, workspace_id=job.workspace_id, event="job.retrying",
             now=now, provider=job.provider, attempt=job.attempts, delay_s=delay_s,

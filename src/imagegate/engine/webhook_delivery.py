@@ -28,6 +28,7 @@ from imagegate.domain.webhooks import (
     encode_body,
 )
 from imagegate.net.ssrf import UrlGuard, UrlPolicy
+from imagegate.observability import metrics, tracing
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 from imagegate.webhooks.secrets import box, default_secret, open_secrets
@@ -79,6 +80,7 @@ class Deliverer:
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    @tracing.job_step("webhook.attempt")
     async def attempt(self, delivery_id: str, number: int) -> Step:
         """Attempt number ``number`` (1-based) of the delivery."""
         now = self.rt.clock.now()
@@ -88,6 +90,8 @@ class Deliverer:
             # the workspace's retention): there is nothing left to send.
             return Step(done=True, status="gone")
         delivery, endpoint = loaded.delivery, loaded.endpoint
+        if loaded.job is not None:
+            tracing.enter_job(loaded.job, delivery_id=delivery_id)
         if delivery.status.is_final():
             return Step(done=True, status=delivery.status.value)
         if delivery.attempts >= number:
@@ -154,10 +158,14 @@ class Deliverer:
             "webhook-signature": signature_header(keys, delivery.webhook_id, now, body),
         }
         async with self._slots:
-            return await send(
-                self._client, url, headers, body, timeout_s=self.rt.settings.webhook_timeout_s,
-                now=self.rt.clock.now, monotonic=self._monotonic,
-            )  # fmt: skip
+            with tracing.client_call("webhook.delivery") as traceparent:
+                if traceparent is not None:
+                    headers["traceparent"] = traceparent
+                return await send(
+                    self._client, url, headers, body,
+                    timeout_s=self.rt.settings.webhook_timeout_s,
+                    now=self.rt.clock.now, monotonic=self._monotonic,
+                )  # fmt: skip
 
     async def _keys(self, loaded: _Loaded, now: datetime) -> list[str]:
         if loaded.endpoint is not None:
@@ -196,6 +204,8 @@ class Deliverer:
             if recorded and decision.status is DeliveryStatus.DISABLED and delivery.endpoint_id:
                 reason = f"410 Gone from {attempt.url} at {_iso(now)}"
                 await repo.disable_endpoint(conn, delivery.endpoint_id, reason, now)
+        if recorded:
+            metrics.webhook_attempt(decision.status.value, delivery.event_at, now)
         log.info(
             "webhook.attempt", delivery_id=delivery.id, job_id=delivery.job_id,
             workspace=delivery.workspace_id, event_type=delivery.event_type, attempt=number,

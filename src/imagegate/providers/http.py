@@ -28,6 +28,7 @@ from PIL import Image
 from imagegate.domain.retry import parse_retry_after
 from imagegate.errors import UnsafeUrl
 from imagegate.net.ssrf import CheckedUrl, GuardedTransport, Network, UrlGuard, UrlPolicy
+from imagegate.observability import tracing
 from imagegate.providers.base import GeneratedImage
 from imagegate.providers.errors import (
     BadResponseError,
@@ -108,6 +109,14 @@ class ProviderClient(httpx.AsyncClient):
     def __init__(self, *, reads: ReadLimits, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.reads = reads
+
+    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        """Every request (each redirect hop too) in the job's trace: a span, and the
+        ``traceparent`` header that tells the provider which."""
+        with tracing.client_call("provider.http", method=request.method) as traceparent:
+            if traceparent is not None:
+                request.headers["traceparent"] = traceparent
+            return await super().send(request, **kwargs)
 
 
 def _reads(client: httpx.AsyncClient) -> ReadLimits:

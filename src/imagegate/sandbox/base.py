@@ -14,7 +14,7 @@ import asyncio
 import functools
 import random
 import re
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -29,6 +29,7 @@ from imagegate.render import render_image
 _MARKER = re.compile(r"sandbox:(\w+)")
 # A request told to time out hangs this long: longer than any client should wait.
 HANG_S = 3600.0
+TRACE_IDS_KEPT = 1000
 
 
 class FaultSettings(BaseModel):
@@ -77,6 +78,9 @@ class Sandbox:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Seeded: an error rate gives the same sequence of failures on every run.
     in_flight: int = 0
+    # The trace ids of the latest requests' ``traceparent`` headers, newest last: what
+    # a test checks imagegate propagated to its provider.
+    trace_ids: deque[str] = field(default_factory=lambda: deque(maxlen=TRACE_IDS_KEPT))
     rng: random.Random = field(default_factory=lambda: random.Random(0))  # noqa: S311
 
     def decide(self, prompt: str | None, *, submission: bool = True) -> Decision:
@@ -117,6 +121,7 @@ class Sandbox:
         self.faults = FaultSettings()
         self.stats.clear()
         self.jobs.clear()
+        self.trace_ids.clear()
         self.rng = random.Random(0)  # noqa: S311
 
 
@@ -170,7 +175,10 @@ def add_control_routes(app: FastAPI, sandbox: Sandbox) -> None:
 
     @app.get("/_sandbox/stats")
     async def stats() -> dict[str, Any]:
-        return {"provider": sandbox.provider, **dict(sandbox.stats), "jobs": len(sandbox.jobs)}
+        return {
+            "provider": sandbox.provider, **dict(sandbox.stats), "jobs": len(sandbox.jobs),
+            "trace_ids": list(sandbox.trace_ids),
+        }  # fmt: skip
 
     @app.get("/_sandbox/faults")
     async def get_faults() -> dict[str, Any]:
@@ -198,6 +206,9 @@ def add_control_routes(app: FastAPI, sandbox: Sandbox) -> None:
             return response
         # Requests at once, and the most ever: a client's concurrency limit, checked.
         sandbox.count("requests")
+        traceparent = request.headers.get("traceparent", "")
+        if traceparent.count("-") == 3:
+            sandbox.trace_ids.append(traceparent.split("-")[1])
         sandbox.in_flight += 1
         sandbox.stats["max_in_flight"] = max(sandbox.stats["max_in_flight"], sandbox.in_flight)
         try:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from imagegate.db import events_repo
 from imagegate.domain.records import EventRecord
+from imagegate.observability import metrics
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 
@@ -156,7 +157,10 @@ async def follow(
     """The events of a job (ending with its terminal event) or of a workspace (never
     ending), from ``after_id`` on: first what is stored, then live, without gaps or
     repeats. Subscribes before reading the backlog, so nothing falls in between."""
-    async with feed.subscribe(job_id=job_id, workspace_id=workspace_id) as live:
+    async with (
+        feed.subscribe(job_id=job_id, workspace_id=workspace_id) as live,
+        metrics.sse_listener(),
+    ):
         sent = SentIds(after_id)
         cursor = after_id
         while True:

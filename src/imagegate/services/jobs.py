@@ -26,6 +26,7 @@ from imagegate.errors import (
     UnsupportedAction,
     UnsupportedModel,
 )
+from imagegate.observability import metrics, tracing
 from imagegate.observability.logging import get_logger
 from imagegate.providers.base import GenerationRequest, action_for_job
 from imagegate.providers.registry import ModelChoice
@@ -249,6 +250,7 @@ async def record_and_queue(
         if held is not None:
             await idempotency_service.release(rt, held)
         raise
+    metrics.job_created(new.action.value, new.choice.provider, len(job_ids))
     for job_id in job_ids:
         await _enqueue_or_leave_to_sweep(job_id, principal.workspace_id, 1)
     return Submitted(202, body, job_ids[0], replayed=False, rate_limit=allowance)
@@ -285,6 +287,7 @@ async def _insert(
             "metadata": new.metadata, "created_at": now, "updated_at": now,
             "webhook_url": new.webhook_url, "parent_job_id": new.parent_job_id,
             "root_job_id": new.root_job_id or job_id, "batch_id": batch_id,
+            "traceparent": tracing.current_traceparent(),
         },
     )  # fmt: skip
     await record(
@@ -384,6 +387,7 @@ async def cancel(
         await credits.void(conn, rt, job)
         who = actor or Actor(principal.key_id)
         await audit.record(conn, rt, job.workspace_id, who, "job.canceled", job_id)
+    metrics.job_finished(job, JobStatus.CANCELED.value, now)
     await dbos_engine.cancel(job_id, job.runs)
     return await get(rt, principal, job_id)
 

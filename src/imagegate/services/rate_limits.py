@@ -12,6 +12,7 @@ import math
 from imagegate.domain.rates import Allowance, Rate
 from imagegate.domain.records import Principal
 from imagegate.errors import RateLimited
+from imagegate.observability import metrics
 from imagegate.rate_limits import Count, CountersUnavailable
 from imagegate.runtime import Runtime
 
@@ -52,6 +53,7 @@ async def _take(
         return None
     allowance = allowance_for(count, rate)
     if allowance.refused:
+        metrics.rate_limited(what.split()[0])  # "requests" or "jobs", never the key
         raise RateLimited(
             f"Rate limit of {rate} {what} reached; retry in {allowance.retry_after_s} s.",
             allowance,

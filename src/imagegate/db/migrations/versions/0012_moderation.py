@@ -1,7 +1,7 @@
 """moderation_decisions: what the moderation pipeline refused
 
 Revision ID: 0012
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-04
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | None = "0007"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
