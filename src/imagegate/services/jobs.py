@@ -35,6 +35,7 @@ from imagegate.services import audit, credits, quotas, rate_limits, sources, web
 from imagegate.services import idempotency as idempotency_service
 from imagegate.services.audit import Actor
 from imagegate.services.idempotency import Answer, Claim, IdempotentRequest
+from imagegate.services.keys import require_writer
 from imagegate.services.pagination import decode_cursor, encode_cursor
 from imagegate.services.submission import JobSpec, resolve_for
 
@@ -208,6 +209,7 @@ async def record_and_queue(
     first time did, and creates nothing. With ``repeat`` > 1 (a prompt's ``--repeat``)
     that many jobs, each with its own seeds, filed under a new batch in the same
     transaction; the answer is the first of them (its ``batch_id`` leads to the rest)."""
+    require_writer(principal)
     now = rt.clock.now()
     # A replay creates nothing, so it answers without counting against the job rate;
     # the rate is checked before the claim, so that a refused create leaves no record.
@@ -356,6 +358,7 @@ async def list_jobs(
 async def cancel(
     rt: Runtime, principal: Principal, job_id: str, actor: Actor | None = None
 ) -> JobRecord:
+    require_writer(principal)
     if not well_formed(job_id, "job"):
         raise JobNotFound()
     now = rt.clock.now()

@@ -160,6 +160,14 @@ async def key_info(rt: Runtime, key_id: str) -> KeyInfo:
     return found
 
 
+def require_writer(principal: Principal) -> None:
+    """Refuse a viewer key a change. The HTTP layer refuses a viewer every method but
+    GET/HEAD already; the services that create and cancel say so too, for the
+    facades (/v1, /mj) whose reads are POSTs and whose writes go through them."""
+    if not principal.can_write:
+        raise Forbidden("this is a viewer key: it may only read")
+
+
 # -- over HTTP: an admin's own workspace -------------------------------------------
 
 

@@ -33,6 +33,7 @@ from imagegate.providers.errors import (
     UnsafeResultUrlError,
 )
 from imagegate.runtime import Runtime
+from imagegate.services.keys import require_writer
 from imagegate.services.pagination import decode_cursor, encode_cursor
 from imagegate.settings import Settings
 from imagegate.storage.base import upload_key
@@ -62,6 +63,7 @@ async def create_from_bytes(
     source_url: str | None = None,
 ) -> UploadRecord:
     """Clean ``data`` and keep it as a new upload of the caller's workspace."""
+    require_writer(principal)
     async with rt.decodes:  # each holds a decoded bitmap: bounded per process
         clean = await asyncio.to_thread(intake, data, declared_type, limits(rt.settings), field)
     return await _store(rt, principal, clean, source_url)
@@ -73,6 +75,7 @@ async def create_from_url(
     """Fetch ``url`` (https, public addresses only, each redirect checked again, the
     body streamed under the upload byte cap and the fetch timeout) and keep the image
     as a new upload. The type the server declares is not trusted: the bytes decide."""
+    require_writer(principal)
     data = await _fetch(rt.settings, url, field)
     return await create_from_bytes(rt, principal, data, None, field=field, source_url=url)
 
