@@ -1,0 +1,185 @@
+"""``imagegate`` that counts its database round trips, for tests and bench/transactions.py.
+
+Run as a script in place of the ``imagegate`` command (``ServerProcess(program=...)``).
+SQLAlchemy event listeners on the ``Engine`` and ``Pool`` classes see every engine in
+the process: imagegate's own (async, over aiosqlite or psycopg) and the engine DBOS
+builds for its system database (sync), so both are counted. Each transaction is filed
+under the stage of the job it serves, read from its SQL (see :func:`stage_of`).
+
+``SIGUSR1`` writes the totals so far, as JSON, to ``$IMAGEGATE_TXCOUNT_FILE``: a test
+deletes the file, sends the signal and waits for the file to appear."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import Pool
+
+_lock = threading.Lock()
+# Per DBAPI connection: (database, statements so far) of its open transaction.
+_open: dict[int, tuple[str, list[str]]] = {}
+# (database, stage) -> [transactions, statements]
+_totals: dict[tuple[str, str], list[int]] = {}
+_signatures: Counter[tuple[str, str]] = Counter()
+_pings: Counter[str] = Counter()
+
+_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+(?:\"?\w+\"?\.)?\"?(\w+)\"?", re.I)
+# Set: every transaction's statements are appended there too (to read what one costs).
+_LOG = os.environ.get("IMAGEGATE_TXCOUNT_LOG")
+
+
+def _database(conn: Connection) -> str:
+    # imagegate's engines are async (aiosqlite, psycopg async); DBOS's is sync.
+    return "imagegate" if conn.dialect.is_async else "dbos"
+
+
+def _key(conn: Connection) -> int:
+    return id(conn.connection.dbapi_connection)
+
+
+def _shape(statement: str) -> str:
+    verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "?"
+    tables = sorted(set(_TABLE.findall(statement)))
+    return f"{verb} {','.join(tables)}"
+
+
+def stage_of(database: str, shapes: list[str], statements: list[str]) -> str:
+    """The job stage a transaction belongs to, from the (verb, table) pairs it has."""
+    pairs = {(shape.split(" ", 1)[0], table) for shape in shapes
+             for table in shape.split(" ", 1)[-1].split(",")}  # fmt: skip
+    tables = {table for _, table in pairs}
+    joined = " ".join(statements)
+    rules = _APP_RULES if database == "imagegate" else _ENGINE_RULES
+    for verb, table, stage in rules:
+        if (verb, table) in pairs or (verb == "*" and table in tables):
+            if stage == "start?":
+                stage = "start" if "started_at" in joined else "status change"
+            elif stage == "end?":
+                stage = "workflow end" if "workflow_uuid = " in joined else "background"
+            return stage
+    return "other: " + " | ".join(shapes)
+
+
+_APP_RULES = [
+    ("INSERT", "jobs", "create"),
+    ("INSERT", "images", "complete"),
+    ("*", "idempotency_records", "create"),
+    ("UPDATE", "jobs", "start?"),
+    ("INSERT", "provider_calls", "provider telemetry"),
+    ("*", "provider_slots", "routing slots"),
+    ("*", "provider_breakers", "routing"),
+    ("SELECT", "provider_calls", "routing"),
+    ("INSERT", "job_events", "events"),
+    ("*", "webhook_deliveries", "webhook delivery"),
+    ("*", "workers", "background"),
+    ("*", "leases", "background"),
+    ("SELECT", "jobs", "job reads"),
+    ("*", "job_events", "event feed"),
+    ("*", "api_keys", "auth"),
+]
+_ENGINE_RULES = [
+    ("INSERT", "workflow_status", "enqueue"),
+    ("INSERT", "operation_outputs", "step record"),
+    ("SELECT", "operation_outputs", "step check"),
+    ("INSERT", "workflow_output", "workflow end"),
+    ("UPDATE", "workflow_status", "end?"),
+    ("SELECT", "queues", "queue poll"),
+    ("WITH", "partitions", "queue poll"),
+    ("SELECT", "application_versions", "dispatch"),
+    ("SELECT", "workflow_status", "dispatch"),
+    ("*", "workflow_schedules", "background"),
+]
+
+
+def _start(conn: Connection) -> None:
+    with _lock:
+        _open[_key(conn)] = (_database(conn), [])
+
+
+def _statement(conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+    with _lock:
+        entry = _open.setdefault(_key(conn), (_database(conn), []))
+        entry[1].append(statement)
+
+
+def _end_key(key: int) -> None:
+    with _lock:
+        entry = _open.pop(key, None)
+        if entry is None or not entry[1]:
+            return
+        database, statements = entry
+        shapes = [_shape(s) for s in statements]
+        stage = stage_of(database, shapes, statements)
+        total = _totals.setdefault((database, stage), [0, 0])
+        total[0] += 1
+        total[1] += len(statements)
+        _signatures[(database, " | ".join(shapes))] += 1
+        if _LOG:
+            with open(_LOG, "a") as log:
+                log.write(f"--- {database} [{stage}]\n" + "\n".join(statements) + "\n")
+
+
+def _end(conn: Connection) -> None:
+    _end_key(_key(conn))
+
+
+def _checkin(dbapi_connection: Any, _record: Any) -> None:
+    # A connection given back without a commit (reads): its statements were a
+    # transaction too, ended by the pool's rollback.
+    _end_key(id(dbapi_connection))
+
+
+def _checkout(_dbapi: Any, record: Any, _proxy: Any) -> None:
+    pool = getattr(record, "_ConnectionRecord__pool", None)
+    if pool is not None and getattr(pool, "_pre_ping", False):
+        with _lock:
+            _pings[str(pool._dialect.name)] += 1
+
+
+def snapshot() -> dict[str, Any]:
+    """The totals so far, as JSON-ready data."""
+    with _lock:
+        return {
+            "stages": [
+                {"database": db, "stage": st, "transactions": t, "statements": s}
+                for (db, st), (t, s) in sorted(_totals.items())
+            ],
+            "signatures": [
+                {"database": db, "shape": shape, "count": n}
+                for (db, shape), n in _signatures.most_common(60)
+            ],
+            "pre_pings": dict(_pings),
+        }
+
+
+def _dump(*_args: Any) -> None:
+    path = Path(os.environ["IMAGEGATE_TXCOUNT_FILE"])
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(snapshot()))
+    tmp.replace(path)
+
+
+def install() -> None:
+    event.listen(Engine, "begin", _start)
+    event.listen(Engine, "before_cursor_execute", _statement)
+    event.listen(Engine, "commit", _end)
+    event.listen(Engine, "rollback", _end)
+    event.listen(Pool, "checkin", _checkin)
+    event.listen(Pool, "checkout", _checkout)
+    signal.signal(signal.SIGUSR1, _dump)
+
+
+if __name__ == "__main__":
+    install()
+    from imagegate.cli.main import app
+
+    app(prog_name="imagegate")
