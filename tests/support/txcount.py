@@ -91,10 +91,11 @@ _ENGINE_RULES = [
     ("INSERT", "operation_outputs", "step record"),
     ("SELECT", "operation_outputs", "step check"),
     ("INSERT", "workflow_output", "workflow end"),
+    # The claim of a poll that found work reads the versions before its update.
+    ("SELECT", "application_versions", "dispatch"),
     ("UPDATE", "workflow_status", "end?"),
     ("SELECT", "queues", "queue poll"),
     ("WITH", "partitions", "queue poll"),
-    ("SELECT", "application_versions", "dispatch"),
     ("SELECT", "workflow_status", "dispatch"),
     ("*", "workflow_schedules", "background"),
 ]
