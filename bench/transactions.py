@@ -15,72 +15,36 @@ poll``). ``--postgres`` runs on a fresh database of that server.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
-import sqlite3
 import sys
 import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import httpx
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.support import txcount  # noqa: E402
 from tests.support.postgres import fresh_database  # noqa: E402
 from tests.support.server import ServerProcess, wait_until  # noqa: E402
 
-PER_JOB_STAGES = (
-    "create", "enqueue", "dispatch", "start", "progress", "events", "complete",
-    "status change", "provider telemetry", "routing", "routing slots", "job reads",
-    "step record", "workflow end", "workflow reads",
-)  # fmt: skip
-
 
 def counted_server(data: Path, database_url: str | None, poll_s: float) -> ServerProcess:
-    env = {
-        "IMAGEGATE_BUILTIN_PLACEHOLDER": "true",
-        "IMAGEGATE_BUILTIN_PROCESSES": "0",
-        "IMAGEGATE_RATE_LIMIT_REQUESTS": "off",
-        "IMAGEGATE_RATE_LIMIT_JOBS": "off",
-        "IMAGEGATE_LOG_LEVEL": "WARNING",
-        "IMAGEGATE_QUEUE_POLL_INTERVAL_S": str(poll_s),
-        "IMAGEGATE_TXCOUNT_FILE": str(data / "txcount.json"),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-    }
+    env = txcount.counted_env(
+        data,
+        IMAGEGATE_BUILTIN_PLACEHOLDER="true",
+        IMAGEGATE_BUILTIN_PROCESSES="0",
+        IMAGEGATE_RATE_LIMIT_REQUESTS="off",
+        IMAGEGATE_RATE_LIMIT_JOBS="off",
+        IMAGEGATE_LOG_LEVEL="WARNING",
+        IMAGEGATE_QUEUE_POLL_INTERVAL_S=str(poll_s),
+    )
     if database_url:
         env["IMAGEGATE_DATABASE_URL"] = database_url
-    program = [sys.executable, str(ROOT / "tests" / "support" / "txcount.py")]
-    return ServerProcess(data, program=program, **env)
-
-
-def counts(server: ServerProcess) -> dict[str, Any]:
-    """The server's totals so far (tests/support/txcount.py)."""
-    path = Path(server.env["IMAGEGATE_TXCOUNT_FILE"])
-    path.unlink(missing_ok=True)
-    assert server.proc is not None
-    server.proc.send_signal(signal.SIGUSR1)
-    wait_until(path.exists, 10, what="the transaction counts")
-    return dict(json.loads(path.read_text()))
-
-
-def job_status(server: ServerProcess, job_id: str) -> str:
-    """Read from the database by a connection of this process, so that waiting for a
-    job costs the server nothing (an HTTP poll would be counted)."""
-    url = server.env.get("IMAGEGATE_DATABASE_URL")
-    query = "SELECT status FROM jobs WHERE id = %s"
-    if url:
-        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
-            row = conn.execute(query, (job_id,)).fetchone()
-    else:
-        with sqlite3.connect(server.data_dir / "imagegate.db") as conn:
-            row = conn.execute(query.replace("%s", "?"), (job_id,)).fetchone()
-    return str(row[0])
+    return ServerProcess(data, program=txcount.PROGRAM, **env)
 
 
 def run_jobs(server: ServerProcess, client: httpx.Client, jobs: int) -> None:
@@ -89,21 +53,11 @@ def run_jobs(server: ServerProcess, client: httpx.Client, jobs: int) -> None:
         job_id = client.post("/api/image/jobs", json=body).json()["job_id"]
 
         def done(job_id: str = job_id) -> bool:
-            status = job_status(server, job_id)
+            status = txcount.job_status(server, job_id)
             assert status not in ("failed", "canceled"), status
             return status == "completed"
 
         wait_until(done, 30, 0.005, f"job {job_id}")
-
-
-def per_stage(before: dict[str, Any], after: dict[str, Any]) -> dict[tuple[str, str], list[int]]:
-    table: dict[tuple[str, str], list[int]] = {}
-    for sign, snap in ((-1, before), (1, after)):
-        for row in snap["stages"]:
-            cell = table.setdefault((row["database"], row["stage"]), [0, 0])
-            cell[0] += sign * row["transactions"]
-            cell[1] += sign * row["statements"]
-    return {k: v for k, v in table.items() if v != [0, 0]}
 
 
 def print_table(diff: dict[tuple[str, str], list[int]], jobs: int, seconds: float) -> None:
@@ -111,7 +65,7 @@ def print_table(diff: dict[tuple[str, str], list[int]], jobs: int, seconds: floa
     totals = {"imagegate": [0.0, 0.0], "dbos": [0.0, 0.0]}
     apart = []
     for (db, stage), (tx, st) in sorted(diff.items()):
-        if stage in ("queue poll", "background", "event feed", "webhook delivery"):
+        if stage in txcount.TIME_DRIVEN:
             apart.append((db, stage, tx, st))
             continue
         print(f"{db:10} {stage:22} {tx / jobs:7.2f} {st / jobs:9.2f}")
@@ -146,15 +100,15 @@ def main() -> None:
             httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"})
         )
         run_jobs(server, client, 3)  # warm-up: first-use reads stay out of the figures
-        before = counts(server)
+        before = txcount.counts(server)
         start = time.monotonic()
         run_jobs(server, client, args.jobs)
         time.sleep(0.5)  # let the last job's engine records land
         seconds = time.monotonic() - start
-        after = counts(server)
+        after = txcount.counts(server)
     print(f"{args.jobs} one-image draft jobs, placeholder provider, "
           f"{'PostgreSQL' if url else 'SQLite'}, queue poll {args.poll:g} s")  # fmt: skip
-    print_table(per_stage(before, after), args.jobs, seconds)
+    print_table(txcount.per_stage(before, after), args.jobs, seconds)
     print(f"pool pre-pings (round trips without a transaction): {after['pre_pings']}")
     if args.signatures:
         for row in after["signatures"]:

@@ -15,14 +15,26 @@ import json
 import os
 import re
 import signal
+import sqlite3
+import sys
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import Pool
+
+if TYPE_CHECKING:
+    from tests.support.server import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+# Stages that depend on time (polls, heartbeats, sweeps) or on clients' reads, not on
+# the jobs themselves: shown apart, never counted per job.
+TIME_DRIVEN = frozenset({"queue poll", "background", "webhook delivery", "event feed"})
 
 _lock = threading.Lock()
 # Per DBAPI connection: (database, statements so far) of its open transaction.
@@ -58,14 +70,15 @@ def stage_of(database: str, shapes: list[str], statements: list[str]) -> str:
              for table in shape.split(" ", 1)[-1].split(",")}  # fmt: skip
     tables = {table for _, table in pairs}
     joined = " ".join(statements)
-    rules = _APP_RULES if database == "imagegate" else _ENGINE_RULES
-    for verb, table, stage in rules:
+    if database == "dbos":
+        return _engine_stage(pairs, tables, joined)
+    for verb, table, stage in _APP_RULES:
         if (verb, table) in pairs or (verb == "*" and table in tables):
             if stage == "start?":
                 stage = "start" if "started_at" in joined else "status change"
-            elif stage == "end?":
-                stage = "workflow end" if "workflow_uuid = " in joined else "background"
             return stage
+    if "pg_notify" in joined:
+        return "enqueue notify"
     return "other: " + " | ".join(shapes)
 
 
@@ -86,19 +99,27 @@ _APP_RULES = [
     ("*", "job_events", "event feed"),
     ("*", "api_keys", "auth"),
 ]
-_ENGINE_RULES = [
-    ("INSERT", "workflow_status", "enqueue"),
-    ("INSERT", "operation_outputs", "step record"),
-    ("SELECT", "operation_outputs", "step check"),
-    ("INSERT", "workflow_output", "workflow end"),
-    # The claim of a poll that found work reads the versions before its update.
-    ("SELECT", "application_versions", "dispatch"),
-    ("UPDATE", "workflow_status", "end?"),
-    ("SELECT", "queues", "queue poll"),
-    ("WITH", "partitions", "queue poll"),
-    ("SELECT", "workflow_status", "dispatch"),
-    ("*", "workflow_schedules", "background"),
-]
+
+
+def _engine_stage(pairs: set[tuple[str, str]], tables: set[str], joined: str) -> str:
+    if ("INSERT", "workflow_status") in pairs:
+        return "enqueue"
+    if ("INSERT", "operation_outputs") in pairs:
+        return "step record"
+    if ("SELECT", "operation_outputs") in pairs:
+        return "step check"
+    if "workflow_output" in tables:
+        return "workflow end"
+    if ("UPDATE", "workflow_status") in pairs:
+        # A poll's claim of queued runs; else a run's end; else a sweep (delays, timeouts).
+        if "queue_partition_key" in joined or "count(*)" in joined:
+            return "dispatch"
+        return "workflow end" if "workflow_uuid = " in joined else "background"
+    if "queues" in tables or "partitions" in tables:
+        return "queue poll"
+    if ("SELECT", "workflow_status") in pairs and "workflow_uuid IN" in joined:
+        return "dispatch"  # the claimed runs' statuses, read to start them
+    return "background"
 
 
 def _start(conn: Connection) -> None:
@@ -177,6 +198,60 @@ def install() -> None:
     event.listen(Pool, "checkin", _checkin)
     event.listen(Pool, "checkout", _checkout)
     signal.signal(signal.SIGUSR1, _dump)
+
+
+# The side of the test or bench that drives a counted server.
+
+
+def counted_env(data_dir: Path, **env: str) -> dict[str, str]:
+    """What a counted server needs besides ``program``: its counts file, our code."""
+    return {
+        "IMAGEGATE_TXCOUNT_FILE": str(data_dir / "txcount.json"),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+        **env,
+    }
+
+
+PROGRAM = [sys.executable, str(Path(__file__).resolve())]
+
+
+def counts(server: ServerProcess) -> dict[str, Any]:
+    """The counted server's totals so far."""
+    from tests.support.server import wait_until
+
+    path = Path(server.env["IMAGEGATE_TXCOUNT_FILE"])
+    path.unlink(missing_ok=True)
+    assert server.proc is not None
+    server.proc.send_signal(signal.SIGUSR1)
+    wait_until(path.exists, 10, what="the transaction counts")
+    return dict(json.loads(path.read_text()))
+
+
+def per_stage(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> dict[tuple[str, str], list[int]]:
+    """(database, stage) -> [transactions, statements] between two snapshots."""
+    table: dict[tuple[str, str], list[int]] = {}
+    for sign, snap in ((-1, before), (1, after)):
+        for row in snap["stages"]:
+            cell = table.setdefault((row["database"], row["stage"]), [0, 0])
+            cell[0] += sign * row["transactions"]
+            cell[1] += sign * row["statements"]
+    return {k: v for k, v in table.items() if v != [0, 0]}
+
+
+def job_status(server: ServerProcess, job_id: str) -> str:
+    """Read from the database by a connection of the caller's process, so that waiting
+    for a job costs the counted server nothing (an HTTP poll would be counted)."""
+    url = server.env.get("IMAGEGATE_DATABASE_URL")
+    query = "SELECT status FROM jobs WHERE id = %s"
+    if url:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            row = conn.execute(query, (job_id,)).fetchone()
+    else:
+        with sqlite3.connect(server.data_dir / "imagegate.db") as conn:
+            row = conn.execute(query.replace("%s", "?"), (job_id,)).fetchone()
+    return str(row[0]) if row else "missing"
 
 
 if __name__ == "__main__":

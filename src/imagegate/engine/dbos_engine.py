@@ -29,6 +29,7 @@ APPLICATION_VERSION = "imagegate-1"
 log = get_logger("imagegate.engine")
 
 _runtime: Runtime | None = None
+_runs_jobs = False
 # PostgreSQL: the thread that listens for other processes' enqueues, and its stop.
 _listener: dict[str, threading.Thread | threading.Event | None] = {"thread": None, "stop": None}
 # Notifications of enqueues to send: one in flight at a time, the next coalescing all
@@ -103,8 +104,8 @@ async def launch(rt: Runtime, executor_id: str, *, runs_jobs: bool = True) -> No
     DBOS recovers the pending workflows of that id at launch. A process that does not
     run jobs (``imagegate api``) still launches DBOS, to enqueue, cancel and recover,
     but listens to no queue."""
-    global _runtime
-    _runtime = rt
+    global _runtime, _runs_jobs
+    _runtime, _runs_jobs = rt, runs_jobs
     settings = rt.settings
     _prepare_sqlite(settings.resolved_system_database_url)
     config: DBOSConfig = {
@@ -220,8 +221,10 @@ async def enqueue(job_id: str, workspace_id: str, run: int = 1) -> None:
         await DBOS.enqueue_workflow_async(QUEUE_NAME, run_job, job_id)
     # Committed: the dispatcher takes it now, not at its next poll (dispatch_wake).
     dispatch_wake.wake(QUEUE_NAME)
+    # A process that runs jobs takes its own enqueues at once; only one that runs none
+    # (``imagegate api``) tells the workers, so a job costs no NOTIFY in a worker.
     rt = _runtime
-    if rt is not None and rt.settings.uses_postgres:
+    if rt is not None and not _runs_jobs and rt.settings.uses_postgres:
         _notify_others(rt)
 
 

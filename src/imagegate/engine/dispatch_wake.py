@@ -61,7 +61,7 @@ def install() -> bool:
         original(stop_event, dbos)
 
     queue_manager.imagegate_wake = True  # type: ignore[attr-defined]
-    dbos_module.queue_thread = queue_manager
+    setattr(dbos_module, "queue_thread", queue_manager)  # noqa: B010 (not exported)
     return True
 
 
