@@ -207,7 +207,11 @@ def counted_env(data_dir: Path, **env: str) -> dict[str, str]:
     """What a counted server needs besides ``program``: its counts file, our code."""
     return {
         "IMAGEGATE_TXCOUNT_FILE": str(data_dir / "txcount.json"),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+        # The caller's PYTHONPATH first (bench/transactions.py can count another
+        # checkout's code), then this one's.
+        "PYTHONPATH": os.pathsep.join(
+            [p for p in (os.environ.get("PYTHONPATH"), str(ROOT / "src"), str(ROOT)) if p]
+        ),
         **env,
     }
 
