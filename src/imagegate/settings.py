@@ -248,6 +248,9 @@ class Settings(BaseSettings):
     upload_retention_days: int = Field(default=7, ge=0, le=36_500)
 
     builtin_latency_ms: int = Field(default=0, ge=0)
+    # Measuring imagegate's own cost per job: the built-in provider answers with a tiny
+    # pre-encoded image instead of rendering (benchmarks and tests, never production).
+    builtin_placeholder: bool = False
     # Worker processes the built-in renderer draws in; unset = one per CPU, 0 = threads.
     builtin_processes: int | None = Field(default=None, ge=0, le=64)
     # Fault injection for chaos tests: prompts containing the marker fail with a

@@ -94,11 +94,17 @@ async def _images_of(conn: AsyncConnection, job_ids: list[str]) -> dict[str, lis
 
 
 async def get_job(
-    conn: AsyncConnection, job_id: str, workspace_id: str | None = None, *, children: bool = True
+    conn: AsyncConnection,
+    job_id: str,
+    workspace_id: str | None = None,
+    *,
+    children: bool = True,
+    images: bool = True,
 ) -> JobRecord | None:
     """The job with its images (and, unless ``children`` is false, its children: what
     the job's public form shows, a query the engine's own reads skip); ``None`` if
-    absent or in another workspace."""
+    absent or in another workspace. ``images=False`` skips the images too (an attempt
+    about to make them reads none)."""
     query = select(jobs).where(jobs.c.id == job_id)
     if workspace_id is not None:
         query = query.where(jobs.c.workspace_id == workspace_id)
@@ -110,7 +116,8 @@ async def get_job(
         if children
         else []
     )
-    return to_record(row, (await _images_of(conn, [job_id])).get(job_id, []), kids)
+    stored = (await _images_of(conn, [job_id])).get(job_id, []) if images else []
+    return to_record(row, stored, kids)
 
 
 async def _children_of(

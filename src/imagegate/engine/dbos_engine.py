@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, DBOSConfig, SetEnqueueOptions, SetWorkflowID
 from dbos import _dbos as dbos_module
 
+from imagegate.db import dispatch_channel
 from imagegate.domain.retry import decide
-from imagegate.engine import runner
+from imagegate.engine import dispatch_wake, runner
 from imagegate.observability.logging import get_logger
 from imagegate.runtime import Runtime
 
@@ -27,6 +29,12 @@ APPLICATION_VERSION = "imagegate-1"
 log = get_logger("imagegate.engine")
 
 _runtime: Runtime | None = None
+_runs_jobs = False
+# PostgreSQL: the thread that listens for other processes' enqueues, and its stop.
+_listener: dict[str, threading.Thread | threading.Event | None] = {"thread": None, "stop": None}
+# Notifications of enqueues to send: one in flight at a time, the next coalescing all
+# the enqueues made meanwhile (a burst of creates costs a few NOTIFYs, not one each).
+_notifier: dict[str, asyncio.Task[None] | bool | None] = {"task": None, "again": False}
 
 
 def _rt() -> Runtime:
@@ -96,8 +104,8 @@ async def launch(rt: Runtime, executor_id: str, *, runs_jobs: bool = True) -> No
     DBOS recovers the pending workflows of that id at launch. A process that does not
     run jobs (``imagegate api``) still launches DBOS, to enqueue, cancel and recover,
     but listens to no queue."""
-    global _runtime
-    _runtime = rt
+    global _runtime, _runs_jobs
+    _runtime, _runs_jobs = rt, runs_jobs
     settings = rt.settings
     _prepare_sqlite(settings.resolved_system_database_url)
     config: DBOSConfig = {
@@ -112,6 +120,8 @@ async def launch(rt: Runtime, executor_id: str, *, runs_jobs: bool = True) -> No
     DBOS(config=config)
     if not runs_jobs:
         DBOS.listen_queues([])
+    # Before launch: the wake wraps the queue thread DBOS starts there (dispatch_wake).
+    dispatch_wake.install()
     DBOS.launch()
     # The queue's limits live in the database, shared by every process; the processes
     # that run jobs set them, an API process only creates the queue if it is missing.
@@ -122,6 +132,32 @@ async def launch(rt: Runtime, executor_id: str, *, runs_jobs: bool = True) -> No
         polling_interval_sec=settings.queue_poll_interval_s,
         on_conflict="always_update" if runs_jobs else "never_update",
     )
+    if runs_jobs:
+        # The queue's poller starts now, not at the manager's next one-second check.
+        dispatch_wake.wake(QUEUE_NAME, manager=True)
+        if settings.uses_postgres:
+            _start_listener(settings.resolved_database_url)
+
+
+def _start_listener(url: str) -> None:
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=dispatch_channel.listen,
+        args=(url, lambda: dispatch_wake.wake(QUEUE_NAME), stop),
+        name="imagegate-dispatch-listener",
+        daemon=True,
+    )
+    thread.start()
+    _listener.update(thread=thread, stop=stop)
+
+
+def _stop_listener() -> None:
+    stop, thread = _listener["stop"], _listener["thread"]
+    if isinstance(stop, threading.Event):
+        stop.set()
+    if isinstance(thread, threading.Thread):
+        thread.join(timeout=dispatch_channel.LISTEN_TICK_S * 2)
+    _listener.update(thread=None, stop=None)
 
 
 async def pending_executor_ids() -> set[str]:
@@ -171,6 +207,7 @@ def stop_dequeuing() -> None:
 
 def shutdown(timeout_s: int = 0) -> None:
     global _runtime
+    _stop_listener()
     DBOS.destroy(workflow_completion_timeout_sec=timeout_s)
     _runtime = None
 
@@ -182,6 +219,34 @@ async def enqueue(job_id: str, workspace_id: str, run: int = 1) -> None:
         SetEnqueueOptions(queue_partition_key=workspace_id),
     ):
         await DBOS.enqueue_workflow_async(QUEUE_NAME, run_job, job_id)
+    # Committed: the dispatcher takes it now, not at its next poll (dispatch_wake).
+    dispatch_wake.wake(QUEUE_NAME)
+    # A process that runs jobs takes its own enqueues at once; only one that runs none
+    # (``imagegate api``) tells the workers, so a job costs no NOTIFY in a worker.
+    rt = _runtime
+    if rt is not None and not _runs_jobs and rt.settings.uses_postgres:
+        _notify_others(rt)
+
+
+def _notify_others(rt: Runtime) -> None:
+    """Wake the dispatchers of the other processes (PostgreSQL), without waiting."""
+    task = _notifier["task"]
+    if isinstance(task, asyncio.Task) and not task.done():
+        _notifier["again"] = True
+        return
+    _notifier.update(task=asyncio.ensure_future(_send_notifications(rt)), again=False)
+
+
+async def _send_notifications(rt: Runtime) -> None:
+    while True:
+        _notifier["again"] = False
+        try:
+            async with rt.db.begin() as conn:
+                await dispatch_channel.notify(conn)
+        except Exception as error:  # the queue poll still finds the job, a bit later
+            log.warning("engine.notify_failed", error=repr(error)[:300])
+        if not _notifier["again"]:
+            return
 
 
 async def ensure_queued(runs: list[tuple[str, str, int]]) -> int:

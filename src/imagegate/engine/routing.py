@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from imagegate.db import providers_repo
 from imagegate.domain.circuit_breaker import Breaker, BreakerRules, BreakerState, should_open
 from imagegate.domain.params import Mode
@@ -94,17 +96,43 @@ def candidates_for(
     return found
 
 
-async def choose(rt: Runtime, job: JobRecord, holder: str) -> Route | Wait:
-    """The provider for the job's next attempt (``holder`` names the attempt)."""
+@dataclass(frozen=True)
+class Health:
+    """What routing reads from the database before an attempt."""
+
+    breakers: dict[str, Breaker]
+    failed: list[str]  # providers that already failed this job
+
+
+async def read_health(conn: AsyncConnection, rt: Runtime, job: JobRecord) -> Health:
+    """The breakers, and the providers that failed the job, read on the caller's
+    connection (the runner reads the job on the same one: one transaction, not two)."""
+    breakers = await providers_repo.all_breakers(conn)
+    # No attempt yet, no call yet: a first attempt skips the query.
+    if job.attempts == 0 or _resuming(rt, job):
+        return Health(breakers, [])
+    return Health(breakers, await providers_repo.failed_providers(conn, job.id))
+
+
+def _resuming(rt: Runtime, job: JobRecord) -> bool:
+    return bool(job.provider_job_id and job.provider and _exists(rt, job.provider))
+
+
+async def choose(
+    rt: Runtime, job: JobRecord, holder: str, health: Health | None = None
+) -> Route | Wait:
+    """The provider for the job's next attempt (``holder`` names the attempt);
+    ``health`` as :func:`read_health` gave it, or None to read it here."""
     now = rt.clock.now()
     # A provider job in flight from an earlier attempt is resumed where it runs,
     # through the same gates as a new call: an open circuit or a full slot table holds
     # the poll back like any other, and it never falls back elsewhere.
-    resuming = bool(job.provider_job_id and job.provider and _exists(rt, job.provider))
+    resuming = _resuming(rt, job)
     policy = str(job.params.get("routing") or rt.providers.config.routing.policy)
-    async with rt.db.connect() as conn:
-        breakers = await providers_repo.all_breakers(conn)
-        failed = [] if resuming else await providers_repo.failed_providers(conn, job.id)
+    if health is None:
+        async with rt.db.connect() as conn:
+            health = await read_health(conn, rt, job)
+    breakers, failed = health.breakers, health.failed
     if resuming:
         resumed = [(str(job.provider), str(job.model))]
         return await _first_available(rt, resumed, breakers, holder, now)
@@ -306,45 +334,59 @@ class CallReport:
     error_code: str | None = None
     error_message: str | None = None
     workspace_id: str | None = None  # whose job: the only one shown the error text
+    duration_ms: int | None = None  # measured when the call ended; None: now
 
 
 async def record(rt: Runtime, route: Route, report: CallReport) -> None:
     """Keep the call in the telemetry, move the breaker, free the slot."""
+    async with rt.db.begin() as conn:
+        await record_in(conn, rt, route, report)
+    await after_record(rt, route, report)
+
+
+async def record_in(conn: AsyncConnection, rt: Runtime, route: Route, report: CallReport) -> None:
+    """:func:`record`'s writes, in the caller's transaction (a successful attempt's
+    completion carries them, rather than costing a transaction of their own); call
+    :func:`after_record` once it commits."""
     now = rt.clock.now()
-    duration_ms = int((time.monotonic() - report.started_mono) * 1000)
+    duration_ms = report.duration_ms
+    if duration_ms is None:
+        duration_ms = int((time.monotonic() - report.started_mono) * 1000)
     metrics.provider_call(route.provider, report.outcome, report.error_code, duration_ms / 1000)
     r = rules(rt)
-    async with rt.db.begin() as conn:
-        await providers_repo.add_call(
-            conn,
-            {
-                "provider": route.provider, "model": route.model, "job_id": report.job_id,
-                "workspace_id": report.workspace_id,
-                "attempt": report.attempt, "started_at": report.started_at,
-                "duration_ms": duration_ms, "outcome": report.outcome,
-                "error_code": report.error_code,
-                "error_message": (report.error_message or "")[:300] or None,
-                "images": report.images, "cost_usd": report.cost_usd,
-            },
-        )  # fmt: skip
-        failed = report.outcome == providers_repo.FAILED
-        if route.probe:
-            if failed:
-                await providers_repo.reopen(conn, route.provider, now)
-            else:
-                await providers_repo.close_breaker(conn, route.provider, now)
-        elif failed and rt.providers.entry(route.provider).breaker_enabled:
-            calls, failures = await providers_repo.window_counts(
-                conn, route.provider, now - timedelta(seconds=r.window_s)
-            )
-            if should_open(calls, failures, r) and await providers_repo.trip(
-                conn, route.provider, now
-            ):
-                log.warning(
-                    "provider.breaker_open", provider=route.provider, calls=calls,
-                    failures=failures, window_s=r.window_s,
-                )  # fmt: skip
+    await providers_repo.add_call(
+        conn,
+        {
+            "provider": route.provider, "model": route.model, "job_id": report.job_id,
+            "workspace_id": report.workspace_id,
+            "attempt": report.attempt, "started_at": report.started_at,
+            "duration_ms": duration_ms, "outcome": report.outcome,
+            "error_code": report.error_code,
+            "error_message": (report.error_message or "")[:300] or None,
+            "images": report.images, "cost_usd": report.cost_usd,
+        },
+    )  # fmt: skip
+    failed = report.outcome == providers_repo.FAILED
     if route.probe:
+        if failed:
+            await providers_repo.reopen(conn, route.provider, now)
+        else:
+            await providers_repo.close_breaker(conn, route.provider, now)
+    elif failed and rt.providers.entry(route.provider).breaker_enabled:
+        calls, failures = await providers_repo.window_counts(
+            conn, route.provider, now - timedelta(seconds=r.window_s)
+        )
+        if should_open(calls, failures, r) and await providers_repo.trip(conn, route.provider, now):
+            log.warning(
+                "provider.breaker_open", provider=route.provider, calls=calls,
+                failures=failures, window_s=r.window_s,
+            )  # fmt: skip
+
+
+async def after_record(rt: Runtime, route: Route, report: CallReport) -> None:
+    """What follows a recorded call: the probe's log line, the slot given back."""
+    if route.probe:
+        failed = report.outcome == providers_repo.FAILED
         log.info(
             "provider.breaker_closed" if not failed else "provider.breaker_reopened",
             provider=route.provider,

@@ -80,12 +80,15 @@ async def attempt(rt: Runtime, job_id: str, worker_id: str) -> Outcome:
     """One attempt on ``worker_id``: route the job to a provider, mark it running,
     call the provider, store the images and complete the job. Failures come back as
     data for the retry policy; a job no provider can take now comes back deferred."""
+    # The job and what routing reads, in one transaction.
     async with rt.db.connect() as conn:
-        job = await jobs_repo.get_job(conn, job_id, children=False)
-    if job is None or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+        job = await jobs_repo.get_job(conn, job_id, children=False, images=False)
+        active = job is not None and job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+        health = await routing.read_health(conn, rt, job) if job is not None and active else None
+    if job is None or health is None:
         return SKIPPED
     tracing.enter_job(job, worker=worker_id)
-    route = await routing.choose(rt, job, holder=f"{job_id}:{job.attempts + 1}")
+    route = await routing.choose(rt, job, holder=f"{job_id}:{job.attempts + 1}", health=health)
     if isinstance(route, routing.Wait):
         return _unroutable(job, route)
     now = rt.clock.now()
@@ -141,10 +144,21 @@ async def _call(rt: Runtime, job: JobRecord, route: routing.Route) -> Outcome:
         if not result.images and not (request.action is Action.DESCRIBE and result.texts):
             raise ProviderError("the provider returned no images")
         cost = result.cost_usd or _list_price(rt, job, route, max(1, len(result.images)))
-        await routing.record(rt, route, replace(report, images=len(result.images), cost_usd=cost))
-        stored = await _store(rt, job, list(result.images)) if result.images else []
+        done = replace(
+            report, images=len(result.images), cost_usd=cost,
+            duration_ms=int((time.monotonic() - report.started_mono) * 1000),
+        )  # fmt: skip
+        try:
+            stored = await _store(rt, job, list(result.images)) if result.images else []
+        except BaseException:
+            await _shielded(routing.record(rt, route, done))  # the provider's work was done
+            raise
         ignored = _ignored_params(request, provider.capabilities())
-        await _complete(rt, job, stored, result.provider_job_id, result.texts, ignored)
+        # The call's telemetry rides on the completing transaction.
+        await _complete(
+            rt, job, stored, result.provider_job_id, result.texts, ignored, (route, done)
+        )
+        await routing.after_record(rt, route, done)
     except inputs.InputMissing as error:
         if route.slot_holder:
             await routing.release(rt, route.provider, route.slot_holder)
@@ -409,7 +423,10 @@ async def _complete(
     provider_job_id: str | None,
     texts: tuple[str, ...] = (),
     ignored_params: list[str] | None = None,
+    call: tuple[routing.Route, routing.CallReport] | None = None,
 ) -> None:
+    """Move the job to completed with its images and event (and, given ``call``, the
+    provider call's telemetry), in one transaction."""
     now = rt.clock.now()
     extra: dict[str, Any] = {}
     if texts:
@@ -417,6 +434,8 @@ async def _complete(
     if ignored_params or "ignored_params" in job.params:
         extra["params"] = {**job.params, "ignored_params": ignored_params or []}
     async with rt.db.begin() as conn:
+        if call is not None:
+            await routing.record_in(conn, rt, *call)
         moved = await jobs_repo.move(
             conn, job.id, JobStatus.COMPLETED, attempt=job.attempts,
             progress=100, completed_at=now, updated_at=now,

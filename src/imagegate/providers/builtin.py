@@ -22,6 +22,7 @@ from imagegate.domain.actions import BLEND_MAX, BLEND_MIN, MAX_OUTPUT_SIDE, Upsc
 from imagegate.domain.actions import VariationStrength as Strength
 from imagegate.domain.params import STYLES, Mode
 from imagegate.imaging import encode, open_image
+from imagegate.providers import placeholder
 from imagegate.providers.base import (
     SOURCE_ACTIONS,
     Action,
@@ -56,12 +57,16 @@ class BuiltinProvider:
         fault_marker: str | None = None,
         fault_attempts: int = 1_000_000,
         processes: int = 0,
+        placeholder: bool = False,
     ) -> None:
         """``latency_ms`` is added to every request, spread over the images.
         A prompt containing ``fault_marker`` (any case) fails with a retryable error on
         attempts up to ``fault_attempts``, then succeeds: chaos testing for retries.
-        ``processes`` > 0 renders in that many worker processes instead of threads."""
+        ``processes`` > 0 renders in that many worker processes instead of threads.
+        ``placeholder`` renders nothing: every image is a tiny pre-encoded one
+        (providers.placeholder), for measuring the service apart from rendering."""
         self.latency_ms = latency_ms
+        self.placeholder = placeholder
         self.fault_marker = fault_marker
         self.fault_attempts = fault_attempts
         self.processes = processes
@@ -110,6 +115,8 @@ class BuiltinProvider:
                 f"attempt {request.attempt} of {self.fault_attempts} failing)"
             )
         _check(request)
+        if self.placeholder:
+            return await self._placeholder(request, progress)
         if request.action is Action.DESCRIBE:
             return await self._describe(request, progress)
         total = len(request.seeds)
@@ -128,6 +135,16 @@ class BuiltinProvider:
         if not total:
             await progress(1.0)
         return GenerationResult(images=tuple(images), provider_job_id=None, cost_usd=0.0)
+
+    async def _placeholder(
+        self, request: GenerationRequest, progress: ProgressCallback
+    ) -> GenerationResult:
+        await self._wait(0, 1, progress)
+        if request.action is Action.DESCRIBE:
+            texts = placeholder.DESCRIBE_TEXTS
+            return GenerationResult(images=(), provider_job_id=None, cost_usd=0.0, texts=texts)
+        made = placeholder.images(request)
+        return GenerationResult(images=made, provider_job_id=None, cost_usd=0.0)
 
     async def _describe(
         self, request: GenerationRequest, progress: ProgressCallback

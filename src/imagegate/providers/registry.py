@@ -82,6 +82,7 @@ class ProviderRegistry:
         if builtin_table.enabled:
             builtin = BuiltinProvider(
                 latency_ms=settings.builtin_latency_ms,
+                placeholder=settings.builtin_placeholder,
                 fault_marker=settings.builtin_fault_marker,
                 fault_attempts=settings.builtin_fault_attempts,
                 processes=settings.resolved_builtin_processes,
