@@ -5,6 +5,7 @@ the same through a server and two emulators)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,8 @@ async def test_a_provider_that_failed_the_job_is_passed_over(rt: Runtime) -> Non
                 "error_message": None, "images": 0, "cost_usd": 0.0,
             },
         )  # fmt: skip
-    route = await _route(rt, job)
+    # The job's second attempt: the first one's call failed on b.
+    route = await _route(rt, dataclasses.replace(job, attempts=1))
     assert (route.provider, route.reason) == ("a", "fallback: b failed (style anime prefers b)")
 
 

@@ -33,6 +33,12 @@ AUTHENTICATED = (401, 422, 429)
 WITH_BODY = (400, 409, 413)
 
 
+# A 200 that `format=csv` serves as a spreadsheet instead of the JSON model.
+CSV_TOO: Responses = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
+}
+
+
 def problems(*statuses: int) -> Responses:
     """``responses=`` for a route that may answer these problem statuses."""
     return {

@@ -16,7 +16,7 @@ from imagegate.api.credit_schemas import (
 )
 from imagegate.api.deps import ActorDep, PrincipalDep, RuntimeDep
 from imagegate.api.idempotency import IdempotencyKeyHeader, idempotent, respond
-from imagegate.api.openapi import AUTHENTICATED, WITH_BODY, problems
+from imagegate.api.openapi import AUTHENTICATED, CSV_TOO, WITH_BODY, problems
 from imagegate.domain.ids import new_id
 from imagegate.services import credits as service
 from imagegate.services import idempotency
@@ -38,7 +38,7 @@ async def get_credits(rt: RuntimeDep, principal: PrincipalDep) -> CreditsPublic:
 
 
 @router.get("/ledger", response_model=LedgerPublic, operation_id="list_ledger",
-            responses=problems(*AUTHENTICATED, 400))  # fmt: skip
+            responses={**CSV_TOO, **problems(*AUTHENTICATED, 400)})  # fmt: skip
 async def list_ledger(
     rt: RuntimeDep,
     principal: PrincipalDep,

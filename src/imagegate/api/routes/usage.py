@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from imagegate.api.deps import PrincipalDep, RuntimeDep
-from imagegate.api.openapi import AUTHENTICATED, problems
+from imagegate.api.openapi import AUTHENTICATED, CSV_TOO, problems
 from imagegate.services import usage as service
 
 router = APIRouter(prefix="/api/image/usage", tags=["credits"])
@@ -19,7 +19,7 @@ jobs_router = APIRouter(prefix="/api/image/jobs", tags=["jobs"])
 Index = Annotated[int, Path(ge=1, le=4)]
 
 
-@router.get("", operation_id="get_usage", responses=problems(*AUTHENTICATED))
+@router.get("", operation_id="get_usage", responses={**CSV_TOO, **problems(*AUTHENTICATED)})
 async def get_usage(
     rt: RuntimeDep,
     principal: PrincipalDep,
