@@ -327,3 +327,81 @@ def test_another_workspace_sees_nothing(server: ServerProcess, mj: httpx.Client)
         assert pressed.json()["code"] == 3, pressed.text
         assert other.get(f"/task/{task_id}/image-seed").status_code == 404
         assert other.post(f"/task/{task_id}/cancel").json()["code"] == 3
+
+
+# -- refusals in the protocol's codes, and the queue ----------------------------------
+
+NARROW_CONFIG = """
+[plans.drafts]
+modes = ["draft"]
+
+[workspaces.ws-broke]
+credits = true
+
+[workspaces.ws-drafts]
+plan = "drafts"
+"""
+
+
+@pytest.fixture(scope="module")
+def narrow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One task of a workspace at a time, each taking over a second: the next ones
+    wait in the queue; a workspace without credits, one on a drafts-only plan."""
+    data = tmp_path_factory.mktemp("mj-narrow")
+    config = data / "imagegate.toml"
+    config.write_text(NARROW_CONFIG)
+    proc = ServerProcess(
+        data, IMAGEGATE_CONFIG=str(config), IMAGEGATE_WORKSPACE_CONCURRENCY="1",
+        IMAGEGATE_BUILTIN_LATENCY_MS="1200",
+    ).start()  # fmt: skip
+    yield proc
+    proc.stop()
+
+
+def _client(server: ServerProcess, workspace: str) -> httpx.Client:
+    key = server.create_key(workspace)
+    return httpx.Client(base_url=f"{server.url}/mj", headers={"mj-api-secret": key}, timeout=30)
+
+
+def test_tasks_behind_a_full_queue_answer_22_and_still_run(narrow: ServerProcess) -> None:
+    with _client(narrow, f"ws-{uuid.uuid4().hex[:10]}") as mj:
+        answers = [
+            mj.post("/submit/imagine", json={"prompt": f"a kite {i}" + FAST}).json()
+            for i in range(3)
+        ]
+        assert answers[0]["code"] == 1, answers[0]
+        # The third waits behind the second at least (the first holds the one slot).
+        last = answers[2]
+        assert last["code"] == 22, last
+        assert last["properties"]["numberOfQueues"] >= 1
+        assert "queue" in last["description"].lower()
+        for answer in answers:
+            assert _until_done(mj, answer["result"])["status"] == "SUCCESS"
+
+
+def test_a_refused_prompt_is_code_24_and_leaves_nothing(server: ServerProcess) -> None:
+    with _client(server, f"ws-{uuid.uuid4().hex[:10]}") as mj, httpx.Client(
+        base_url=server.url, headers={"Authorization": "Bearer " + mj.headers["mj-api-secret"]}
+    ) as http:  # fmt: skip
+        body = {"prompt": "explicit porn of a lighthouse", "base64Array": [_data_url((9, 9, 9))]}
+        refused = mj.post("/submit/imagine", json=body).json()
+        assert refused["code"] == 24 and refused["result"] is None, refused
+        assert refused["properties"]["category"] == "sexual"
+        assert mj.get("/task/list").json() == []
+        # The image prompt it carried was not kept either.
+        assert http.get("/api/image/uploads").json()["data"] == []
+
+
+def test_no_credits_and_not_in_the_plan_are_failures_that_create_nothing(
+    narrow: ServerProcess,
+) -> None:
+    for workspace, words in (("ws-broke", "credits"), ("ws-drafts", "plan")):
+        with _client(narrow, workspace) as mj:
+            body = {"prompt": "a harbour at dawn", "base64Array": [_data_url((1, 2, 3))]}
+            refused = mj.post("/submit/imagine", json=body)
+            assert refused.status_code == 200
+            assert refused.json()["code"] == 9 and words in refused.json()["description"]
+            assert mj.get("/task/list").json() == []
+            uploads = httpx.get(f"{narrow.url}/api/image/uploads", headers={
+                "Authorization": "Bearer " + mj.headers["mj-api-secret"]})  # fmt: skip
+            assert uploads.json()["data"] == []

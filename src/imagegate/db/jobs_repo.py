@@ -310,6 +310,29 @@ async def running_on(conn: AsyncConnection, worker_id: str) -> int:
     return int(count or 0)
 
 
+async def ahead_of(
+    conn: AsyncConnection, workspace_id: str, job_id: str, limit: int
+) -> tuple[int, int]:
+    """(running, queued before ``job_id``) of the workspace's jobs, each counted to at
+    most ``limit`` (ids sort by time): two ranges of ix_jobs_workspace_status."""
+
+    def count(status: JobStatus, *where: Any) -> Any:
+        found = (
+            select(jobs.c.id)
+            .where(jobs.c.workspace_id == workspace_id, jobs.c.status == status.value, *where)
+            .limit(limit)
+            .subquery()
+        )
+        return select(func.count()).select_from(found).scalar_subquery()
+
+    row = (
+        await conn.execute(
+            select(count(JobStatus.RUNNING), count(JobStatus.QUEUED, jobs.c.id < job_id))
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
 async def queued_since_before(
     conn: AsyncConnection, cutoff: datetime, after_id: str | None, limit: int
 ) -> list[tuple[str, str, int]]:

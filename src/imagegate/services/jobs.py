@@ -319,6 +319,21 @@ async def get(rt: Runtime, principal: Principal, job_id: str) -> JobRecord:
     return job
 
 
+# Where counting the queue ahead of a job stops (a client shows "N ahead" or "N+").
+QUEUE_COUNT_CAP = 1000
+
+
+async def waiting_behind(rt: Runtime, principal: Principal, job_id: str) -> int:
+    """How many of the workspace's queued jobs a just-queued job waits behind: 0 when
+    its workspace's concurrency cap leaves room for it and those ahead (it starts now),
+    else those ahead of it (at most QUEUE_COUNT_CAP)."""
+    async with rt.db.connect() as conn:
+        running, ahead = await jobs_repo.ahead_of(
+            conn, principal.workspace_id, job_id, QUEUE_COUNT_CAP
+        )
+    return ahead if running + ahead >= rt.settings.workspace_concurrency else 0
+
+
 @dataclass(frozen=True)
 class Page:
     jobs: list[JobRecord]

@@ -198,17 +198,18 @@ async def edit(
             400, "a mask applies to a single image; send one image with it",
             param="mask", code="invalid_value",
         )  # fmt: skip
-    stored = [await _store(rt, principal, u) for u in images]
     spec = _spec(request, target, s, output_format, "edits")
-    if mask is not None:
-        mask_upload = await _store(rt, principal, mask)
-        submitted = await _masked_edit(rt, principal, spec, stored[0], mask_upload, present)
-    elif len(stored) > 1:
-        spec = replace(spec, action="blend", images=tuple(u.id for u in stored))
-        submitted = await jobs_service.submit(rt, principal, spec, present)
-    else:
-        spec = replace(spec, init_image=stored[0].id, strength=EDIT_STRENGTH)
-        submitted = await jobs_service.submit(rt, principal, spec, present)
+    async with uploads_service.Provisional(rt, principal) as made:
+        stored = [await _store(made, u) for u in images]
+        if mask is not None:
+            mask_upload = await _store(made, mask)
+            submitted = await _masked_edit(rt, principal, spec, stored[0], mask_upload, present)
+        elif len(stored) > 1:
+            spec = replace(spec, action="blend", images=tuple(u.id for u in stored))
+            submitted = await jobs_service.submit(rt, principal, spec, present)
+        else:
+            spec = replace(spec, init_image=stored[0].id, strength=EDIT_STRENGTH)
+            submitted = await jobs_service.submit(rt, principal, spec, present)
     return Pending(
         submitted.job_id, name, s, _b64(request, name), output_format, submitted.rate_limit
     )
@@ -219,19 +220,19 @@ async def variation(
 ) -> Pending:
     """``POST /v1/images/variations``: img2img of the image with a neutral prompt."""
     name, target, s, output_format = _checked(rt, request, default="dall-e-2")
-    upload = await _store(rt, principal, image)
     spec = _spec(request, target, s, output_format, "variations")
-    spec = replace(spec, prompt=VARIATION_PROMPT, init_image=upload.id, strength=EDIT_STRENGTH)
-    submitted = await jobs_service.submit(rt, principal, spec, present)
+    async with uploads_service.Provisional(rt, principal) as made:
+        upload = await _store(made, image)
+        spec = replace(spec, prompt=VARIATION_PROMPT, init_image=upload.id,
+                       strength=EDIT_STRENGTH)  # fmt: skip
+        submitted = await jobs_service.submit(rt, principal, spec, present)
     return Pending(
         submitted.job_id, name, s, _b64(request, name), output_format, submitted.rate_limit
     )
 
 
-async def _store(rt: Runtime, principal: Principal, upload: Upload) -> UploadRecord:
-    return await uploads_service.create_from_bytes(
-        rt, principal, upload.data, upload.content_type, field=upload.field
-    )
+async def _store(made: uploads_service.Provisional, upload: Upload) -> UploadRecord:
+    return await made.from_bytes(upload.data, upload.content_type, field=upload.field)
 
 
 async def _masked_edit(

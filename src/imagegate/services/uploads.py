@@ -69,6 +69,37 @@ async def create_from_bytes(
     return await _store(rt, principal, clean, source_url)
 
 
+class Provisional:
+    """The uploads one request stores to make a job of them (the facades' base64 and
+    multipart images): removed again if the block fails before the job exists (a
+    refused prompt, a rate limit, no credits), so a refused request leaves no file
+    and no upload behind. Use as ``async with Provisional(rt, principal) as made:``."""
+
+    def __init__(self, rt: Runtime, principal: Principal) -> None:
+        self._rt, self._principal = rt, principal
+        self._made: list[UploadRecord] = []
+
+    async def __aenter__(self) -> Provisional:
+        return self
+
+    async def __aexit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if error is None:
+            return
+        for upload in self._made:
+            try:
+                await delete(self._rt, self._principal, upload.id)
+            except Exception as failure:  # the request's own error is the one to answer
+                log.warning("upload.cleanup_failed", upload_id=upload.id, error=repr(failure))
+
+    async def from_bytes(
+        self, data: bytes, declared_type: str | None, *, field: str
+    ) -> UploadRecord:
+        upload = await create_from_bytes(self._rt, self._principal, data, declared_type,
+                                         field=field)  # fmt: skip
+        self._made.append(upload)
+        return upload
+
+
 async def create_from_url(
     rt: Runtime, principal: Principal, url: str, *, field: str = "url"
 ) -> UploadRecord:

@@ -34,6 +34,9 @@ enabled = false
 type = "openai"
 base_url = "{url}/v1"
 api_key_env = "COMPAT_TEST_OPENAI_KEY"
+
+[workspaces.ws-broke]
+credits = true
 """
 
 
@@ -434,3 +437,37 @@ def test_over_the_job_rate_is_a_rate_limit_error(strict_server: ServerProcess) -
     # cap, as an hour's window does: then it gives up at once.
     assert int(error.response.headers["retry-after"]) > 60
     assert sends == 1
+
+
+def test_no_credits_is_insufficient_quota_and_the_sdk_does_not_retry(
+    strict_server: ServerProcess,
+) -> None:
+    sent: list[str] = []
+    hooks: dict[str, list[Callable[[httpx.Request], None]]] = {
+        "request": [lambda request: sent.append(request.url.path)]
+    }
+    with openai.OpenAI(
+        api_key=strict_server.create_key("ws-broke"), base_url=strict_server.url + "/v1",
+        max_retries=2, http_client=httpx.Client(event_hooks=hooks),  # type: ignore[arg-type]
+    ) as client:  # fmt: skip
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.images.generate(model="gpt-image-1", prompt="a kite", quality="low")
+    error = caught.value
+    assert (error.code, error.type) == ("insufficient_quota", "insufficient_quota")
+    assert "credits" in error.message
+    assert sent == ["/v1/images/generations"]  # told not to retry, it did not
+
+
+def test_a_prompt_the_policy_refuses_is_moderation_blocked_and_keeps_no_upload(
+    server: ServerProcess, sdk: openai.OpenAI, key: str
+) -> None:
+    image = png(Image.new("RGB", (64, 64), (200, 10, 10)))
+    before = job_count(server, key)
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.images.edit(model="gpt-image-1", image=("a.png", image, "image/png"),
+                        prompt="explicit porn on a beach")  # fmt: skip
+    assert (caught.value.code, caught.value.param) == ("moderation_blocked", "prompt")
+    assert "sexual" in caught.value.message
+    assert job_count(server, key) == before
+    with api_client(server.url, key) as http:
+        assert http.get("/api/image/uploads").json()["data"] == []

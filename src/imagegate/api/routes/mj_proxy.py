@@ -26,12 +26,15 @@ from imagegate.api.rate_limit_headers import remember
 from imagegate.domain.jobs import JobStatus
 from imagegate.domain.records import JobRecord, Principal
 from imagegate.errors import (
+    ContentPolicyViolation,
     Forbidden,
     ImagegateError,
+    InsufficientCredits,
     InvalidRequest,
     InvalidState,
     JobNotFound,
     NotFound,
+    NotInPlan,
     RateLimited,
     Unauthenticated,
 )
@@ -61,8 +64,10 @@ def body_caps(settings: Settings) -> dict[str, int]:
 
 class MjRoute(APIRoute):
     """Answers imagegate's errors in the protocol's shape: a submit's failure is HTTP
-    200 with its code (3 not found, 4 validation, 23 queue full, 9 anything else);
-    a read of an unknown task is 404 with code 3; a bad secret is a bare 401."""
+    200 with its code (3 not found, 4 validation, 23 queue full or over a quota, 24 a
+    prompt the content policy refused, 9 anything else: no credits, not in the plan);
+    a read of an unknown task is 404 with code 3; a bad secret is a bare 401, a
+    read-only key a bare 403."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -73,10 +78,18 @@ class MjRoute(APIRoute):
                 return await handler(request)
             except Unauthenticated:
                 return Response(status_code=401)
-            except Forbidden:
-                return Response(status_code=403)
+            except Forbidden as error:
+                if not isinstance(error, NotInPlan):
+                    return Response(status_code=403)
+                return JSONResponse(mj.answer(Code.FAILURE, error.detail))
             except RequestValidationError as error:
                 return JSONResponse(mj.answer(Code.VALIDATION_ERROR, _first(error)))
+            except ContentPolicyViolation as error:
+                # The protocol's banned-prompt answer, with the category where the
+                # original names the word (imagegate does not echo matched terms).
+                found = mj.answer(Code.BANNED_PROMPT, error.detail,
+                                  category=error.extra.get("category"))  # fmt: skip
+                return JSONResponse(found)
             except ImagegateError as error:
                 code, status = _code(error)
                 headers = {}
@@ -97,6 +110,8 @@ def _code(error: ImagegateError) -> tuple[Code, int]:
         return Code.NOT_FOUND, status
     if isinstance(error, RateLimited):
         return Code.QUEUE_FULL, status
+    if isinstance(error, InsufficientCredits):
+        return Code.FAILURE, status
     # Whatever else the client can correct (a bad field, an unusable image, a task
     # not finished yet) is a validation error to the protocol.
     return (Code.VALIDATION_ERROR if 400 <= status < 500 else Code.FAILURE), status
@@ -154,15 +169,27 @@ def _delivery(
     return {"webhook_url": hook, "metadata": _metadata(body.state, bot_type, notify)}
 
 
-async def _upload(rt: Runtime, principal: Principal, value: str, field: str) -> str:
+async def _upload(made: uploads_service.Provisional, value: str, field: str) -> str:
     data, declared = mj.decode_image(value, field)
-    upload = await uploads_service.create_from_bytes(rt, principal, data, declared, field=field)
-    return upload.id
+    return (await made.from_bytes(data, declared, field=field)).id
 
 
 async def _create(rt: Runtime, principal: Principal, spec: JobSpec) -> JSONResponse:
     result = await jobs_service.submit(rt, principal, spec, present=_present(rt))
-    return JSONResponse(mj.answer(Code.SUCCESS, "Submit success", result.job_id))
+    return await _submitted(rt, principal, result.job_id)
+
+
+async def _submitted(rt: Runtime, principal: Principal, job_id: str) -> JSONResponse:
+    """Code 1, or 22 with ``numberOfQueues`` when the task waits behind others of the
+    workspace (its concurrency cap is full; clients show "in queue", and both codes
+    are a success to them)."""
+    ahead = await jobs_service.waiting_behind(rt, principal, job_id)
+    if ahead:
+        return JSONResponse(mj.answer(
+            Code.IN_QUEUE, f"In queue, there are {ahead} tasks ahead", job_id,
+            numberOfQueues=ahead,
+        ))  # fmt: skip
+    return JSONResponse(mj.answer(Code.SUCCESS, "Submit success", job_id))
 
 
 @router.post("/submit/imagine", operation_id="mj_imagine")
@@ -177,23 +204,25 @@ async def imagine(body: body_of.Imagine, rt: RuntimeDep, principal: Principal = 
             "imagegate takes one image prompt; to combine images use /mj/submit/blend",
             field="base64Array",
         )
-    init = None
-    if body.base64Array:
-        init = await _upload(rt, principal, body.base64Array[0], "base64Array")
-    spec = JobSpec(prompt=prompt, init_image=init, **_delivery(body, body.botType))
-    return await _create(rt, principal, spec)
+    async with uploads_service.Provisional(rt, principal) as made:
+        init = None
+        if body.base64Array:
+            init = await _upload(made, body.base64Array[0], "base64Array")
+        spec = JobSpec(prompt=prompt, init_image=init, **_delivery(body, body.botType))
+        return await _create(rt, principal, spec)
 
 
 @router.post("/submit/blend", operation_id="mj_blend")
 async def blend(body: body_of.Blend, rt: RuntimeDep, principal: Principal = Caller) -> Response:
     """Blend two to five images into one picture of ``dimensions``."""
-    images = [await _upload(rt, principal, b, "base64Array") for b in body.base64Array]
-    spec = JobSpec(
-        action="blend", images=tuple(images), dimensions=body.dimensions.lower(),
-        prompt="--niji" if body.botType == mj.BotType.NIJI_JOURNEY else "",
-        **_delivery(body, body.botType),
-    )  # fmt: skip
-    return await _create(rt, principal, spec)
+    async with uploads_service.Provisional(rt, principal) as made:
+        images = [await _upload(made, b, "base64Array") for b in body.base64Array]
+        spec = JobSpec(
+            action="blend", images=tuple(images), dimensions=body.dimensions.lower(),
+            prompt="--niji" if body.botType == mj.BotType.NIJI_JOURNEY else "",
+            **_delivery(body, body.botType),
+        )  # fmt: skip
+        return await _create(rt, principal, spec)
 
 
 @router.post("/submit/describe", operation_id="mj_describe")
@@ -201,9 +230,10 @@ async def describe(
     body: body_of.Describe, rt: RuntimeDep, principal: Principal = Caller
 ) -> Response:
     """Describe an image: four prompts in the task's ``properties.finalPrompt``."""
-    image = await _upload(rt, principal, body.base64, "base64")
-    spec = JobSpec(action="describe", images=(image,), **_delivery(body))
-    return await _create(rt, principal, spec)
+    async with uploads_service.Provisional(rt, principal) as made:
+        image = await _upload(made, body.base64, "base64")
+        spec = JobSpec(action="describe", images=(image,), **_delivery(body))
+        return await _create(rt, principal, spec)
 
 
 @router.post("/submit/action", operation_id="mj_action")
@@ -248,7 +278,7 @@ async def _press(
     bot = parent.metadata.get(mj.BOT_TYPE_KEY, mj.BotType.MID_JOURNEY.value)
     spec = replace(button.spec, **_delivery(body, bot, parent))
     result = await actions_service.act(rt, principal, parent.id, spec, present=_present(rt))
-    return JSONResponse(mj.answer(Code.SUCCESS, "Submit success", result.job_id))
+    return await _submitted(rt, principal, result.job_id)
 
 
 @router.post("/submit/modal", operation_id="mj_modal")
@@ -274,14 +304,18 @@ async def modal(body: body_of.Modal, rt: RuntimeDep, principal: Principal = Call
     else:
         if not body.maskBase64:
             raise InvalidRequest("Vary (Region) needs maskBase64", field="maskBase64")
-        mask = await _upload(rt, principal, body.maskBase64, "maskBase64")
-        spec = ActionSpec(
-            "vary_region", index=ref.index, mask={"upload_id": mask},
-            variations=mj.GRID_VARIATIONS, **delivery,
-            prompt=prompt if prompt and prompt != parent.prompt else None,
-        )  # fmt: skip
+        async with uploads_service.Provisional(rt, principal) as made:
+            mask = await _upload(made, body.maskBase64, "maskBase64")
+            spec = ActionSpec(
+                "vary_region", index=ref.index, mask={"upload_id": mask},
+                variations=mj.GRID_VARIATIONS, **delivery,
+                prompt=prompt if prompt and prompt != parent.prompt else None,
+            )  # fmt: skip
+            result = await actions_service.act(rt, principal, parent.id, spec,
+                                               present=_present(rt))  # fmt: skip
+        return await _submitted(rt, principal, result.job_id)
     result = await actions_service.act(rt, principal, parent.id, spec, present=_present(rt))
-    return JSONResponse(mj.answer(Code.SUCCESS, "Submit success", result.job_id))
+    return await _submitted(rt, principal, result.job_id)
 
 
 async def _modal_child(

@@ -62,6 +62,11 @@ def error_body(failure: OpenAIFailure) -> JSONResponse:
     return JSONResponse(body, status_code=failure.status, headers=failure.headers)
 
 
+# The official SDKs honour ``x-should-retry``; they wait out a Retry-After of up to a
+# minute and otherwise back off for a second or two, which no daily quota outlasts.
+NO_RETRY = {"x-should-retry": "false"}
+SDK_MAX_RETRY_AFTER_S = 60
+
 # imagegate's own field names, as OpenAI calls them.
 _PARAMS = {"ratio": "size", "mode": "quality", "variations": "n", "init_image": "image"}
 
@@ -80,9 +85,22 @@ def failure_from(error: Exception) -> OpenAIFailure | None:
     if isinstance(error, errors.Unauthenticated):
         return OpenAIFailure(401, f"Incorrect API key provided. {error.detail}",
                              code="invalid_api_key")  # fmt: skip
+    if isinstance(error, errors.ContentPolicyViolation):
+        return OpenAIFailure(
+            400, f"Your request was rejected by the safety system. {error.detail}",
+            type_="image_generation_user_error", param="prompt", code="moderation_blocked",
+        )  # fmt: skip
+    if isinstance(error, errors.InsufficientCredits):
+        # OpenAI's billing refusal; the SDK would retry a 429 unless told not to.
+        return OpenAIFailure(429, error.detail, type_="insufficient_quota",
+                             code="insufficient_quota", headers=NO_RETRY)  # fmt: skip
     if isinstance(error, errors.RateLimited):
-        return OpenAIFailure(429, error.detail, type_="requests", code="rate_limit_exceeded",
-                             headers=headers_for(error.allowance))  # fmt: skip
+        headers = headers_for(error.allowance)
+        if (error.allowance.retry_after_s or 0) > SDK_MAX_RETRY_AFTER_S:
+            headers = {**headers, **NO_RETRY}  # a daily quota: retrying soon cannot help
+        code = "quota_exceeded" if isinstance(error, errors.QuotaExceeded) else None
+        return OpenAIFailure(429, error.detail, type_="requests",
+                             code=code or "rate_limit_exceeded", headers=headers)  # fmt: skip
     if isinstance(error, errors.ImagegateError):
         status = api_errors.status_for(error)
         field = error.extra.get("field")
