@@ -9,7 +9,7 @@ recorded), so a replayed step changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +34,17 @@ attempts: Table = WebhookAttempt.__table__  # type: ignore[assignment]
 jobs: Table = Job.__table__  # type: ignore[assignment]
 
 PENDING = DeliveryStatus.PENDING.value
+
+# Called, in the writing process, whenever deliveries are added (before the caller's
+# transaction commits): the dispatcher (engine.webhook_engine) subscribes to look
+# soon instead of at its idle pace. A wake that comes before the commit finds
+# nothing and the dispatcher looks again at its busy pace.
+new_delivery_listeners: list[Callable[[], None]] = []
+
+
+def _added() -> None:
+    for listener in new_delivery_listeners:
+        listener()
 
 
 def encode_types(types: Iterable[str]) -> str:
@@ -205,6 +216,7 @@ async def add_deliveries(
         for endpoint_id, url in targets
     ]
     await conn.execute(insert(deliveries), rows)
+    _added()
     return len(rows)
 
 
@@ -220,6 +232,7 @@ async def insert_redelivery(
         fanout_key=None, redelivery_of=original.id, now=now,
     )  # fmt: skip
     await conn.execute(insert(deliveries), row)
+    _added()
     return _delivery(row)
 
 

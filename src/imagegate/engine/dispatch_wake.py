@@ -15,7 +15,16 @@ poller polls once, now, exactly as its timer would have: the same dequeue, the s
 per-workspace caps, the same recovery after a crash. A wake that finds the poller busy
 is kept, so its next wait returns at once: none is lost. Wakes are coalesced: a poller
 polls at most once per ``MIN_GAP_S``, and enqueues that follow each other within
-``BUSY_S`` (a busy queue) leave dispatch to the poller's timer.
+``BUSY_S`` (a busy queue) leave dispatch to the poller's next wait, which they cap at
+``BUSY_S``. A job that ends (:func:`wake` with ``soon``) wakes its poller and caps its
+next wait the same way: the first poll may come before the engine has recorded the
+end, the second finds the slot the job held free.
+
+With every local enqueue and end waking the poller (and, on PostgreSQL, other
+processes' enqueues through LISTEN/NOTIFY), the timer only has to catch what happens
+elsewhere: a slot another worker freed. So once nothing has woken a poller for
+``IDLE_AFTER_S``, its waits stretch to ``IDLE_POLL_S``: an idle server polls twice a
+second instead of 20 to 50 times, and the first wake brings back the configured pace.
 
 It relies on DBOS 3.4.x internals (the names above, ``Event._cond``), checked at
 install: with another version it installs nothing and dispatch polls as before."""
@@ -43,6 +52,9 @@ MIN_GAP_S = 0.005
 # creates a second polled a deep queue back to back, holding the system database
 # (one connection on SQLite) that the creates' enqueues wait for (create p50 ~1 s).
 BUSY_S = 0.02
+# Idle: no wake for IDLE_AFTER_S stretches a poller's waits to IDLE_POLL_S.
+IDLE_AFTER_S = 2.0
+IDLE_POLL_S = 0.5
 _POLLER_PREFIX = "queue-worker-"  # DBOS's name for a queue's poller thread
 
 _lock = threading.Lock()
@@ -50,6 +62,7 @@ _state: dict[str, Any] = {"event": None, "manager": None}
 _pending: set[str] = set()  # names of the threads to wake
 _last_poll: dict[str, float] = {}  # when each woken thread last returned from a wait
 _last_wake = [0.0]  # when wake() was last called
+_soon: set[str] = set()  # threads whose next wait is at most BUSY_S
 
 
 def install() -> bool:
@@ -88,6 +101,7 @@ def _waiter(event: threading.Event, cond: threading.Condition) -> Callable[..., 
     def wait(timeout: float | None = None) -> bool:
         name = threading.current_thread().name
         with cond:
+            timeout = _paced(name, timeout)
             if not event.is_set() and name not in _pending:
                 cond.wait_for(lambda: event.is_set() or name in _pending, timeout)
             woken = name in _pending
@@ -103,20 +117,39 @@ def _waiter(event: threading.Event, cond: threading.Condition) -> Callable[..., 
     return wait
 
 
-def wake(queue_name: str, *, manager: bool = False) -> None:
+def _paced(name: str, timeout: float | None) -> float | None:
+    """A poller's wait: at most BUSY_S after a wake it did not act on, stretched to
+    IDLE_POLL_S when nothing has woken anything for IDLE_AFTER_S (under the lock)."""
+    if timeout is None or not name.startswith(_POLLER_PREFIX):
+        return timeout
+    if name in _soon:
+        _soon.discard(name)
+        return min(timeout, BUSY_S)
+    if time.monotonic() - _last_wake[0] > IDLE_AFTER_S:
+        return max(timeout, IDLE_POLL_S)
+    return timeout
+
+
+def wake(queue_name: str, *, manager: bool = False, soon: bool = False) -> None:
     """Have ``queue_name``'s poller poll now (and, with ``manager``, the queue manager
-    look for new queues now: after one is registered). Safe from any thread; does
-    nothing before :func:`install` took effect."""
+    look for new queues now: after one is registered); with ``soon`` (a job ended),
+    poll now and again within BUSY_S. Safe from any thread; does nothing before
+    :func:`install` took effect."""
     event = _state["event"]
     cond = getattr(event, "_cond", None)
     if not isinstance(cond, threading.Condition):
         return
+    poller = _POLLER_PREFIX + queue_name
     now = time.monotonic()
     busy, _last_wake[0] = now - _last_wake[0] < BUSY_S, now
-    if busy and not manager:
-        return
     with cond:
-        _pending.add(_POLLER_PREFIX + queue_name)
+        if soon or (busy and not manager):
+            _soon.add(poller)  # its next wait is at most BUSY_S
+            if soon:
+                _pending.add(poller)  # and this one ends now, even an idle one
+                cond.notify_all()
+            return
+        _pending.add(poller)
         if manager and _state["manager"]:
             _pending.add(str(_state["manager"]))
         cond.notify_all()

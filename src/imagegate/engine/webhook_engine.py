@@ -10,7 +10,13 @@ for each new row; the workflow id is the delivery id, so two dispatchers (or one
 crashed before noting its work) start it once. The workflow makes the attempts
 (``engine.webhook_delivery``), each a step, and sleeps durably between them, so a
 restart resumes a delivery where it was, and a dead worker's deliveries are taken
-over with its jobs (``services.workers``)."""
+over with its jobs (``services.workers``).
+
+The dispatcher looks for new rows every ``IMAGEGATE_WEBHOOK_DISPATCH_INTERVAL_S``
+while it finds some, backing off to ``IDLE_MAX_S`` while it finds none: an idle
+server then costs almost nothing. A delivery written in this process (every one of
+its own jobs' events) wakes it at once; one written by another process (an API
+process's cancel or redelivery) waits at most the idle pace."""
 
 from __future__ import annotations
 
@@ -29,10 +35,13 @@ from imagegate.runtime import Runtime
 
 QUEUE_NAME = "imagegate-webhooks"
 DISPATCH_BATCH = 500
+# The dispatcher's longest pause when it finds nothing to start.
+IDLE_MAX_S = 1.0
 log = get_logger("imagegate.webhooks")
 
 _deliverer: Deliverer | None = None
 _dispatcher: asyncio.Task[None] | None = None
+_new_rows: asyncio.Event | None = None  # set when this process writes deliveries
 # The tasks running deliveries in this process, to stop them before the engine stops.
 _running: set[asyncio.Task[Any]] = set()
 
@@ -88,11 +97,17 @@ async def start(rt: Runtime) -> None:
         polling_interval_sec=rt.settings.queue_poll_interval_s,
         on_conflict="always_update",
     )
-    _dispatcher = asyncio.create_task(_dispatch_forever(rt))
+    global _new_rows
+    _new_rows = asyncio.Event()
+    webhooks_repo.new_delivery_listeners.append(_new_rows.set)
+    _dispatcher = asyncio.create_task(_dispatch_forever(rt, _new_rows))
 
 
 async def stop_dispatching() -> None:
-    global _dispatcher
+    global _dispatcher, _new_rows
+    if _new_rows is not None:
+        webhooks_repo.new_delivery_listeners.remove(_new_rows.set)
+        _new_rows = None
     if _dispatcher is not None:
         _dispatcher.cancel()
         await asyncio.gather(_dispatcher, return_exceptions=True)
@@ -137,13 +152,24 @@ async def dispatch(rt: Runtime) -> int:
     return len(batch)
 
 
-async def _dispatch_forever(rt: Runtime) -> None:
-    interval = rt.settings.webhook_dispatch_interval_s
+async def _dispatch_forever(rt: Runtime, new_rows: asyncio.Event) -> None:
+    busy = rt.settings.webhook_dispatch_interval_s
+    pause = busy
     while True:
+        new_rows.clear()
         try:
             started = await dispatch(rt)
         except Exception as error:  # a database hiccup must not end the dispatcher
             log.warning("webhook.dispatch_failed", error=repr(error))
             started = 0
-        if started < DISPATCH_BATCH:
-            await asyncio.sleep(interval)
+        if started >= DISPATCH_BATCH:
+            continue
+        # Found some: look again soon. Found none: look less and less often.
+        pause = busy if started else min(pause * 2, max(busy, IDLE_MAX_S))
+        try:
+            await asyncio.wait_for(new_rows.wait(), pause)
+        except TimeoutError:
+            continue
+        # Woken: the writer's commit may not have landed yet, so the next empty look
+        # still waits only the busy pace.
+        pause = busy / 2
