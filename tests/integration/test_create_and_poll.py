@@ -127,3 +127,33 @@ def test_output_formats(http: httpx.Client) -> None:
             assert image.format == expected[fmt][0]
     refused = http.post("/api/image/jobs", json={"prompt": "x", "output_format": "gif"})
     assert refused.status_code == 422 and refused.json()["code"] == "validation_error"
+
+
+def test_output_quality_sets_the_encoders_quality(http: httpx.Client) -> None:
+    def made(fmt: str, quality: int) -> list[int]:
+        body = {"prompt": "a green field --seed 7", "variations": 2, "mode": "draft",
+                "output_format": fmt, "output_quality": quality}  # fmt: skip
+        job = wait_for_job(http, http.post("/api/image/jobs", json=body).json()["job_id"])
+        assert job["params"]["output_quality"] == quality
+        sizes = []
+        for url in [*job["result_urls"], job["grid_url"]]:
+            data = httpx.get(url).content
+            assert fetch_image(url).format == {"jpeg": "JPEG", "webp": "WEBP"}[fmt]
+            sizes.append(len(data))
+        return sizes
+
+    for fmt in ("jpeg", "webp"):
+        low, high = made(fmt, 10), made(fmt, 95)
+        # The same pictures (same seed): every image and the grid smaller at 10.
+        assert all(a < b for a, b in zip(low, high, strict=True)), (fmt, low, high)
+    before = http.get("/api/image/jobs").json()["data"]
+    for body in (
+        {"prompt": "x", "output_quality": 50},  # png has no quality
+        {"prompt": "x", "output_format": "jpeg", "output_quality": 0},
+    ):
+        refused = http.post("/api/image/jobs", json=body)
+        assert refused.status_code == 422, refused.text
+        problem = refused.json()
+        named = problem.get("field") or problem["errors"][0]["field"]
+        assert named == "output_quality", problem
+    assert http.get("/api/image/jobs").json()["data"] == before

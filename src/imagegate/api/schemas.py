@@ -84,6 +84,10 @@ class JobCreate(BaseModel):
     output_format: Literal["png", "jpeg", "webp"] | None = Field(
         default=None, description="Encoding of the stored images, default png"
     )
+    output_quality: int | None = Field(
+        default=None, ge=1, le=100,
+        description="JPEG or WebP quality of the stored images (default 90); not for png",
+    )  # fmt: skip
     model: Name | None = Field(
         default=None, max_length=128, description="'auto' or 'provider:model'"
     )

@@ -342,18 +342,19 @@ async def _store(rt: Runtime, job: JobRecord, made: list[GeneratedImage]) -> lis
     grid is built from the shrunk cells, so no two full bitmaps are held at once."""
     stored: list[dict[str, Any]] = []
     fmt = OutputFormat(job.params.get("output_format", OutputFormat.PNG))
+    quality = job.params.get("output_quality")  # JPEG/WebP only (services.submission)
     mark = bool(job.params.get("watermark"))  # a plan's (services.quotas)
     grid_size = (made[0].width, made[0].height)
     cells: list[Image.Image] = []
     for index, image in enumerate(made, start=1):
         data = image.data
         # Providers answer in the formats they know; the client asked for one.
-        transcode = image.content_type != fmt.content_type or mark
+        transcode = image.content_type != fmt.content_type or mark or quality is not None
         cell = cell_size(index - 1, grid_size) if len(made) > 1 else None
         if transcode or cell:
             async with rt.decodes:
                 data, shrunk = await asyncio.to_thread(
-                    _decode, image.data, fmt, transcode, cell, mark
+                    _decode, image.data, fmt, transcode, cell, mark, quality
                 )
             if shrunk is not None:
                 cells.append(shrunk)
@@ -364,7 +365,7 @@ async def _store(rt: Runtime, job: JobRecord, made: list[GeneratedImage]) -> lis
         )
     if cells:
         async with rt.decodes:
-            data = await asyncio.to_thread(_grid, cells, grid_size, fmt)
+            data = await asyncio.to_thread(_grid, cells, grid_size, fmt, quality)
         key = image_key(job.workspace_id, job.id, f"grid.{fmt.extension}")
         await rt.storage.put(key, data, fmt.content_type)
         stored.append(_row("grid", 0, key, *grid_size, None, fmt, len(data)))
@@ -393,24 +394,27 @@ def _decode(
     transcode: bool,
     cell: tuple[int, int] | None,
     mark: bool = False,
+    quality: int | None = None,
 ) -> tuple[bytes, Image.Image | None]:
-    """One decode of ``data``: the bytes to store (re-encoded in ``fmt`` if
-    ``transcode``, watermarked first if ``mark``) and, if ``cell``, the image shrunk
-    to its grid cell."""
+    """One decode of ``data``: the bytes to store (re-encoded in ``fmt`` at
+    ``quality`` if ``transcode``, watermarked first if ``mark``) and, if ``cell``, the
+    image shrunk to its grid cell."""
     with Image.open(io.BytesIO(data)) as opened:
         opened.load()
         image = watermarked(opened) if mark else opened
-        out = encode(image, fmt) if transcode else data
+        out = encode(image, fmt, quality) if transcode else data
         if cell is None:
             return out, None
         with image.convert("RGB") as rgb:
             return out, rgb.resize(cell, Image.Resampling.BILINEAR)
 
 
-def _grid(cells: list[Image.Image], size: tuple[int, int], fmt: OutputFormat) -> bytes:
+def _grid(
+    cells: list[Image.Image], size: tuple[int, int], fmt: OutputFormat, quality: int | None
+) -> bytes:
     try:
         with make_grid(cells, size) as grid:
-            return encode(grid, fmt)
+            return encode(grid, fmt, quality)
     finally:
         for cell in cells:
             cell.close()

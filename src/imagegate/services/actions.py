@@ -181,8 +181,8 @@ async def _child_params(
 # results such as ignored_params) is the child's own.
 _INHERITED = (
     "ratio", "style", "variations", "seed", "mode", "width", "height", "output_format",
-    "routing", "preset", "provider_options", "tuning", "style_weight", "image_weight",
-    "style_reference", "version",
+    "output_quality", "routing", "preset", "provider_options", "tuning", "style_weight",
+    "image_weight", "style_reference", "version",
 )  # fmt: skip
 
 

@@ -158,9 +158,13 @@ def _b64(request: ImageRequest, name: str) -> bool:
 
 
 def _spec(request: ImageRequest, target: str, s: Shape, output_format: str, kind: str) -> JobSpec:
+    # OpenAI's output_compression (0-100, lower makes smaller files; 100 by default) is
+    # the encoder's quality.
+    compression = request.output_compression
     return JobSpec(
         prompt=request.prompt, ratio=s.ratio, variations=request.n, mode=s.mode.value,
         model=target, output_format=output_format, user=request.user,
+        output_quality=None if compression is None else max(1, compression),
         metadata={"openai_endpoint": kind, "openai_model": request.model or DEFAULT_MODEL},
     )  # fmt: skip
 

@@ -52,6 +52,7 @@ class JobSpec:
     model: str | None = None
     routing: str | None = None
     output_format: str | None = None
+    output_quality: int | None = None  # 1-100, JPEG and WebP only
     metadata: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     webhook_url: str | None = None
@@ -158,6 +159,9 @@ def _resolve(
     if seed is None:
         seed = seed_source.randbelow(MAX_SEED + 1)
     width, height = pixel_size(ratio, mode)
+    output_format = spec.output_format or OutputFormat.PNG.value
+    if spec.output_quality is not None and output_format == OutputFormat.PNG.value:
+        raise ParamError("output_quality", "output_quality applies to jpeg and webp only")
     params: dict[str, Any] = {
         "ratio": str(ratio),
         "style": preset.base_style,
@@ -166,10 +170,12 @@ def _resolve(
         "mode": mode.value,
         "width": width,
         "height": height,
-        "output_format": spec.output_format or OutputFormat.PNG.value,
+        "output_format": output_format,
         "requested_model": _requested_model(spec, flags, preset, versions),
         **_midjourney_params(flags),
     }
+    if spec.output_quality is not None:
+        params["output_quality"] = spec.output_quality
     if spec.style is not None or "style" in flags:
         params["preset"] = {**preset.frozen(), "prompt": parsed.text}
         if preset.provider_options:

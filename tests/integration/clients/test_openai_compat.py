@@ -471,3 +471,18 @@ def test_a_prompt_the_policy_refuses_is_moderation_blocked_and_keeps_no_upload(
     assert job_count(server, key) == before
     with api_client(server.url, key) as http:
         assert http.get("/api/image/uploads").json()["data"] == []
+
+
+def test_output_compression_makes_smaller_files(sdk: openai.OpenAI) -> None:
+    def size(compression: int) -> int:
+        result = sdk.images.generate(
+            model="gpt-image-1", prompt="a tiled roof --seed 3", quality="low",
+            output_format="jpeg", output_compression=compression,
+        )  # fmt: skip
+        assert result.data and decoded(result.data[0].b64_json).format == "JPEG"
+        return len(base64.b64decode(result.data[0].b64_json or ""))
+
+    assert size(15) < size(100)
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk.images.generate(model="gpt-image-1", prompt="x", output_compression=50)
+    assert caught.value.param == "output_compression"  # png has no compression level
