@@ -311,6 +311,15 @@ def test_hostile_input_earns_a_code_never_a_5xx(mj: httpx.Client) -> None:
     assert mj.post("/task/list-by-condition", json={"ids": ["\x00", "job_1"]}).json() == []
 
 
+def test_a_body_over_the_cap_is_a_validation_code(mj: httpx.Client) -> None:
+    huge = {"prompt": "x" * (300 * 1024)}
+    for path in ("/submit/change", "/task/list-by-condition"):  # the 256 KiB cap
+        response = mj.post(path, json=huge)
+        assert response.status_code == 200, response.text
+        assert response.json()["code"] == 4 and "bytes" in response.json()["description"]
+    assert mj.get("/task/list").json() == []
+
+
 def test_another_workspace_sees_nothing(server: ServerProcess, mj: httpx.Client) -> None:
     task_id = _submitted(mj.post("/submit/imagine", json={"prompt": "a private cat" + FAST}))
     done = _until_done(mj, task_id)

@@ -167,6 +167,7 @@ def create_app(rt: Runtime, membership: Membership | None = None) -> FastAPI:
             **mj_proxy.body_caps(rt.settings),
             **openai_compat.body_limits(rt.settings),
         },
+        answers={f"{mj_proxy.PREFIX}/": mj_proxy.too_large, "/v1/": openai_compat.too_large},
     )
     app.add_middleware(RateLimitHeaders)
     # Outermost: the trace and the HTTP series cover everything inside, errors too.

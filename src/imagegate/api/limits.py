@@ -1,23 +1,34 @@
 """Reject oversized request bodies before anything reads them: one cap for every
-route, and a larger one for the few paths that take files (uploads)."""
+route, and a larger one for the few paths that take files (uploads). The facades of
+other protocols (/mj, /v1) answer in their own shapes (``answers``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from imagegate.api.errors import problem
 
+# A protocol's answer to a body over ``cap`` bytes.
+TooLarge = Callable[[int], Response]
+
 
 class BodySizeLimit:
     def __init__(
-        self, app: ASGIApp, max_bytes: int, per_path: Mapping[str, int] | None = None
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        per_path: Mapping[str, int] | None = None,
+        answers: Mapping[str, TooLarge] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         # Exact paths (no templates) with a cap of their own.
         self.per_path = dict(per_path or {})
+        # Path prefixes ("/mj/") whose refusal is not imagegate's problem document.
+        self.answers = dict(answers or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,12 +55,14 @@ class BodySizeLimit:
         await self.app(scope, _replay(buffered, receive), send)
 
     async def _reject(self, cap: int, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(
+        path = str(scope["path"])
+        shaped = next((a for p, a in self.answers.items() if path.startswith(p)), None)
+        response = shaped(cap) if shaped is not None else problem(
             413,
             "payload_too_large",
             "Payload too large",
             f"Request bodies are limited to {cap} bytes.",
-        )
+        )  # fmt: skip
         await response(scope, receive, send)
 
 

@@ -486,3 +486,9 @@ def test_output_compression_makes_smaller_files(sdk: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
         sdk.images.generate(model="gpt-image-1", prompt="x", output_compression=50)
     assert caught.value.param == "output_compression"  # png has no compression level
+
+
+def test_a_body_over_the_cap_is_an_openai_error(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        sdk.images.generate(model="gpt-image-1", prompt="x" * (300 * 1024))
+    assert (caught.value.status_code, caught.value.code) == (413, "payload_too_large")

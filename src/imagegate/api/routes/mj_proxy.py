@@ -62,6 +62,15 @@ def body_caps(settings: Settings) -> dict[str, int]:
     return {f"{PREFIX}/submit/{name}": n * one + 64 * 1024 for name, n in _IMAGE_PATHS.items()}
 
 
+def too_large(cap: int) -> Response:
+    """A body over its cap: a validation error, as the protocol answers one (HTTP 200,
+    code 4)."""
+    return JSONResponse(
+        mj.answer(Code.VALIDATION_ERROR, f"the request body is over {cap} bytes"),
+        status_code=200,
+    )
+
+
 class MjRoute(APIRoute):
     """Answers imagegate's errors in the protocol's shape: a submit's failure is HTTP
     200 with its code (3 not found, 4 validation, 23 queue full or over a quota, 24 a

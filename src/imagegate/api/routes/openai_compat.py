@@ -141,6 +141,13 @@ class OpenAIRoute(APIRoute):
 router = APIRouter(prefix=PREFIX, tags=["openai"], route_class=OpenAIRoute, include_in_schema=False)
 
 
+def too_large(cap: int) -> Response:
+    """A body over its cap, in OpenAI's error shape."""
+    return error_body(OpenAIFailure(
+        413, f"The request body is over {cap} bytes.", code="payload_too_large"
+    ))  # fmt: skip
+
+
 def body_limits(settings: Settings) -> dict[str, int]:
     """The body caps of the routes that take files: a mask and a blend's images."""
     cap = settings.upload_max_bytes * MAX_FORM_FILES + 256 * 1024
