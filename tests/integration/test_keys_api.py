@@ -154,6 +154,15 @@ def test_the_audit_log(server: ServerProcess, admin: httpx.Client) -> None:
         assert entry["user_agent"] == AGENT["User-Agent"]
     assert keyed[1]["details"] == {"grace_s": 86400}
     assert keyed[2]["details"]["role"] == "member"
+    # Jobs are audited with the request that made them, through the facades too.
+    created = [e for e in entries if e["action"] == "job.created"]
+    assert [e["target_id"] for e in created][:1] == [job["job_id"]]
+    assert created[0]["ip"] == "127.0.0.1" and created[0]["user_agent"] == AGENT["User-Agent"]
+    assert created[0]["details"] == {"job_action": "imagine"}
+    task = admin.post("/mj/submit/imagine", json={"prompt": "a kite --draft"}).json()
+    via_mj = _ok(admin.get("/api/image/audit", params={"action": "job.created"}))["data"]
+    assert via_mj[0]["target_id"] == task["result"]
+    assert via_mj[0]["user_agent"] == AGENT["User-Agent"]
     only = _ok(admin.get("/api/image/audit", params={"action": "key.rotated"}))["data"]
     assert [e["target_id"] for e in only] == [made["key_id"]]
     assert admin.get("/api/image/audit", params={"action": "nope"}).status_code == 422

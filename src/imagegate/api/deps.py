@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -12,7 +13,7 @@ from imagegate.domain.records import Principal
 from imagegate.errors import Forbidden, Unauthenticated
 from imagegate.runtime import Runtime
 from imagegate.services import rate_limits
-from imagegate.services.audit import Actor
+from imagegate.services.audit import MAX_USER_AGENT, Actor
 from imagegate.services.keys import Authenticator
 
 # What a viewer key may send: it reads, it never changes anything.
@@ -31,7 +32,9 @@ async def get_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     authenticate: Authenticator = request.app.state.authenticator
-    principal = await authenticate(credentials.credentials if credentials else None)
+    principal = with_client(
+        request, await authenticate(credentials.credentials if credentials else None)
+    )
     if not principal.can_write and request.method not in READ_METHODS:
         raise Forbidden("this is a viewer key: it may only read")
     # Every authenticated request counts against its key's rate, whichever the route.
@@ -39,13 +42,18 @@ async def get_principal(
     return principal
 
 
-async def get_actor(
-    request: Request, principal: Annotated[Principal, Depends(get_principal)]
-) -> Actor:
+def with_client(request: Request, principal: Principal) -> Principal:
+    """The principal with the request's client address and User-Agent (the
+    authenticator's cached principal carries neither)."""
+    ip = request.client.host if request.client else None
+    agent = (request.headers.get("user-agent") or "")[:MAX_USER_AGENT] or None
+    return replace(principal, ip=ip, user_agent=agent)
+
+
+async def get_actor(principal: Annotated[Principal, Depends(get_principal)]) -> Actor:
     """Who makes a change, for the audit log: the key, the client's address and
     User-Agent."""
-    ip = request.client.host if request.client else None
-    return Actor.of(principal, ip, request.headers.get("user-agent"))
+    return Actor.of(principal)
 
 
 async def get_admin_or_anonymous(

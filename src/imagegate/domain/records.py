@@ -20,6 +20,10 @@ class Principal:
     role: str
     # The plan the operator assigned the workspace (None: the configuration's).
     plan: str | None = None
+    # The request's client address and User-Agent, for the audit log (None where
+    # there is no request: the command line, tests).
+    ip: str | None = None
+    user_agent: str | None = None
 
     @property
     def is_admin(self) -> bool:

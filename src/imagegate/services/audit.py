@@ -38,8 +38,10 @@ class Actor:
     user_agent: str | None = None
 
     @classmethod
-    def of(cls, principal: Principal, ip: str | None, user_agent: str | None) -> Actor:
-        return cls(principal.key_id, ip, (user_agent or "")[:MAX_USER_AGENT] or None)
+    def of(cls, principal: Principal) -> Actor:
+        """The principal's key, with the address and User-Agent of its request."""
+        agent = (principal.user_agent or "")[:MAX_USER_AGENT] or None
+        return cls(principal.key_id, principal.ip, agent)
 
 
 COMMAND_LINE = Actor(None, None, "imagegate command line")

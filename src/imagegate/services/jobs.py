@@ -298,6 +298,10 @@ async def _insert(
         estimated_credits=new.estimate, action=new.action.value,
         parent_job_id=new.parent_job_id, batch_id=batch_id,
     )  # fmt: skip
+    await audit.record(
+        conn, rt, principal.workspace_id, Actor.of(principal), "job.created", job_id,
+        job_action=new.action.value,
+    )  # fmt: skip
     # In the creating transaction: a job that cannot hold its estimate is not made.
     await credits.reserve(conn, rt, principal, job_id, new.estimate)
     images = 0 if new.action is JobAction.DESCRIBE else int(params.get("variations", 1))
@@ -403,7 +407,7 @@ async def cancel(
             attempt=job.attempts,
         )
         await credits.void(conn, rt, job)
-        who = actor or Actor(principal.key_id)
+        who = actor or Actor.of(principal)
         await audit.record(conn, rt, job.workspace_id, who, "job.canceled", job_id)
     metrics.job_finished(job, JobStatus.CANCELED.value, now)
     await dbos_engine.cancel(job_id, job.runs)
@@ -453,7 +457,7 @@ async def requeue(
         )
         # The new run holds the estimate again (the failed one's hold was released).
         await credits.reserve(conn, rt, principal, job_id, job.estimated_credits, run)
-        who = actor or Actor(principal.key_id)
+        who = actor or Actor.of(principal)
         await audit.record(conn, rt, job.workspace_id, who, "job.requeued", job_id, run=run)
     await _enqueue_or_leave_to_sweep(job_id, job.workspace_id, run)
     return await get(rt, principal, job_id)

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
 from imagegate.api import mj_schemas as body_of
-from imagegate.api.deps import RuntimeDep
+from imagegate.api.deps import RuntimeDep, with_client
 from imagegate.api.errors import status_for
 from imagegate.api.rate_limit_headers import remember
 from imagegate.domain.jobs import JobStatus
@@ -140,7 +140,7 @@ async def mj_principal(request: Request) -> Principal:
         scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
         secret = token.strip() if scheme.lower() == "bearer" else scheme or None
     authenticate: Authenticator = request.app.state.authenticator
-    principal = await authenticate(secret or None)
+    principal = with_client(request, await authenticate(secret or None))
     remember(request, await rate_limits.check_request(request.app.state.runtime, principal))
     return principal
 
