@@ -1,6 +1,6 @@
 """The dispatch wake's pacing of DBOS's queue poller: a woken poller polls at once,
-an idle one stretches its waits, a job's end wakes it and caps its next wait. Real
-threads waiting on a real ``threading.Event`` adopted as DBOS's stop event is."""
+an idle one stretches its waits, running jobs keep its pace. Real threads waiting on
+a real ``threading.Event`` adopted as DBOS's stop event is."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def stop() -> Iterator[threading.Event]:
     yield event
     event.set()
     dispatch_wake._state.update(event=None, manager=None)
-    dispatch_wake._soon.clear()
+    dispatch_wake._running[0] = 0
 
 
 def _timed_wait(stop: threading.Event, timeout: float, results: list[float]) -> None:
@@ -39,8 +39,12 @@ def _waiter(stop: threading.Event, timeout: float, results: list[float]) -> thre
     return thread
 
 
+def _idle() -> None:
+    dispatch_wake._last_activity[0] = time.monotonic() - dispatch_wake.IDLE_AFTER_S - 1
+
+
 def test_an_idle_poller_stretches_its_waits(stop: threading.Event) -> None:
-    dispatch_wake._last_wake[0] = time.monotonic() - dispatch_wake.IDLE_AFTER_S - 1
+    _idle()
     assert dispatch_wake._paced(POLLER, POLL_S) == dispatch_wake.IDLE_POLL_S
     # Other threads on the same event (DBOS's queue manager) keep their timeouts.
     assert dispatch_wake._paced("queue-thread", 1.0) == 1.0
@@ -53,7 +57,7 @@ def test_a_recent_wake_keeps_the_configured_pace(stop: threading.Event) -> None:
 
 
 def test_a_wake_ends_an_idle_wait_at_once(stop: threading.Event) -> None:
-    dispatch_wake._last_wake[0] = time.monotonic() - dispatch_wake.IDLE_AFTER_S - 1
+    _idle()
     results: list[float] = []
     thread = _waiter(stop, POLL_S, results)
     time.sleep(0.1)  # inside its stretched wait by now
@@ -63,24 +67,23 @@ def test_a_wake_ends_an_idle_wait_at_once(stop: threading.Event) -> None:
     assert results and results[0] < dispatch_wake.IDLE_POLL_S - 0.1, results
 
 
-def test_a_job_that_ends_wakes_the_poller_and_caps_its_next_wait(
+def test_running_jobs_keep_the_pace_and_an_end_keeps_it_a_while(
     stop: threading.Event,
 ) -> None:
-    dispatch_wake._last_wake[0] = time.monotonic() - dispatch_wake.IDLE_AFTER_S - 1
-    results: list[float] = []
-    thread = _waiter(stop, POLL_S, results)
-    time.sleep(0.1)
-    dispatch_wake.wake(QUEUE, soon=True)
-    thread.join(5)
-    assert results and results[0] < dispatch_wake.IDLE_POLL_S - 0.1, results
-    # The poll after it comes within BUSY_S, when the engine has recorded the end.
-    assert dispatch_wake._paced(POLLER, 1.0) == dispatch_wake.BUSY_S
-    assert dispatch_wake._paced(POLLER, POLL_S) == POLL_S  # once
+    _idle()
+    dispatch_wake.job_started()
+    # A queue waiting for this job's slot must be polled at the configured pace.
+    assert dispatch_wake._paced(POLLER, POLL_S) == POLL_S
+    dispatch_wake.job_ended()
+    assert dispatch_wake._paced(POLLER, POLL_S) == POLL_S  # the slot frees just after
+    _idle()
+    assert dispatch_wake._paced(POLLER, POLL_S) == dispatch_wake.IDLE_POLL_S
 
 
-def test_a_wake_in_a_busy_burst_caps_the_next_wait(stop: threading.Event) -> None:
+def test_a_wake_in_a_busy_burst_is_left_to_the_timer(stop: threading.Event) -> None:
     dispatch_wake.wake(QUEUE)
     dispatch_wake._pending.discard(POLLER)
-    dispatch_wake.wake(QUEUE)  # within BUSY_S of the first: left to the next wait
+    dispatch_wake.wake(QUEUE)  # within BUSY_S of the first
     assert POLLER not in dispatch_wake._pending
-    assert dispatch_wake._paced(POLLER, 1.0) == dispatch_wake.BUSY_S
+    # The burst keeps the configured pace: the timer is not stretched.
+    assert dispatch_wake._paced(POLLER, POLL_S) == POLL_S

@@ -66,12 +66,12 @@ async def _note_retry(job_id: str, outcome: dict[str, Any], delay_s: float) -> N
 @DBOS.workflow(name="imagegate.run_job")
 async def run_job(job_id: str) -> str:
     """Attempt the job until it completes, fails for good or is canceled."""
+    # While it runs the queue poller keeps its pace: the slot it holds frees at its end.
+    dispatch_wake.job_started()
     try:
         return await _run(job_id)
     finally:
-        # Its queue slot is free once the engine records the end: the next job of
-        # the workspace starts then, not at the poller's idle pace.
-        dispatch_wake.wake(QUEUE_NAME, soon=True)
+        dispatch_wake.job_ended()
 
 
 async def _run(job_id: str) -> str:

@@ -15,16 +15,15 @@ poller polls once, now, exactly as its timer would have: the same dequeue, the s
 per-workspace caps, the same recovery after a crash. A wake that finds the poller busy
 is kept, so its next wait returns at once: none is lost. Wakes are coalesced: a poller
 polls at most once per ``MIN_GAP_S``, and enqueues that follow each other within
-``BUSY_S`` (a busy queue) leave dispatch to the poller's next wait, which they cap at
-``BUSY_S``. A job that ends (:func:`wake` with ``soon``) wakes its poller and caps its
-next wait the same way: the first poll may come before the engine has recorded the
-end, the second finds the slot the job held free.
+``BUSY_S`` (a busy queue) leave dispatch to the poller's timer, as before.
 
-With every local enqueue and end waking the poller (and, on PostgreSQL, other
-processes' enqueues through LISTEN/NOTIFY), the timer only has to catch what happens
-elsewhere: a slot another worker freed. So once nothing has woken a poller for
-``IDLE_AFTER_S``, its waits stretch to ``IDLE_POLL_S``: an idle server polls twice a
-second instead of 20 to 50 times, and the first wake brings back the configured pace.
+With every local enqueue waking the poller (and, on PostgreSQL, other processes'
+enqueues through LISTEN/NOTIFY), the timer only has to catch slots that free up: a
+job that ends here or on another worker. So while no job runs in this process and no
+wake has come for ``IDLE_AFTER_S`` (a job's end counts as one, :func:`job_ended`), the
+poller's waits stretch to ``IDLE_POLL_S``: an idle server polls twice a second instead
+of 20 to 50 times, and the first wake brings back the configured pace. While jobs run
+it polls as configured, as a queue waiting for their slots needs.
 
 It relies on DBOS 3.4.x internals (the names above, ``Event._cond``), checked at
 install: with another version it installs nothing and dispatch polls as before."""
@@ -62,7 +61,8 @@ _state: dict[str, Any] = {"event": None, "manager": None}
 _pending: set[str] = set()  # names of the threads to wake
 _last_poll: dict[str, float] = {}  # when each woken thread last returned from a wait
 _last_wake = [0.0]  # when wake() was last called
-_soon: set[str] = set()  # threads whose next wait is at most BUSY_S
+_last_activity = [0.0]  # the last wake or job end
+_running = [0]  # jobs running in this process (job_started/job_ended)
 
 
 def install() -> bool:
@@ -118,23 +118,31 @@ def _waiter(event: threading.Event, cond: threading.Condition) -> Callable[..., 
 
 
 def _paced(name: str, timeout: float | None) -> float | None:
-    """A poller's wait: at most BUSY_S after a wake it did not act on, stretched to
-    IDLE_POLL_S when nothing has woken anything for IDLE_AFTER_S (under the lock)."""
+    """A poller's wait, stretched to IDLE_POLL_S while no job runs here and nothing has
+    woken it or ended for IDLE_AFTER_S (under the lock)."""
     if timeout is None or not name.startswith(_POLLER_PREFIX):
         return timeout
-    if name in _soon:
-        _soon.discard(name)
-        return min(timeout, BUSY_S)
-    if time.monotonic() - _last_wake[0] > IDLE_AFTER_S:
+    if not _running[0] and time.monotonic() - _last_activity[0] > IDLE_AFTER_S:
         return max(timeout, IDLE_POLL_S)
     return timeout
 
 
-def wake(queue_name: str, *, manager: bool = False, soon: bool = False) -> None:
+def job_started() -> None:
+    """A job's run began in this process: keep the configured pace while it runs."""
+    _running[0] += 1
+
+
+def job_ended() -> None:
+    """A job's run ended in this process: its slot frees once the engine records the
+    end, so the pace stays up a while longer (IDLE_AFTER_S)."""
+    _running[0] = max(0, _running[0] - 1)
+    _last_activity[0] = time.monotonic()
+
+
+def wake(queue_name: str, *, manager: bool = False) -> None:
     """Have ``queue_name``'s poller poll now (and, with ``manager``, the queue manager
-    look for new queues now: after one is registered); with ``soon`` (a job ended),
-    poll now and again within BUSY_S. Safe from any thread; does nothing before
-    :func:`install` took effect."""
+    look for new queues now: after one is registered). Safe from any thread; does
+    nothing before :func:`install` took effect."""
     event = _state["event"]
     cond = getattr(event, "_cond", None)
     if not isinstance(cond, threading.Condition):
@@ -142,13 +150,10 @@ def wake(queue_name: str, *, manager: bool = False, soon: bool = False) -> None:
     poller = _POLLER_PREFIX + queue_name
     now = time.monotonic()
     busy, _last_wake[0] = now - _last_wake[0] < BUSY_S, now
+    _last_activity[0] = now
+    if busy and not manager:
+        return  # the poller is awake, or about to be: its timer takes the rest
     with cond:
-        if soon or (busy and not manager):
-            _soon.add(poller)  # its next wait is at most BUSY_S
-            if soon:
-                _pending.add(poller)  # and this one ends now, even an idle one
-                cond.notify_all()
-            return
         _pending.add(poller)
         if manager and _state["manager"]:
             _pending.add(str(_state["manager"]))

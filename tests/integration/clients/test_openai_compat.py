@@ -9,6 +9,7 @@ import io
 import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -492,3 +493,39 @@ def test_a_body_over_the_cap_is_an_openai_error(sdk: openai.OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         sdk.images.generate(model="gpt-image-1", prompt="x" * (300 * 1024))
     assert (caught.value.status_code, caught.value.code) == (413, "payload_too_large")
+
+
+@pytest.fixture(scope="module")
+def brisk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """Two jobs a second per workspace: the SDK's own retries wait out the rest."""
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("openai-compat-brisk"), IMAGEGATE_RATE_LIMIT_JOBS="2/second"
+    ).start()
+    yield proc
+    proc.stop()
+
+
+def test_the_sdk_retries_a_short_rate_limit_itself_and_gets_its_images(
+    brisk_server: ServerProcess,
+) -> None:
+    sent: list[str] = []
+    hooks: dict[str, list[Callable[[httpx.Request], None]]] = {
+        "request": [lambda request: sent.append(request.url.path)]
+    }
+    key = brisk_server.create_key(f"ws-brisk-{uuid.uuid4().hex[:8]}")
+    with openai.OpenAI(
+        api_key=key, base_url=brisk_server.url + "/v1", max_retries=4,
+        http_client=httpx.Client(event_hooks=hooks, timeout=60),  # type: ignore[arg-type]
+    ) as client:  # fmt: skip
+
+        def one(i: int) -> openai.types.ImagesResponse:
+            return client.images.generate(model="gpt-image-1", prompt=f"kite {i}",
+                                          quality="low")  # fmt: skip
+
+        with ThreadPoolExecutor(5) as pool:
+            results = list(pool.map(one, range(5)))
+    assert all(r.data and decoded(r.data[0].b64_json).size for r in results)
+    # Three of the five were refused at first (2 a second) and sent again after the
+    # Retry-After the SDK read.
+    assert len(sent) > 5, sent
+    assert job_count(brisk_server, key) == 5
