@@ -95,18 +95,30 @@ def _run_one(server: ServerProcess, http: httpx.Client) -> None:
 
 
 def test_one_job_costs_no_more_transactions_than_it_did(counted: ServerProcess) -> None:
-    jobs = 3
+    jobs, rounds = 3, 3
     with client(counted.url, counted.admin_key) as http:
         start = txcount.counts(counted)
         _run_one(counted, http)  # first uses (caches, lazy reads) stay out of the count
         before = _settled(counted, start, 1)
-        for _ in range(jobs):
-            _run_one(counted, http)
-        diff = txcount.per_stage(before, _settled(counted, before, jobs))
-    per_job = sorted((k, v) for k, v in diff.items() if k[1] not in txcount.TIME_DRIVEN)
-    app = sum(tx for (db, _), (tx, _) in per_job if db == "imagegate")
+        measured = []
+        for _ in range(rounds):
+            for _ in range(jobs):
+                _run_one(counted, http)
+            after = _settled(counted, before, jobs)
+            measured.append(txcount.per_stage(before, after))
+            before = after
+    # Background work (a poll that lands mid-job, a lazy read) only ever adds to a
+    # round; what the jobs themselves cost is the cheapest round. A transaction added
+    # to every job shows in every round.
+    app_rounds, engine_rounds = [], []
+    for diff in measured:
+        per_job = sorted((k, v) for k, v in diff.items() if k[1] not in txcount.TIME_DRIVEN)
+        app_rounds.append((sum(tx for (db, _), (tx, _) in per_job if db == "imagegate"), per_job))
+        engine_rounds.append((_engine(diff), per_job))
+    app, per_job = min(app_rounds, key=lambda r: r[0])
     assert app <= APP_TRANSACTIONS_PER_JOB * jobs, per_job
-    assert _engine(diff) <= ENGINE_TRANSACTIONS_PER_JOB * jobs, per_job
+    engine, per_job = min(engine_rounds, key=lambda r: r[0])
+    assert engine <= ENGINE_TRANSACTIONS_PER_JOB * jobs, per_job
 
 
 def _settled(server: ServerProcess, since: dict[str, Any], jobs: int) -> dict[str, Any]:

@@ -135,7 +135,19 @@ class ServerProcess:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(timeout=30)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                # Where it hangs: on SIGUSR2 imagegate writes every thread's stack to
+                # its stderr, which is this server's log.
+                self.proc.send_signal(signal.SIGUSR2)
+                time.sleep(2)
+                self.proc.kill()
+                self.proc = None
+                raise AssertionError(
+                    f"{self.command} did not exit 30 s after signal {sig}; its log ends:\n"
+                    + self.log()[-6000:]
+                ) from None
         self.proc = None
 
     def stop(self) -> None:

@@ -6,6 +6,8 @@ commands, so the client commands, which need none of them, start quickly."""
 from __future__ import annotations
 
 import asyncio
+import faulthandler
+import signal
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -40,19 +42,28 @@ def migrate() -> None:
     console.print("[green]database is up to date[/green]")
 
 
+def _stacks_on_sigusr2() -> None:
+    """``kill -USR2 <pid>`` writes every thread's stack to stderr (the log), for a
+    process that will not stop or seems stuck; the process goes on."""
+    faulthandler.register(signal.SIGUSR2, all_threads=True)
+
+
 def serve() -> None:
     """Run the API and a worker in one process (the embedded default)."""
+    _stacks_on_sigusr2()
     _run_http(runs_jobs=True)
 
 
 def api() -> None:
     """Run the HTTP API only: it enqueues jobs for `imagegate worker` processes."""
+    _stacks_on_sigusr2()
     _run_http(runs_jobs=False)
 
 
 def worker() -> None:
     """Run a worker: it executes jobs and serves no HTTP. Stops on SIGTERM after
     finishing (or handing back) its running jobs."""
+    _stacks_on_sigusr2()
     from imagegate.observability import otel
     from imagegate.observability.logging import configure
 
