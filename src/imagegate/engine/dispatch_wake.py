@@ -147,14 +147,13 @@ def wake(queue_name: str, *, manager: bool = False) -> None:
     cond = getattr(event, "_cond", None)
     if not isinstance(cond, threading.Condition):
         return
-    poller = _POLLER_PREFIX + queue_name
     now = time.monotonic()
     busy, _last_wake[0] = now - _last_wake[0] < BUSY_S, now
     _last_activity[0] = now
     if busy and not manager:
         return  # the poller is awake, or about to be: its timer takes the rest
     with cond:
-        _pending.add(poller)
+        _pending.add(_POLLER_PREFIX + queue_name)
         if manager and _state["manager"]:
             _pending.add(str(_state["manager"]))
         cond.notify_all()

@@ -39,9 +39,9 @@ class Actor:
 
     @classmethod
     def of(cls, principal: Principal) -> Actor:
-        """The principal's key, with the address and User-Agent of its request."""
-        agent = (principal.user_agent or "")[:MAX_USER_AGENT] or None
-        return cls(principal.key_id, principal.ip, agent)
+        """The principal's key, with the address and User-Agent of its request (cut to
+        MAX_USER_AGENT where the request was read, api.deps.with_client)."""
+        return cls(principal.key_id, principal.ip, principal.user_agent)
 
 
 COMMAND_LINE = Actor(None, None, "imagegate command line")

@@ -93,6 +93,22 @@ def job_count(server: ServerProcess, key: str) -> int:
                 return total
 
 
+def counting_sdk(
+    server: ServerProcess, key: str, max_retries: int
+) -> tuple[openai.OpenAI, list[str]]:
+    """An SDK client that retries as told, and the paths of every request it sent (its
+    own retries included)."""
+    sent: list[str] = []
+    hooks: dict[str, list[Callable[[httpx.Request], None]]] = {
+        "request": [lambda request: sent.append(request.url.path)]
+    }
+    client = openai.OpenAI(
+        api_key=key, base_url=server.url + "/v1", max_retries=max_retries,
+        http_client=httpx.Client(event_hooks=hooks, timeout=60),  # type: ignore[arg-type]
+    )  # fmt: skip
+    return client, sent
+
+
 def png(image: Image.Image) -> bytes:
     out = io.BytesIO()
     image.save(out, format="PNG")
@@ -415,14 +431,8 @@ def test_a_job_that_outlasts_the_wait_is_a_504_naming_it_and_goes_on(
 def test_over_the_job_rate_is_a_rate_limit_error(strict_server: ServerProcess) -> None:
     # A workspace of its own: the tests above spend the admin's.
     key = strict_server.create_key(f"ws-rate-{uuid.uuid4().hex[:8]}")
-    sent: list[str] = []
-    hooks: dict[str, list[Callable[[httpx.Request], None]]] = {
-        "request": [lambda request: sent.append(request.url.path)]
-    }
-    with openai.OpenAI(
-        api_key=key, base_url=strict_server.url + "/v1", max_retries=2,
-        http_client=httpx.Client(event_hooks=hooks),  # type: ignore[arg-type]
-    ) as client:  # fmt: skip
+    client, sent = counting_sdk(strict_server, key, max_retries=2)
+    with client:
         refused = None
         for i in range(4):  # 3 jobs an hour: the fourth at the latest is refused
             before = len(sent)
@@ -443,14 +453,8 @@ def test_over_the_job_rate_is_a_rate_limit_error(strict_server: ServerProcess) -
 def test_no_credits_is_insufficient_quota_and_the_sdk_does_not_retry(
     strict_server: ServerProcess,
 ) -> None:
-    sent: list[str] = []
-    hooks: dict[str, list[Callable[[httpx.Request], None]]] = {
-        "request": [lambda request: sent.append(request.url.path)]
-    }
-    with openai.OpenAI(
-        api_key=strict_server.create_key("ws-broke"), base_url=strict_server.url + "/v1",
-        max_retries=2, http_client=httpx.Client(event_hooks=hooks),  # type: ignore[arg-type]
-    ) as client:  # fmt: skip
+    client, sent = counting_sdk(strict_server, strict_server.create_key("ws-broke"), 2)
+    with client:
         with pytest.raises(openai.RateLimitError) as caught:
             client.images.generate(model="gpt-image-1", prompt="a kite", quality="low")
     error = caught.value
@@ -508,15 +512,9 @@ def brisk_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 def test_the_sdk_retries_a_short_rate_limit_itself_and_gets_its_images(
     brisk_server: ServerProcess,
 ) -> None:
-    sent: list[str] = []
-    hooks: dict[str, list[Callable[[httpx.Request], None]]] = {
-        "request": [lambda request: sent.append(request.url.path)]
-    }
     key = brisk_server.create_key(f"ws-brisk-{uuid.uuid4().hex[:8]}")
-    with openai.OpenAI(
-        api_key=key, base_url=brisk_server.url + "/v1", max_retries=4,
-        http_client=httpx.Client(event_hooks=hooks, timeout=60),  # type: ignore[arg-type]
-    ) as client:  # fmt: skip
+    client, sent = counting_sdk(brisk_server, key, max_retries=4)
+    with client:
 
         def one(i: int) -> openai.types.ImagesResponse:
             return client.images.generate(model="gpt-image-1", prompt=f"kite {i}",
